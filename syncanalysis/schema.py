@@ -1,0 +1,207 @@
+"""The canonical tables of the workspace (DESIGN.md "Canonical data"), one definition each.
+
+Every history table carries ``environment`` and ``company`` so that many customers and companies
+share one workspace. Column names are snake_case versions of the BC fields of the spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Table:
+    """A canonical table: ordered columns with DuckDB types, and its natural key."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    doc: str
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    @property
+    def types(self) -> dict[str, str]:
+        return dict(self.columns)
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f'"{c}" {t}' + (" NOT NULL" if c in self.key else "") for c, t in self.columns)
+        key = ", ".join(f'"{k}"' for k in self.key)
+        return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols},\n  PRIMARY KEY ({key})\n)'
+
+
+_ENV = (("environment", "VARCHAR"), ("company", "VARCHAR"))
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        Table(
+            "mappings",
+            _ENV
+            + (
+                ("name", "VARCHAR"),
+                ("table_id", "INTEGER"),
+                ("table_caption", "VARCHAR"),
+                ("integration_table_id", "INTEGER"),
+                ("integration_table_caption", "VARCHAR"),
+                ("direction", "VARCHAR"),
+                ("synch_only_coupled_records", "BOOLEAN"),
+                ("deletion_conflict_resolution", "VARCHAR"),
+                ("update_conflict_resolution", "VARCHAR"),
+                ("dependency_filter", "VARCHAR"),
+                ("table_filter", "VARCHAR"),
+                ("integration_table_filter", "VARCHAR"),
+                ("synch_int_tbl_mod_on_fltr", "TIMESTAMP"),
+                ("synch_modified_on_filter", "TIMESTAMP"),
+            ),
+            ("environment", "company", "name"),
+            "Table 5335 Integration Table Mapping.",
+        ),
+        Table(
+            "jobs",
+            _ENV
+            + (
+                ("job_id", "UUID"),
+                ("start_datetime", "TIMESTAMP"),
+                ("finish_datetime", "TIMESTAMP"),
+                ("message", "VARCHAR"),
+                ("mapping_name", "VARCHAR"),
+                ("inserted", "INTEGER"),
+                ("modified", "INTEGER"),
+                ("deleted", "INTEGER"),
+                ("unchanged", "INTEGER"),
+                ("skipped", "INTEGER"),
+                ("failed", "INTEGER"),
+                ("synch_direction", "VARCHAR"),
+                ("job_queue_log_entry_no", "INTEGER"),
+                ("type", "VARCHAR"),
+                ("uncoupled", "INTEGER"),
+                ("coupled", "INTEGER"),
+                # derived: finish - start in ms (NULL while running/crashed, as page 5338 hides it)
+                ("duration_ms", "BIGINT"),
+                # derived: 'foreground' when Job Queue Log Entry No. = 0, else 'job queue'
+                ("trigger", "VARCHAR"),
+            ),
+            ("environment", "company", "job_id"),
+            "Table 5338 Integration Synch. Job, one row per run of one mapping in one direction.",
+        ),
+        Table(
+            "job_errors",
+            _ENV
+            + (
+                ("error_no", "BIGINT"),
+                ("job_id", "UUID"),
+                ("logged_at", "TIMESTAMP"),
+                ("source_record_id", "VARCHAR"),
+                ("destination_record_id", "VARCHAR"),
+                ("source_table", "VARCHAR"),
+                ("source_key", "VARCHAR"),
+                ("destination_table", "VARCHAR"),
+                ("destination_key", "VARCHAR"),
+                ("message", "VARCHAR"),
+                ("error_message", "VARCHAR"),
+                ("exception_detail", "VARCHAR"),
+                ("signature", "VARCHAR"),
+                ("cause", "VARCHAR"),
+            ),
+            ("environment", "company", "error_no"),
+            "Table 5339 Integration Synch. Job Errors; signature and cause are derived by the analysis.",
+        ),
+        Table(
+            "couplings",
+            _ENV
+            + (
+                ("table_id", "INTEGER"),
+                ("integration_id", "UUID"),
+                ("crm_id", "UUID"),
+                ("last_synch_modified_on", "TIMESTAMP"),
+                ("last_synch_crm_modified_on", "TIMESTAMP"),
+                # naming trap (spec §3): without "crm" = Dataverse -> BC, with "crm" = BC -> Dataverse
+                ("last_synch_result", "VARCHAR"),
+                ("last_synch_crm_result", "VARCHAR"),
+                ("last_synch_job_id", "UUID"),
+                ("last_synch_crm_job_id", "UUID"),
+                ("skipped", "BOOLEAN"),
+                ("bc_record_exists", "BOOLEAN"),
+                ("crm_record_exists", "BOOLEAN"),
+                ("bc_record_id", "VARCHAR"),
+                ("crm_description", "VARCHAR"),
+            ),
+            ("environment", "company", "table_id", "integration_id"),
+            "Table 5331 CRM Integration Record (a snapshot), with whether each side still exists.",
+        ),
+        Table(
+            "skipped_records",
+            _ENV
+            + (
+                ("table_id", "INTEGER"),
+                ("table_name", "VARCHAR"),
+                ("description", "VARCHAR"),
+                ("record_exists", "BOOLEAN"),
+                ("coupled_to", "VARCHAR"),
+                ("coupled_record_exists", "BOOLEAN"),
+                ("error_message", "VARCHAR"),
+                ("failed_on", "TIMESTAMP"),
+            ),
+            ("environment", "company", "table_id", "description"),
+            "What page 5333 Coupled Data Synchronization Errors shows, for exports with only that page.",
+        ),
+        Table(
+            "actions",
+            (
+                ("action_id", "BIGINT"),
+                ("environment", "VARCHAR"),
+                ("company", "VARCHAR"),
+                ("at", "TIMESTAMP"),
+                ("who", "VARCHAR"),
+                ("action", "VARCHAR"),
+                ("targets", "JSON"),
+                ("parameters", "JSON"),
+                ("backend", "VARCHAR"),
+                ("dry_run", "BOOLEAN"),
+                ("outcome", "JSON"),
+            ),
+            ("action_id",),
+            "The audit trail of resolution actions.",
+        ),
+        Table(
+            "loads",
+            (
+                ("load_id", "BIGINT"),
+                ("source", "VARCHAR"),
+                ("content_hash", "VARCHAR"),
+                ("kind", "VARCHAR"),
+                ("environment", "VARCHAR"),
+                ("company", "VARCHAR"),
+                ("rows_read", "BIGINT"),
+                ("rows_inserted", "BIGINT"),
+                ("rows_updated", "BIGINT"),
+                ("rows_rejected", "BIGINT"),
+                ("loaded_at", "TIMESTAMP"),
+            ),
+            ("load_id",),
+            "Provenance of every load.",
+        ),
+        Table(
+            "incidents",
+            _ENV
+            + (
+                ("incident_id", "INTEGER"),
+                ("kind", "VARCHAR"),
+                ("start", "TIMESTAMP"),
+                ("end", "TIMESTAMP"),
+                ("mapping", "VARCHAR"),
+                ("affected_keys", "VARCHAR[]"),
+                ("description", "VARCHAR"),
+            ),
+            ("environment", "company", "incident_id"),
+            "Ground truth planted by a twin scenario, to check the diagnosis against.",
+        ),
+    ]
+}
+
+HISTORY_TABLES = ("mappings", "jobs", "job_errors", "couplings", "skipped_records", "incidents")
