@@ -81,8 +81,9 @@ def restore_records(world: World, mapping: str, keys: list[str], at: int) -> lis
     one = t.exists[BC][rows] ^ t.exists[DV][rows]
     rows = rows[one & t.coupled[rows]]
     jobs: list[Job] = []
-    for side, direction in ((BC, TO), (DV, FROM)):
-        part = rows[t.exists[side][rows]]
+    # split before running: the first job re-creates records, which would move them to the other part
+    parts = [(rows[t.exists[side][rows]], direction) for side, direction in ((BC, TO), (DV, FROM))]
+    for part, direction in parts:
         if len(part):
             t.uncouple(part)
             jobs += run_mapping(world, mapping, at, rows=part, direction=direction, ignore_only_coupled=True)
