@@ -16,7 +16,18 @@ import numpy as np
 from .. import bc
 from ..errors import TwinError
 from . import messages as m
-from .model import BC, BLANK, DV, FAULT_NO_EXCHANGE_RATE, FAULT_NO_RELATION, FAULT_UOM_SETUP, FROM, TO, MappingConfig, TableState
+from .model import (
+    BC,
+    BLANK,
+    DV,
+    FAULT_NO_EXCHANGE_RATE,
+    FAULT_NO_RELATION,
+    FAULT_UOM_SETUP,
+    FROM,
+    TO,
+    MappingConfig,
+    TableState,
+)
 
 # Outcome codes of one record in one run (the counter of table 5338 it increments).
 UNCOUNTED, INSERTED, MODIFIED, UNCHANGED, SKIPPED, FAILED = range(6)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -19,9 +19,19 @@ from tqdm.auto import tqdm
 from .. import bc
 from . import messages as m
 from . import operations as ops
-from .engine import World, couple_job, run_mapping
-from .model import (BC, DV, FAULT_NO_EXCHANGE_RATE, FAULT_NO_RELATION, FAULT_UOM_SETUP, FROM, TO, FieldMapping,
-                    MappingConfig, Parent)
+from .engine import World, run_mapping
+from .model import (
+    BC,
+    DV,
+    FAULT_NO_EXCHANGE_RATE,
+    FAULT_NO_RELATION,
+    FAULT_UOM_SETUP,
+    FROM,
+    TO,
+    FieldMapping,
+    MappingConfig,
+    Parent,
+)
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -203,6 +213,9 @@ class Simulation:
                         for i, name in enumerate(self.world.tables)}
         self._populate()
         self._plant()
+        for day in range(c.days):
+            # a salesperson opens a Dataverse account that is not in BC yet: created in the foreground
+            self.at(self.t0 + day * DAY + 11 * HOUR + int(self.rng.integers(0, 4 * HOUR)), self._foreground_create)
         self._held_since: dict[str, int] = {}
         if c.weekly_retry_all:
             # an admin presses Retry All on Monday and Thursday mornings
@@ -478,6 +491,13 @@ class Simulation:
 
         self.at(int(hold_at), hold)
         self.at(int(release_at), release)
+
+    def _foreground_create(self, t: int) -> None:
+        tb = self.world.table("CUSTOMER")
+        only_dv = np.flatnonzero(tb.exists[DV] & ~tb.exists[BC] & ~tb.coupled)
+        if len(only_dv) and self.world.connection_enabled:
+            row = only_dv[-1:]
+            ops.synchronize_now(self.world, "CUSTOMER", list(tb.key[row]), FROM, t, foreground=True)
 
     # -- helpers used by incidents ----------------------------------------------------------
     def _touch(self, mapping: str, rows: np.ndarray | None, side: int, t: int, spread: int, count: int = 0) -> None:

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import uuid
+
+import pandas as pd
+import pytest
+
+from syncanalysis import Workspace
+from syncanalysis.errors import SchemaError, WorkspaceError
+from syncanalysis.schema import SCHEMA_VERSION, TABLES
+
+
+def jobs_frame(n: int = 3, env: str = "PROD") -> pd.DataFrame:
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
+    start = pd.date_range("2026-01-01", periods=n, freq="30min")
+    return pd.DataFrame({"environment": env, "company": "CRONUS", "job_id": ids, "start_datetime": start,
+                         "finish_datetime": start + pd.Timedelta(seconds=2), "mapping_name": "CUSTOMER",
+                         "failed": range(n), "job_queue_log_entry_no": [0] + [7] * (n - 1)})
+
+
+def test_every_canonical_table_exists_with_environment_and_company_and_a_schema_version(tmp_path):
+    with Workspace(tmp_path / "w.duckdb") as ws:
+        assert ws.schema_version == SCHEMA_VERSION
+        for name, table in TABLES.items():
+            cols = ws.sql(f"DESCRIBE {name}")["column_name"].tolist()
+            assert cols == table.column_names
+            if name not in ("actions", "loads"):
+                assert {"environment", "company"} <= set(cols)
+
+
+def test_upsert_is_idempotent_and_counts_updates(tmp_path):
+    ws = Workspace(tmp_path / "w.duckdb")
+    first = ws.ingest({"jobs": jobs_frame()}, source="a.csv", kind="test")
+    assert (first.rows_inserted, first.rows_updated, first.load_id) == (3, 0, 1)
+    again = ws.ingest({"jobs": jobs_frame()}, source="a.csv", kind="test")
+    assert (again.rows_inserted, again.rows_updated, again.load_id) == (0, 0, None)
+    assert ws.count("loads") == 1  # an identical reload leaves the workspace as it was
+    changed = jobs_frame()
+    changed.loc[1, "failed"] = 99
+    r = ws.ingest({"jobs": changed}, source="b.csv", kind="test")
+    assert (r.rows_inserted, r.rows_updated) == (0, 1)
+    assert ws.query("jobs", filters={"failed": 99})["job_id"].astype(str).tolist() == [str(uuid.UUID(int=2))]
+    # derived columns
+    row = ws.query("jobs", limit=1, order_by="start_datetime").iloc[0]
+    assert row["duration_ms"] == 2000 and row["trigger"] == "foreground"
+    ws.close()
+
+
+def test_a_failing_ingest_writes_nothing(tmp_path):
+    ws = Workspace(tmp_path / "w.duckdb")
+    ws.ingest({"jobs": jobs_frame(2)}, source="a", kind="t")
+    bad = jobs_frame(3).assign(failed=["1", "2", "many"])
+    with pytest.raises(SchemaError, match=r"row 3, column 'failed': value 'many'"):
+        ws.ingest({"jobs": jobs_frame(5, env="OTHER"), "job_errors": bad.iloc[:0], "mappings": pd.DataFrame(),
+                   "couplings": pd.DataFrame()} | {"jobs": bad}, source="b", kind="t")
+    with pytest.raises(SchemaError, match="repeat the key"):
+        ws.ingest({"mappings": pd.DataFrame({"environment": ["E", "E"], "company": ["C", "C"], "name": ["X", "X"]}),
+                   "jobs": jobs_frame(4, env="NEW")}, source="c", kind="t")
+    assert ws.count("jobs") == 2 and ws.count("mappings") == 0 and ws.count("loads") == 1
+
+
+def test_schema_errors_name_table_and_column():
+    ws = Workspace()
+    with pytest.raises(SchemaError, match="no column"):
+        ws.upsert("jobs", jobs_frame().assign(colour="red"))
+    with pytest.raises(SchemaError, match="Unknown table 'nope'"):
+        ws.query("nope")
+    with pytest.raises(SchemaError, match="empty key"):
+        ws.upsert("jobs", jobs_frame().assign(job_id=None))
+    with pytest.raises(SchemaError, match="order"):
+        ws.query("jobs", order_by="-colour")
+
+
+def test_paged_filtered_queries():
+    ws = Workspace()
+    ws.ingest({"jobs": jobs_frame(10)}, source="a", kind="t")
+    page = ws.query("jobs", order_by="-failed", limit=3, offset=3, columns=["failed"])
+    assert page["failed"].tolist() == [6, 5, 4]
+    assert ws.count("jobs", filters={"failed": (2, 4)}) == 3
+    assert ws.count("jobs", filters={"failed": [1, 9]}) == 2
+    assert ws.count("jobs", search="custom") == 10
+    assert ws.count("jobs", filters={"failed": []}) == 0
+
+
+def test_info_and_version_checks(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with Workspace(path) as ws:
+        ws.ingest({"jobs": jobs_frame(4)}, source="a", kind="t")
+        ws.con.execute("UPDATE meta SET value = '999'")
+    with pytest.raises(WorkspaceError, match="schema version 999"):
+        Workspace(path, read_only=True)
+    with pytest.raises(WorkspaceError, match="does not exist"):
+        Workspace(tmp_path / "missing.duckdb", read_only=True)
+    (tmp_path / "junk.duckdb").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(WorkspaceError, match="junk.duckdb"):
+        Workspace(tmp_path / "junk.duckdb")
+    info = Workspace().info()
+    assert info["rows"]["jobs"] == 0 and info["first_job"] is None
