@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from syncanalysis.cli import main
+from syncanalysis.twin.export import TABLE_EXPORTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,10 +39,9 @@ def test_committed_sample_data_is_complete_small_and_readable():
     files = [p for p in sd.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) < 20 * 1024 * 1024
     assert (sd / "README.md").exists()
-    for name in ("Integration Synch. Job", "Integration Synch. Job Errors", "CRM Integration Record",
-                 "Integration Table Mapping"):
+    for name, (_, captions) in TABLE_EXPORTS.items():
         df = pd.read_csv(sd / "tables" / f"{name}.csv.gz", nrows=5)
-        assert len(df.columns) >= 10
+        assert list(df.columns) == list(captions.values()), name
     errors = pd.read_csv(sd / "tables" / "Integration Synch. Job Errors.csv.gz", usecols=["No."])
     assert len(errors) > 50_000
     fr = pd.read_excel(sd / "pages" / "fr" / "Erreurs de synchronisation d'intégration.xlsx", engine="calamine", nrows=3)
