@@ -44,7 +44,7 @@ class Job:
     index: int
     id: str
     mapping: str
-    direction: int
+    direction: int  # TO or FROM; BLANK for couple/uncouple runs, which carry the mapping's direction
     start: int
     finish: int = BLANK
     job_queue_log_entry_no: int = 0
@@ -449,7 +449,7 @@ def uncouple_job(world: World, mapping: str, rows: np.ndarray, start: int, *, jo
     rows = rows[t.coupled[rows]]
     t.uncouple(rows)
     jq = world.next_job_queue_log_entry() if job_queue_log_entry_no is None else job_queue_log_entry_no
-    job = Job(len(world.jobs), world.new_ids(1)[0], mapping, _CONFIG_DIRECTION[t.config.direction], start,
+    job = Job(len(world.jobs), world.new_ids(1)[0], mapping, BLANK, start,
               job_queue_log_entry_no=jq, type="Uncoupling", one_off=True)
     job.finish = start + _JOB_OVERHEAD_MS + 40 * len(rows)
     job.counts = {name: 0 for name in OUTCOME_NAMES[1:]} | {"uncoupled": len(rows)}
@@ -464,13 +464,9 @@ def couple_job(world: World, mapping: str, rows: np.ndarray, start: int, *, job_
     rows = rows[~t.coupled[rows] & t.exists[BC][rows] & t.exists[DV][rows]]
     t.couple(rows, start)
     jq = world.next_job_queue_log_entry() if job_queue_log_entry_no is None else job_queue_log_entry_no
-    job = Job(len(world.jobs), world.new_ids(1)[0], mapping, _CONFIG_DIRECTION[t.config.direction], start,
+    job = Job(len(world.jobs), world.new_ids(1)[0], mapping, BLANK, start,
               job_queue_log_entry_no=jq, type="Coupling", one_off=True)
     job.finish = start + _JOB_OVERHEAD_MS + 60 * len(rows)
     job.counts = {name: 0 for name in OUTCOME_NAMES[1:]} | {"coupled": len(rows)}
     world.jobs.append(job)
     return job
-
-
-# Couple/uncouple runs carry the mapping's direction (may be Bidirectional = 2 here, see job export).
-_CONFIG_DIRECTION = {bc.BIDIRECTIONAL: 2, bc.TO_INTEGRATION: TO, bc.FROM_INTEGRATION: FROM}

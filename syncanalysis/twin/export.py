@@ -18,6 +18,7 @@ import pandas as pd
 
 from .. import bc
 from .engine import World
+from .messages import CALL_STACKS, MESSAGE_LEN
 from .model import BC, DV, FROM, TO
 from .scenario import Simulation
 
@@ -63,8 +64,6 @@ def canonical_frames(sim: Simulation) -> dict[str, pd.DataFrame]:
         job_idx = np.empty(0, np.int64)
         src = dst = text = family = np.empty(0, object)
         at = np.empty(0, np.int64)
-    from .messages import CALL_STACKS, MESSAGE_LEN
-
     src_s, dst_s = pd.Series(src, dtype=object), pd.Series(dst, dtype=object)
     src_parts = src_s.str.split(": ", n=1, expand=True).reindex(columns=[0, 1])
     dst_parts = dst_s.str.split(": ", n=1, expand=True).reindex(columns=[0, 1])
