@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# How complete a source row is (column ``fidelity``). A row is only overwritten by a source of the same
+# or a higher fidelity; a lower one only fills what is still empty (see Workspace.upsert).
+FIDELITY_TABLE = 2  # table-level exports, OData over the tables, the twin
+FIDELITY_PAGE = 1  # page exports: no GUIDs, second-precision times, captions
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Table:
 
 
 _ENV = (("environment", "VARCHAR"), ("company", "VARCHAR"))
+_FIDELITY = (("fidelity", "SMALLINT"),)
 
 TABLES: dict[str, Table] = {
     t.name: t
@@ -57,7 +63,8 @@ TABLES: dict[str, Table] = {
                 ("integration_table_filter", "VARCHAR"),
                 ("synch_int_tbl_mod_on_fltr", "TIMESTAMP"),
                 ("synch_modified_on_filter", "TIMESTAMP"),
-            ),
+            )
+            + _FIDELITY,
             ("environment", "company", "name"),
             "Table 5335 Integration Table Mapping.",
         ),
@@ -85,7 +92,10 @@ TABLES: dict[str, Table] = {
                 ("duration_ms", "BIGINT"),
                 # derived: 'foreground' when Job Queue Log Entry No. = 0, else 'job queue'
                 ("trigger", "VARCHAR"),
-            ),
+                # true when job_id was made up for a page export row (page 5338 has no ID column)
+                ("inferred", "BOOLEAN"),
+            )
+            + _FIDELITY,
             ("environment", "company", "job_id"),
             "Table 5338 Integration Synch. Job, one row per run of one mapping in one direction.",
         ),
@@ -105,9 +115,12 @@ TABLES: dict[str, Table] = {
                 ("message", "VARCHAR"),
                 ("error_message", "VARCHAR"),
                 ("exception_detail", "VARCHAR"),
+                # true when job_id was linked by time (page 5339 exports have no job id)
+                ("job_inferred", "BOOLEAN"),
                 ("signature", "VARCHAR"),
                 ("cause", "VARCHAR"),
-            ),
+            )
+            + _FIDELITY,
             ("environment", "company", "error_no"),
             "Table 5339 Integration Synch. Job Errors; signature and cause are derived by the analysis.",
         ),
@@ -130,7 +143,10 @@ TABLES: dict[str, Table] = {
                 ("crm_record_exists", "BOOLEAN"),
                 ("bc_record_id", "VARCHAR"),
                 ("crm_description", "VARCHAR"),
-            ),
+                # true when bc_record_id / existence were taken from another export (errors, page 5333)
+                ("inferred", "BOOLEAN"),
+            )
+            + _FIDELITY,
             ("environment", "company", "table_id", "integration_id"),
             "Table 5331 CRM Integration Record (a snapshot), with whether each side still exists.",
         ),
@@ -146,7 +162,12 @@ TABLES: dict[str, Table] = {
                 ("coupled_record_exists", "BOOLEAN"),
                 ("error_message", "VARCHAR"),
                 ("failed_on", "TIMESTAMP"),
-            ),
+                # the coupling this line is, linked by table and description (page 5333 has no GUIDs)
+                ("integration_id", "UUID"),
+                ("crm_id", "UUID"),
+                ("link_inferred", "BOOLEAN"),
+            )
+            + _FIDELITY,
             ("environment", "company", "table_id", "description"),
             "What page 5333 Coupled Data Synchronization Errors shows, for exports with only that page.",
         ),
@@ -182,6 +203,10 @@ TABLES: dict[str, Table] = {
                 ("rows_updated", "BIGINT"),
                 ("rows_rejected", "BIGINT"),
                 ("loaded_at", "TIMESTAMP"),
+                # newest source timestamp of this load, for incremental OData reads
+                ("watermark", "TIMESTAMP"),
+                # the reader's report: columns matched and how, links inferred, warnings
+                ("details", "JSON"),
             ),
             ("load_id",),
             "Provenance of every load.",
@@ -201,7 +226,36 @@ TABLES: dict[str, Table] = {
             ("environment", "company", "incident_id"),
             "Ground truth planted by a twin scenario, to check the diagnosis against.",
         ),
+        Table(
+            "signatures",
+            (
+                ("error_message", "VARCHAR"),
+                ("signature", "VARCHAR"),
+                ("template", "VARCHAR"),
+                ("cause", "VARCHAR"),
+                ("inner_message", "VARCHAR"),
+                ("parent_table", "VARCHAR"),
+                ("parent_key", "VARCHAR"),
+            ),
+            ("error_message",),
+            "One row per distinct error text: its signature, catalogue template and cause (analysis cache).",
+        ),
+        Table(
+            "twin_state",
+            _ENV
+            + (
+                ("scenario", "VARCHAR"),
+                ("clock", "TIMESTAMP"),
+                ("jobs_exported", "BIGINT"),
+                ("errors_exported", "BIGINT"),
+                ("state", "BLOB"),
+            ),
+            ("environment", "company"),
+            "The embedded twin behind an environment/company, so actions and `twin advance` act on it.",
+        ),
     ]
 }
 
 HISTORY_TABLES = ("mappings", "jobs", "job_errors", "couplings", "skipped_records", "incidents")
+# Tables whose rows carry a fidelity (see FIDELITY_TABLE).
+FIDELITY_TABLES = ("mappings", "jobs", "job_errors", "couplings", "skipped_records")

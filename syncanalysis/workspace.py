@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,11 @@ import duckdb
 import pandas as pd
 
 from .errors import SchemaError, WorkspaceError
-from .schema import SCHEMA_VERSION, TABLES, Table
+from .schema import FIDELITY_TABLE, SCHEMA_VERSION, TABLES, Table
+
+# Columns the analysis derives from another column of the row: kept across reloads, cleared when
+# that column changes (so they get recomputed).
+_ANALYSIS: dict[str, dict[str, str]] = {"job_errors": {"signature": "error_message", "cause": "error_message"}}
 
 # Columns the workspace derives itself from other columns of the same row (always recomputed).
 _DERIVED: dict[str, dict[str, str]] = {
@@ -41,6 +46,7 @@ class UpsertResult:
     read: int = 0
     inserted: int = 0
     updated: int = 0
+    deleted: int = 0  # rows a load removed (e.g. page rows superseded by table rows)
 
     @property
     def unchanged(self) -> int:
@@ -68,12 +74,45 @@ class LoadReport:
     def rows_updated(self) -> int:
         return sum(r.updated for r in self.tables.values())
 
+    @property
+    def rows_deleted(self) -> int:
+        return sum(r.deleted for r in self.tables.values())
+
     def to_frame(self) -> pd.DataFrame:
-        """Return one row per table with read / inserted / updated / unchanged counts."""
+        """Return one row per table with read / inserted / updated / unchanged / deleted counts."""
         return pd.DataFrame(
-            [(t, r.read, r.inserted, r.updated, r.unchanged) for t, r in self.tables.items()],
-            columns=["table", "read", "inserted", "updated", "unchanged"],
+            [(t, r.read, r.inserted, r.updated, r.unchanged, r.deleted) for t, r in self.tables.items()],
+            columns=["table", "read", "inserted", "updated", "unchanged", "deleted"],
         )
+
+
+@dataclass
+class Load:
+    """One load in progress (see :meth:`Workspace.loading`): upsert through it, then set its provenance."""
+
+    workspace: Workspace
+    report: LoadReport
+    fidelity: int
+    con: duckdb.DuckDBPyConnection | None = None
+    rows_rejected: int = 0
+    watermark: dt.datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def upsert(self, table: str, frame: pd.DataFrame) -> UpsertResult:
+        """Merge ``frame`` into ``table`` at this load's fidelity and count it in the report."""
+        r = self.workspace.upsert(table, frame, fidelity=self.fidelity)
+        prev = self.report.tables.get(table)
+        if prev is not None:
+            r.read += prev.read
+            r.inserted += prev.inserted
+            r.updated += prev.updated
+            r.deleted += prev.deleted
+        self.report.tables[table] = r
+        return r
+
+    def count_deleted(self, table: str, n: int) -> None:
+        """Count ``n`` rows this load deleted from ``table`` (linking SQL run on ``con``)."""
+        self.report.tables.setdefault(table, UpsertResult(table)).deleted += n
 
 
 class Workspace:
@@ -168,13 +207,15 @@ class Workspace:
             self._depth = 0
 
     # -- writing ---------------------------------------------------------------------------
-    def upsert(self, table: str, frame: pd.DataFrame) -> UpsertResult:
+    def upsert(self, table: str, frame: pd.DataFrame, *, fidelity: int = FIDELITY_TABLE) -> UpsertResult:
         """Merge ``frame`` into ``table`` by its natural key.
 
-        New keys are inserted, existing keys whose values differ are updated, identical rows are
-        left alone. Columns missing from ``frame`` are written as NULL; unknown columns, NULL or
-        duplicate keys and values that do not cast to the column type raise :class:`SchemaError`
-        and write nothing.
+        New keys are inserted; for existing keys only the columns ``frame`` provides are merged
+        (the others keep their values), and identical rows are left alone. A row is overwritten
+        by a source of the same or a higher ``fidelity``; a lower one (a page export over a
+        table export) only fills columns that are still empty. Unknown columns, empty or
+        duplicate keys and values that do not cast to the column type raise
+        :class:`SchemaError` and write nothing.
 
         Parameters
         ----------
@@ -182,6 +223,9 @@ class Workspace:
             A canonical table name (see :data:`syncanalysis.schema.TABLES`).
         frame
             Rows to merge; column names are the canonical snake_case names.
+        fidelity
+            :data:`~syncanalysis.schema.FIDELITY_TABLE` or :data:`~syncanalysis.schema.FIDELITY_PAGE`
+            (ignored by tables without a ``fidelity`` column).
 
         Returns
         -------
@@ -200,65 +244,85 @@ class Workspace:
         result = UpsertResult(table, read=len(frame))
         if frame.empty:
             return result
-        n = next(_stage_names)
-        view, stage = f"_src_{n}", f"_stage_{n}"
         derived = _DERIVED.get(table, {})
-        select = []
-        for col, typ in spec.columns:
-            if col in derived:
-                select.append(f"CAST(NULL AS {typ}) AS \"{col}\"")
-            elif col in frame.columns:
-                select.append(f'TRY_CAST("{col}" AS {typ}) AS "{col}"')
-            else:
-                select.append(f'CAST(NULL AS {typ}) AS "{col}"')
+        kept = _ANALYSIS.get(table, {})
+        has_fidelity = "fidelity" in spec.types
+        provided = [c for c in frame.columns if c not in derived and c != "fidelity"]
+        n = next(_stage_names)
+        view, merged = f"_src_{n}", f"_merged_{n}"
+        casts = [f'TRY_CAST("{c}" AS {spec.types[c]}) AS "{c}"' for c in provided]
+        if has_fidelity:
+            casts.append(f"CAST({int(fidelity)} AS SMALLINT) AS fidelity")
+        source = f"(SELECT {', '.join(casts)} FROM {view})"
         keys = ", ".join(f'"{k}"' for k in spec.key)
         on = " AND ".join(f's."{k}" = t."{k}"' for k in spec.key)
-        values = [c for c in spec.column_names if c not in spec.key]
-        differs = " OR ".join(f's."{c}" IS DISTINCT FROM t."{c}"' for c in values) or "FALSE"
+        is_new = f't."{spec.key[0]}" IS NULL'
+        select = []
+        for col, typ in spec.columns:
+            if col in spec.key:
+                expr = f's."{col}"'
+            elif col == "fidelity":
+                expr = "greatest(s.fidelity, coalesce(t.fidelity, 0))"
+            elif col in derived:
+                expr = f"CAST(NULL AS {typ})"
+            elif col in provided:
+                wins = "s.fidelity >= t.fidelity" if has_fidelity else "TRUE"
+                expr = f'CASE WHEN {is_new} OR {wins} THEN s."{col}" ELSE coalesce(t."{col}", s."{col}") END'
+            elif col in kept:
+                # analysis-derived values survive a reload unless the text they were derived from changed
+                expr = f'CASE WHEN s."{kept[col]}" IS DISTINCT FROM t."{kept[col]}" THEN NULL ELSE t."{col}" END' \
+                    if kept[col] in provided else f't."{col}"'
+            else:
+                expr = f't."{col}"'
+            select.append(f'{expr} AS "{col}"')
+        differs = " OR ".join(f'm."{c}" IS DISTINCT FROM t."{c}"' for c in spec.column_names if c not in spec.key)
+        on_m = " AND ".join(f'm."{k}" = t."{k}"' for k in spec.key)
         with self.transaction() as con:
             con.register(view, frame)
             try:
-                con.execute(f"CREATE TEMP TABLE {stage} AS SELECT {', '.join(select)} FROM {view}")
-                self._check_casts(con, table, view, stage, frame)
-                if derived:
-                    sets = ", ".join(f'"{c}" = {expr}' for c, expr in derived.items())
-                    con.execute(f"UPDATE {stage} SET {sets}")
+                self._check_casts(con, table, view, provided)
                 nulls = " OR ".join(f'"{k}" IS NULL' for k in spec.key)
-                bad = con.execute(f"SELECT {keys} FROM {stage} WHERE {nulls} LIMIT 1").fetchone()
+                bad = con.execute(f"SELECT {keys} FROM {source} WHERE {nulls} LIMIT 1").fetchone()
                 if bad is not None:
                     raise SchemaError(f"A row for table {table!r} has an empty key {dict(zip(spec.key, bad))}.")
                 dup = con.execute(
-                    f"SELECT {keys}, count(*) FROM {stage} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+                    f"SELECT {keys}, count(*) FROM {source} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
                 ).fetchone()
                 if dup is not None:
                     raise SchemaError(
                         f"Rows for table {table!r} repeat the key {dict(zip(spec.key, dup[:-1]))} "
                         f"{dup[-1]} times; remove the duplicates."
                     )
-                result.inserted = con.execute(
-                    f'SELECT count(*) FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM "{table}" t WHERE {on})'
-                ).fetchone()[0]
-                result.updated = con.execute(
-                    f'SELECT count(*) FROM {stage} s JOIN "{table}" t ON {on} WHERE {differs}'
-                ).fetchone()[0]
-                if result.inserted or result.updated:
-                    # Only the new and changed rows are written, so identical reloads touch nothing.
-                    con.execute(
-                        f'INSERT OR REPLACE INTO "{table}" SELECT s.* FROM {stage} s '
-                        f'WHERE NOT EXISTS (SELECT 1 FROM "{table}" t WHERE {on} AND NOT ({differs}))'
-                    )
-            finally:
-                con.execute(f"DROP TABLE IF EXISTS {stage}")
+                con.execute(
+                    f'CREATE TEMP TABLE {merged} AS SELECT {", ".join(select)}, {is_new} AS _new '
+                    f'FROM {source} s LEFT JOIN "{table}" t ON {on}'
+                )
                 con.unregister(view)
+                if derived:
+                    sets = ", ".join(f'"{c}" = {expr}' for c, expr in derived.items())
+                    con.execute(f"UPDATE {merged} SET {sets}")
+                # Keep only new and changed rows, so identical reloads touch nothing.
+                con.execute(
+                    f'DELETE FROM {merged} m WHERE NOT _new AND NOT EXISTS '
+                    f'(SELECT 1 FROM "{table}" t WHERE {on_m} AND ({differs}))'
+                )
+                result.inserted, result.updated = con.execute(
+                    f"SELECT count(*) FILTER (_new), count(*) FILTER (NOT _new) FROM {merged}"
+                ).fetchone()
+                if result.inserted or result.updated:
+                    cols = ", ".join(f'"{c}"' for c in spec.column_names)
+                    con.execute(f'INSERT OR REPLACE INTO "{table}" SELECT {cols} FROM {merged}')
+            finally:
+                con.execute(f"DROP TABLE IF EXISTS {merged}")
+                with contextlib.suppress(Exception):
+                    con.unregister(view)
         return result
 
     @staticmethod
-    def _check_casts(con: duckdb.DuckDBPyConnection, table: str, view: str, stage: str, frame: pd.DataFrame) -> None:
+    def _check_casts(con: duckdb.DuckDBPyConnection, table: str, view: str, columns: list[str]) -> None:
         """Raise naming the first value that TRY_CAST turned into NULL."""
-        for col in frame.columns:
+        for col in columns:
             typ = TABLES[table].types[col]
-            if col in _DERIVED.get(table, {}):
-                continue
             row = con.execute(
                 f'SELECT rn, v FROM (SELECT row_number() OVER () AS rn, "{col}" AS v FROM {view}) '
                 f'WHERE v IS NOT NULL AND TRY_CAST(v AS {typ}) IS NULL LIMIT 1'
@@ -266,6 +330,57 @@ class Workspace:
             if row is not None:
                 raise SchemaError(
                     f"Table {table!r}, row {row[0]}, column {col!r}: value {row[1]!r} is not a valid {typ}."
+                )
+
+    @contextlib.contextmanager
+    def loading(
+        self,
+        *,
+        source: str,
+        kind: str,
+        content_hash: str | None = None,
+        environment: str | None = None,
+        company: str | None = None,
+        fidelity: int = FIDELITY_TABLE,
+    ) -> Iterator[Load]:
+        """Run one load as one transaction and record it in ``loads``.
+
+        The block upserts through the yielded :class:`Load` (and may run linking SQL on
+        ``load.con``); the ``loads`` row is written only when something changed, so a repeated load
+        leaves the workspace exactly as it was. Any exception rolls everything back.
+
+        Examples
+        --------
+        >>> ws = Workspace()
+        >>> with ws.loading(source="a.csv", kind="test") as load:
+        ...     _ = load.upsert("mappings", pd.DataFrame({"environment": ["E"], "company": ["C"], "name": ["X"]}))
+        >>> load.report.rows_inserted
+        1
+        """
+        load = Load(self, LoadReport(source=source, kind=kind), fidelity)
+        with self.transaction() as con:
+            load.con = con
+            yield load
+            r = load.report
+            if r.rows_inserted or r.rows_updated or r.rows_deleted or load.rows_rejected:
+                r.load_id = con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchone()[0]
+                con.execute(
+                    "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        r.load_id,
+                        source,
+                        content_hash,
+                        kind,
+                        environment,
+                        company,
+                        r.rows_read,
+                        r.rows_inserted,
+                        r.rows_updated,
+                        load.rows_rejected,
+                        dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                        load.watermark,
+                        json.dumps(load.details, default=str) if load.details else None,
+                    ],
                 )
 
     def ingest(
@@ -278,6 +393,9 @@ class Workspace:
         environment: str | None = None,
         company: str | None = None,
         rows_rejected: int = 0,
+        fidelity: int = FIDELITY_TABLE,
+        watermark: dt.datetime | None = None,
+        details: dict[str, Any] | None = None,
     ) -> LoadReport:
         """Upsert several canonical frames and record the load, all in one transaction.
 
@@ -288,13 +406,19 @@ class Workspace:
         source
             Where the rows came from (a path, a URL, ``twin:<scenario>``); never a secret.
         kind
-            What the source was (e.g. ``twin``, ``page-5339-xlsx``).
+            What the source was (e.g. ``twin``, ``page-5339``).
         content_hash
             Hash of the source content, for recognising repeated loads.
         environment, company
             Recorded in ``loads`` for provenance.
         rows_rejected
             Rows the source reader dropped, for the provenance row.
+        fidelity
+            How complete the rows are (see :meth:`upsert`).
+        watermark
+            Newest source timestamp of this load (incremental reads start after it).
+        details
+            The reader's report (columns matched, links inferred), stored as JSON.
 
         Returns
         -------
@@ -302,29 +426,23 @@ class Workspace:
             Per-table counts and the ``load_id`` (``None`` when nothing changed, so that a
             repeated load leaves the workspace exactly as it was).
         """
-        report = LoadReport(source=source, kind=kind)
-        with self.transaction() as con:
+        with self.loading(source=source, kind=kind, content_hash=content_hash, environment=environment,
+                          company=company, fidelity=fidelity) as load:
             for table, frame in frames.items():
-                report.tables[table] = self.upsert(table, frame)
-            if report.rows_inserted or report.rows_updated or rows_rejected:
-                report.load_id = con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchone()[0]
-                con.execute(
-                    "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        report.load_id,
-                        source,
-                        content_hash,
-                        kind,
-                        environment,
-                        company,
-                        report.rows_read,
-                        report.rows_inserted,
-                        report.rows_updated,
-                        rows_rejected,
-                        dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                    ],
-                )
-        return report
+                load.upsert(table, frame)
+            load.rows_rejected = rows_rejected
+            load.watermark = watermark
+            load.details = details or {}
+        return load.report
+
+    def last_load(self, source: str, kind: str | None = None) -> dict[str, Any] | None:
+        """Return the newest ``loads`` row of ``source`` (and ``kind``) as a dict, or ``None``."""
+        where, params = "source = ?", [source]
+        if kind is not None:
+            where += " AND kind = ?"
+            params.append(kind)
+        df = self.con.execute(f"SELECT * FROM loads WHERE {where} ORDER BY load_id DESC LIMIT 1", params).df()
+        return None if df.empty else df.iloc[0].to_dict()
 
     # -- reading ---------------------------------------------------------------------------
     def _where(self, spec: Table, filters: Mapping[str, Any] | None, search: str | None) -> tuple[str, list[Any]]:

@@ -7,7 +7,7 @@ import pytest
 
 from syncanalysis import Workspace
 from syncanalysis.errors import SchemaError, WorkspaceError
-from syncanalysis.schema import SCHEMA_VERSION, TABLES
+from syncanalysis.schema import HISTORY_TABLES, SCHEMA_VERSION, TABLES
 
 
 def jobs_frame(n: int = 3, env: str = "PROD") -> pd.DataFrame:
@@ -24,7 +24,7 @@ def test_every_canonical_table_exists_with_environment_and_company_and_a_schema_
         for name, table in TABLES.items():
             cols = ws.sql(f"DESCRIBE {name}")["column_name"].tolist()
             assert cols == table.column_names
-            if name not in ("actions", "loads"):
+            if name in HISTORY_TABLES:
                 assert {"environment", "company"} <= set(cols)
 
 
@@ -96,3 +96,64 @@ def test_info_and_version_checks(tmp_path):
         Workspace(tmp_path / "junk.duckdb")
     info = Workspace().info()
     assert info["rows"]["jobs"] == 0 and info["first_job"] is None
+
+
+def errors_frame(**over) -> pd.DataFrame:
+    base = {"environment": ["PROD"] * 2, "company": ["CRONUS"] * 2, "error_no": [1, 2],
+            "logged_at": pd.to_datetime(["2026-01-01 10:00:01.234", "2026-01-01 10:05:00.5"]),
+            "error_message": ["The Customer record cannot be updated because it is coupled to a deleted record.",
+                              "Cannot find the currency with the value 'NOK' in Dataverse."],
+            "job_id": [str(uuid.UUID(int=1))] * 2}
+    base.update(over)
+    return pd.DataFrame(base)
+
+
+def test_a_page_export_only_fills_what_a_table_export_left_empty():
+    from syncanalysis.schema import FIDELITY_PAGE
+
+    ws = Workspace()
+    ws.upsert("job_errors", errors_frame(source_record_id=[None, "Customer: C1"]))
+    # the page export has second-precision times, no job id, and knows nothing better
+    page = errors_frame(logged_at=pd.to_datetime(["2026-01-01 10:00:01", "2026-01-01 10:05:00"]),
+                        source_record_id=["Customer: C0", "Customer: C9"]).drop(columns=["job_id"])
+    r = ws.upsert("job_errors", page, fidelity=FIDELITY_PAGE)
+    assert (r.inserted, r.updated) == (0, 1)  # only row 1 had an empty column to fill
+    got = ws.query("job_errors", order_by="error_no")
+    assert got["logged_at"].dt.microsecond.tolist() == [234000, 500000]
+    assert got["source_record_id"].tolist() == ["Customer: C0", "Customer: C1"]
+    assert got["job_id"].notna().all() and (got["fidelity"] == 2).all()
+    # a table export over page rows replaces what it provides and raises the fidelity
+    ws2 = Workspace()
+    ws2.upsert("job_errors", page, fidelity=FIDELITY_PAGE)
+    r = ws2.upsert("job_errors", errors_frame())
+    assert r.updated == 2
+    got = ws2.query("job_errors", order_by="error_no")
+    assert got["logged_at"].dt.microsecond.tolist() == [234000, 500000] and (got["fidelity"] == 2).all()
+    assert got["source_record_id"].tolist() == ["Customer: C0", "Customer: C9"]  # not provided: kept
+
+
+def test_analysis_columns_survive_a_reload_and_clear_when_the_text_changes():
+    ws = Workspace()
+    ws.upsert("job_errors", errors_frame())
+    ws.con.execute("UPDATE job_errors SET signature = 'sig', cause = 'deleted'")
+    assert ws.upsert("job_errors", errors_frame()).updated == 0
+    assert ws.count("job_errors", filters={"cause": "deleted"}) == 2
+    changed = errors_frame(error_message=["other text", errors_frame()["error_message"][1]])
+    assert ws.upsert("job_errors", changed).updated == 1
+    assert ws.query("job_errors", order_by="error_no")["cause"].isna().tolist() == [True, False]
+
+
+def test_a_failed_load_leaves_the_file_byte_for_byte_unchanged(tmp_path):
+    import hashlib
+
+    path = tmp_path / "w.duckdb"
+    with Workspace(path) as ws:
+        ws.ingest({"jobs": jobs_frame(3)}, source="a", kind="t")
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with Workspace(path) as ws, pytest.raises(SchemaError):
+        with ws.loading(source="b", kind="t") as load:
+            load.upsert("jobs", jobs_frame(5, env="OTHER"))
+            load.upsert("jobs", jobs_frame(2).assign(failed=["x", "y"]))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    with Workspace(path, read_only=True) as ws:
+        assert ws.count("jobs") == 3 and ws.count("loads") == 1
