@@ -5,6 +5,8 @@ Names and option values follow ``shared/domain/bc-sync-spec.md`` (tables 5331, 5
 
 from __future__ import annotations
 
+import pandas as pd
+
 # Table 5338 "Synch. Direction" and table 5335/5336 "Direction" (option 0,1,2).
 BIDIRECTIONAL = "Bidirectional"
 TO_INTEGRATION = "ToIntegrationTable"
@@ -65,3 +67,17 @@ def record_id(table_caption: str, key: str) -> str:
 def direction_text(source_caption: str, destination_caption: str) -> str:
     """Return page 5338's computed Direction text, label ``"%1 to %2."``."""
     return f"{source_caption} to {destination_caption}."
+
+
+def split_record_ids(record_ids: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Split RecordID texts (``"Customer: 10000"``) into table caption and key; blanks give NULLs.
+
+    Examples
+    --------
+    >>> t, k = split_record_ids(pd.Series(["Customer: 10000", "", None, "Dataverse Account: {A1}"]))
+    >>> t.tolist()[0], k.tolist()[3]
+    ('Customer', '{A1}')
+    """
+    s = record_ids.astype(object).where(record_ids.notna() & (record_ids.astype(str).str.len() > 0))
+    parts = s.str.split(": ", n=1, expand=True).reindex(columns=[0, 1])
+    return parts[0].where(s.notna()), parts[1].where(s.notna())

@@ -207,7 +207,8 @@ class Workspace:
             self._depth = 0
 
     # -- writing ---------------------------------------------------------------------------
-    def upsert(self, table: str, frame: pd.DataFrame, *, fidelity: int = FIDELITY_TABLE) -> UpsertResult:
+    def upsert(self, table: str, frame: pd.DataFrame | duckdb.DuckDBPyRelation, *,
+               fidelity: int = FIDELITY_TABLE) -> UpsertResult:
         """Merge ``frame`` into ``table`` by its natural key.
 
         New keys are inserted; for existing keys only the columns ``frame`` provides are merged
@@ -222,7 +223,9 @@ class Workspace:
         table
             A canonical table name (see :data:`syncanalysis.schema.TABLES`).
         frame
-            Rows to merge; column names are the canonical snake_case names.
+            Rows to merge, as a DataFrame or a relation of this workspace's connection (e.g. a
+            ``read_csv`` of :attr:`con`, so bulk loads never pass through pandas); column names
+            are the canonical snake_case names.
         fidelity
             :data:`~syncanalysis.schema.FIDELITY_TABLE` or :data:`~syncanalysis.schema.FIDELITY_PAGE`
             (ignored by tables without a ``fidelity`` column).
@@ -241,9 +244,12 @@ class Workspace:
         missing_keys = [k for k in spec.key if k not in frame.columns]
         if missing_keys:
             raise SchemaError(f"Rows for table {table!r} lack the key column(s) {missing_keys}.")
-        result = UpsertResult(table, read=len(frame))
-        if frame.empty:
-            return result
+        is_relation = isinstance(frame, duckdb.DuckDBPyRelation)
+        result = UpsertResult(table)
+        if not is_relation:
+            result.read = len(frame)
+            if frame.empty:
+                return result
         derived = _DERIVED.get(table, {})
         kept = _ANALYSIS.get(table, {})
         has_fidelity = "fidelity" in spec.types
@@ -278,8 +284,13 @@ class Workspace:
         differs = " OR ".join(f'm."{c}" IS DISTINCT FROM t."{c}"' for c in spec.column_names if c not in spec.key)
         on_m = " AND ".join(f'm."{k}" = t."{k}"' for k in spec.key)
         with self.transaction() as con:
-            con.register(view, frame)
+            if is_relation:
+                frame.create_view(view)
+            else:
+                con.register(view, frame)
             try:
+                if is_relation:
+                    result.read = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
                 self._check_casts(con, table, view, provided)
                 nulls = " OR ".join(f'"{k}" IS NULL' for k in spec.key)
                 bad = con.execute(f"SELECT {keys} FROM {source} WHERE {nulls} LIMIT 1").fetchone()
@@ -297,7 +308,6 @@ class Workspace:
                     f'CREATE TEMP TABLE {merged} AS SELECT {", ".join(select)}, {is_new} AS _new '
                     f'FROM {source} s LEFT JOIN "{table}" t ON {on}'
                 )
-                con.unregister(view)
                 if derived:
                     sets = ", ".join(f'"{c}" = {expr}' for c, expr in derived.items())
                     con.execute(f"UPDATE {merged} SET {sets}")
@@ -314,23 +324,31 @@ class Workspace:
                     con.execute(f'INSERT OR REPLACE INTO "{table}" SELECT {cols} FROM {merged}')
             finally:
                 con.execute(f"DROP TABLE IF EXISTS {merged}")
-                with contextlib.suppress(Exception):
+                if is_relation:
+                    con.execute(f"DROP VIEW IF EXISTS {view}")
+                else:
                     con.unregister(view)
         return result
 
     @staticmethod
     def _check_casts(con: duckdb.DuckDBPyConnection, table: str, view: str, columns: list[str]) -> None:
-        """Raise naming the first value that TRY_CAST turned into NULL."""
-        for col in columns:
-            typ = TABLES[table].types[col]
-            row = con.execute(
-                f'SELECT rn, v FROM (SELECT row_number() OVER () AS rn, "{col}" AS v FROM {view}) '
-                f'WHERE v IS NOT NULL AND TRY_CAST(v AS {typ}) IS NULL LIMIT 1'
-            ).fetchone()
-            if row is not None:
-                raise SchemaError(
-                    f"Table {table!r}, row {row[0]}, column {col!r}: value {row[1]!r} is not a valid {typ}."
-                )
+        """Raise naming the first row, column and value that does not cast (one scan for all columns)."""
+        types = TABLES[table].types
+        bad = [f'("{c}" IS NOT NULL AND TRY_CAST("{c}" AS {types[c]}) IS NULL)' for c in columns]
+        if not bad:
+            return
+        values = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns)
+        row = con.execute(
+            f"SELECT rn, {', '.join(bad)}, {values} "
+            f"FROM (SELECT row_number() OVER () AS rn, * FROM {view}) WHERE {' OR '.join(bad)} ORDER BY rn LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            flags, values = row[1 : 1 + len(columns)], row[1 + len(columns) :]
+            i = flags.index(True)
+            raise SchemaError(
+                f"Table {table!r}, row {row[0]}, column {columns[i]!r}: value {values[i]!r} is not a valid "
+                f"{types[columns[i]]}."
+            )
 
     @contextlib.contextmanager
     def loading(

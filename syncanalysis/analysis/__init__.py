@@ -1,0 +1,1 @@
+"""Analysis: signatures and causes, trends, job health, backlog, dependencies, findings (SQL in DuckDB, pandas out)."""
