@@ -1,7 +1,8 @@
 """Benchmark the twin: the default demo and --scale 10, wall time and peak memory.
 
 Each size runs in a child process so peak RSS is its own. The baseline, measured in the same run,
-is the time to ingest the result into DuckDB (the ratio shows how simulation compares to a load).
+is the time to publish the result into a DuckDB workspace (history plus the stored twin), so the
+ratio shows how simulation compares to a load.
 Last line: one JSON object of the figures, each with its bound.
 """
 
@@ -15,13 +16,13 @@ import time
 CHILD = r"""
 import json, resource, sys, time
 from syncanalysis.twin.scenario import simulate
-from syncanalysis.twin.export import canonical_frames
+from syncanalysis.twin.state import publish
 from syncanalysis import Workspace
 scale = float(sys.argv[1])
 t = time.perf_counter(); sim = simulate(90, scale, 7); sim_s = time.perf_counter() - t
-frames = canonical_frames(sim)
-t = time.perf_counter(); Workspace().ingest(frames, source="bench", kind="twin"); load_s = time.perf_counter() - t
-print(json.dumps({"sim_s": sim_s, "load_s": load_s, "jobs": len(sim.world.jobs), "errors": len(sim.world.errors),
+errors = sim.world.errors.total
+t = time.perf_counter(); publish(Workspace(), sim, scenario="bench"); load_s = time.perf_counter() - t
+print(json.dumps({"sim_s": sim_s, "load_s": load_s, "jobs": len(sim.world.jobs), "errors": errors,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

@@ -17,7 +17,7 @@ def _simulate(args: argparse.Namespace) -> int:
     with Workspace(args.workspace) as ws:
         sim, report = build(ws, days=args.days, scale=args.scale, seed=args.seed, out=args.out, progress=not args.quiet)
         print(f"Simulated {args.days} days at scale {args.scale} (seed {args.seed}): "
-              f"{len(sim.world.jobs):,} jobs, {len(sim.world.errors):,} errors.")
+              f"{len(sim.world.jobs):,} jobs, {sim.world.errors.total:,} errors.")
         print(report.to_frame().to_string(index=False))
         if args.out:
             print(f"Sample files written to {args.out}")

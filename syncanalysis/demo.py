@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
-from .twin.export import canonical_frames, write_sample_data
+from .twin.export import write_sample_data
 from .twin.scenario import ScenarioConfig, Simulation
+from .twin.state import publish
 from .workspace import LoadReport, Workspace
 
 DEFAULT_WORKSPACE = Path("build") / "demo.duckdb"
@@ -21,12 +21,10 @@ def build(workspace: Workspace, *, days: int = 90, scale: float = 1.0, seed: int
     """
     sim = Simulation(ScenarioConfig(days=days, scale=scale, seed=seed), progress=progress)
     sim.run()
-    frames = canonical_frames(sim)
     if out is not None:
-        write_sample_data(sim, out, frames)
-    source = f"twin:demo?days={days}&scale={scale}&seed={seed}"
-    report = workspace.ingest(frames, source=source, kind="twin", content_hash=hashlib.sha256(source.encode()).hexdigest(),
-                              environment=sim.world.environment, company=sim.world.company)
+        write_sample_data(sim, out)
+    scenario = f"demo?days={days}&scale={scale}&seed={seed}"
+    report = publish(workspace, sim, scenario=scenario)
     return sim, report
 
 

@@ -29,6 +29,8 @@ from .model import (
     TableState,
 )
 
+# The engine rules that fail a record, recorded with each error (ground truth of the twin only).
+RULES = ("parent", "fault", "length", "privilege", "throttling", "deleted", "conflict")
 # Outcome codes of one record in one run (the counter of table 5338 it increments).
 UNCOUNTED, INSERTED, MODIFIED, UNCHANGED, SKIPPED, FAILED = range(6)
 OUTCOME_NAMES = ("none", "inserted", "modified", "unchanged", "skipped", "failed")
@@ -64,12 +66,25 @@ class ErrorLog:
     destination: list[np.ndarray] = field(default_factory=list)
     text: list[np.ndarray] = field(default_factory=list)
     family: list[np.ndarray] = field(default_factory=list)
+    rule: list[np.ndarray] = field(default_factory=list)  # which engine rule failed (RULES)
     incident: list[np.ndarray] = field(default_factory=list)
     mapping: list[np.ndarray] = field(default_factory=list)
     key: list[np.ndarray] = field(default_factory=list)
+    base: int = 0  # errors already handed over (exported) and dropped; the next one is No. base + 1
 
     def __len__(self) -> int:
         return sum(len(a) for a in self.job)
+
+    @property
+    def total(self) -> int:
+        """All errors ever logged, including those already dropped."""
+        return self.base + len(self)
+
+    def drop(self) -> None:
+        """Forget the logged rows once exported (keeps the numbering going on)."""
+        self.base += len(self)
+        for name in ("job", "at", "source", "destination", "text", "family", "rule", "incident", "mapping", "key"):
+            getattr(self, name).clear()
 
 
 class World:
@@ -125,7 +140,7 @@ def _record_ids(t: TableState, side: int, idx: np.ndarray) -> np.ndarray:
 
 
 def _checks(world: World, t: TableState, d: int, idx: np.ndarray, insert: np.ndarray):
-    """Yield (fails, texts, family, incident) for each failure rule of a write, in BC's order.
+    """Yield (fails, texts, family, rule, incident) for each failure rule of a write, in BC's order.
 
     ``fails`` is a mask over ``idx``; texts and incidents are given for the failing rows only.
     """
@@ -146,7 +161,11 @@ def _checks(world: World, t: TableState, d: int, idx: np.ndarray, insert: np.nda
         if fails.any():
             texts = np.array([template.format(caption=pt.config.bc_caption, key=k, service=m.SERVICE)
                               for k in pt.key[safe[fails]]], dtype=object)
-            yield fails, texts, p.family, pt.incident[BC][safe[fails]]
+            # the planted cause sits where the parent is broken: a new uncoupled parent carries it on its
+            # BC side, a coupled parent deleted in Dataverse on its Dataverse side
+            pr = safe[fails]
+            deleted = pt.coupled[pr] & ~pt.exists[DV][pr]
+            yield fails, texts, p.family, "parent", np.where(deleted, pt.incident[DV][pr], pt.incident[BC][pr])
     # Faults planted on the source record.
     codes = t.fault[src][idx]
     if codes.any():
@@ -161,7 +180,7 @@ def _checks(world: World, t: TableState, d: int, idx: np.ndarray, insert: np.nda
                 texts.append(m.fill(m.UOM_WRONG_NAME, key, key, str(name).title()))
             else:
                 raise TwinError(f"Unknown fault code {code} on {cfg.name} {key}.")
-        yield fails, np.array(texts, dtype=object), "subscriber", t.incident[src][idx][fails]
+        yield fails, np.array(texts, dtype=object), "subscriber", "fault", t.incident[src][idx][fails]
     # Text longer than the destination field (BC platform runtime error).
     for c, fm in enumerate(cfg.fields):
         limit = fm.bc_length if dst == BC else fm.dv_length
@@ -174,7 +193,7 @@ def _checks(world: World, t: TableState, d: int, idx: np.ndarray, insert: np.nda
             for row, length, ins in zip(idx[fails], lengths[fails], insert[fails]):
                 inner = m.fill(m.STRING_LENGTH, length, limit, m.long_value(int(row) * 7 + int(t.vals[src][row, c]), int(length)))
                 texts.append(inner if ins else m.fill(m.MODIFY_FAILED, cfg.caption(dst), inner))
-            yield fails, np.array(texts, dtype=object), "platform", t.incident[src][idx][fails]
+            yield fails, np.array(texts, dtype=object), "platform", "length", t.incident[src][idx][fails]
     logical = bc.CRM_TABLES[cfg.crm_table_id][1]
     # The integration user lost the Create privilege on the Dataverse table.
     if d == TO and logical in world.missing_create_privilege and insert.any():
@@ -182,7 +201,7 @@ def _checks(world: World, t: TableState, d: int, idx: np.ndarray, insert: np.nda
         text = (f"{m.COMMUNICATION} Detailed description: CrmCreate failed. "
                 + m.fill(m.PRIVILEGE, world.integration_user_id, privilege))
         k = int(insert.sum())
-        yield insert, np.full(k, text, dtype=object), "dataverse", np.full(k, world.missing_create_privilege[logical])
+        yield insert, np.full(k, text, dtype=object), "dataverse", "privilege", np.full(k, world.missing_create_privilege[logical])
     # Service protection limits / time-outs: every call may fail, each with its own request id.
     if world.throttling is not None:
         p, incident = world.throttling
@@ -196,7 +215,7 @@ def _checks(world: World, t: TableState, d: int, idx: np.ndarray, insert: np.nda
                 f"{m.COMMUNICATION} Detailed description: Number of requests exceeded the limit of 6000 over time "
                 f"window of 300 seconds. Request ID: {rid}"
                 for rid, tmo in zip(ids, kinds)], dtype=object)
-            yield fails, texts, "dataverse", np.full(k, incident)
+            yield fails, texts, "dataverse", "throttling", np.full(k, incident)
 
 
 def synchronize(
@@ -260,13 +279,15 @@ def synchronize(
     outcome = np.zeros(n, np.int8)
     texts = np.full(n, None, dtype=object)
     family = np.full(n, None, dtype=object)
+    rule = np.full(n, None, dtype=object)
     incident = np.zeros(n, np.int16)
     coupled = t.coupled[idx].copy()
 
-    def fail(mask: np.ndarray, text: object, fam: str, inc: object) -> None:
+    def fail(mask: np.ndarray, text: object, fam: str, why: str, inc: object) -> None:
         outcome[mask] = FAILED
         texts[mask] = text
         family[mask] = fam
+        rule[mask] = why
         incident[mask] = inc
 
     # 1. Skipped coupling.
@@ -280,7 +301,7 @@ def synchronize(
     remove = np.zeros(n, bool)
     if gone.any():
         if force_modify or cfg.deletion_resolution == "None":
-            fail(gone, m.fill(m.DELETED, cfg.caption(src)), "engine", t.incident[dst][idx][gone])
+            fail(gone, m.fill(m.DELETED, cfg.caption(src)), "engine", "deleted", t.incident[dst][idx][gone])
         elif cfg.deletion_resolution == "Remove Coupling":
             remove = gone
         else:  # Restore Records
@@ -317,7 +338,7 @@ def synchronize(
                         fm = cfg.fields[bi[c]]
                         names = (fm.bc_field, fm.dv_field) if src == BC else (fm.dv_field, fm.bc_field)
                         sel = conflict & (first == c)
-                        fail(sel, m.fill(m.CONFLICT, cfg.caption(src), cfg.caption(dst), *names), "engine", inc[sel])
+                        fail(sel, m.fill(m.CONFLICT, cfg.caption(src), cfg.caption(dst), *names), "engine", "conflict", inc[sel])
                     modify &= ~conflict
                 elif winner != direction:
                     outcome[conflict] = SKIPPED
@@ -326,10 +347,10 @@ def synchronize(
     write = (insert | modify) & (outcome == UNCOUNTED)
     w_idx = np.flatnonzero(write)
     if len(w_idx):
-        for fails, txt, fam, inc in _checks(world, t, direction, idx[w_idx], insert[w_idx]):
+        for fails, txt, fam, why, inc in _checks(world, t, direction, idx[w_idx], insert[w_idx]):
             hit = w_idx[fails]
             still = outcome[hit] == UNCOUNTED
-            fail(hit[still], txt[still], fam, np.asarray(inc)[still])
+            fail(hit[still], txt[still], fam, why, np.asarray(inc)[still])
     cols = [c for c, f in enumerate(cfg.fields) if f.transfers(direction)]
     ok_insert = insert & (outcome == UNCOUNTED)
     ok_modify = modify & (outcome == UNCOUNTED)
@@ -374,6 +395,9 @@ def synchronize(
     t.result[direction][rows_s] = bc.RESULT_SUCCESS
     t.job[direction][rows_s] = job.index
     t.last_msg[direction][rows_s] = None
+    # whatever planted problem these records had, it no longer stops them (ground truth ends here)
+    for side in (BC, DV):
+        t.incident[side][rows_s] = 0
     for side in (BC, DV):
         t.wm[side][rows_s] = np.maximum(t.wm[side][rows_s], t.mod[side][rows_s])
     # After a write on a record changed on both sides, lower the destination watermark so the
@@ -404,6 +428,7 @@ def synchronize(
         log.destination.append(dst_ids)
         log.text.append(np.array([s[: m.ERROR_MESSAGE_LEN] for s in texts[failed]], dtype=object))
         log.family.append(family[failed])
+        log.rule.append(rule[failed])
         log.incident.append(incident[failed])
         log.mapping.append(np.full(len(failed), mapping, dtype=object))
         log.key.append(t.key[rows_all])

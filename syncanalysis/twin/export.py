@@ -32,24 +32,30 @@ def _ts(ms: np.ndarray | list[int]) -> pd.Series:
     return pd.Series(out)
 
 
-def canonical_frames(sim: Simulation) -> dict[str, pd.DataFrame]:
-    """Return the twin's history as canonical frames (mappings, jobs, job_errors, couplings, incidents)."""
+def canonical_frames(sim: Simulation, *, since_job: int = 0) -> dict[str, pd.DataFrame]:
+    """Return the twin's history as canonical frames (mappings, jobs, job_errors, couplings, incidents).
+
+    ``since_job`` limits jobs to those from that index on; errors are those still in the world's
+    log (numbered on from what was dropped). Couplings and mappings are always a full snapshot.
+    """
     w = sim.world
     env, company = w.environment, w.company
     job_ids = np.array([j.id for j in w.jobs], dtype=object)
+    new_jobs = w.jobs[since_job:]
 
     jobs = pd.DataFrame({
-        "job_id": job_ids,
-        "start_datetime": _ts([j.start for j in w.jobs]),
-        "finish_datetime": _ts([j.finish for j in w.jobs]),
-        "message": [j.message for j in w.jobs],
-        "mapping_name": [j.mapping for j in w.jobs],
-        **{c: [j.counts.get(c, 0) for j in w.jobs] for c in ("inserted", "modified", "deleted", "unchanged", "skipped", "failed")},
-        "synch_direction": [_job_direction(w, j) for j in w.jobs],
-        "job_queue_log_entry_no": [j.job_queue_log_entry_no for j in w.jobs],
-        "type": [j.type for j in w.jobs],
-        "uncoupled": [j.counts.get("uncoupled", 0) for j in w.jobs],
-        "coupled": [j.counts.get("coupled", 0) for j in w.jobs],
+        "job_id": job_ids[since_job:],
+        "start_datetime": _ts([j.start for j in new_jobs]),
+        "finish_datetime": _ts([j.finish for j in new_jobs]),
+        "message": [j.message for j in new_jobs],
+        "mapping_name": [j.mapping for j in new_jobs],
+        **{c: [j.counts.get(c, 0) for j in new_jobs]
+           for c in ("inserted", "modified", "deleted", "unchanged", "skipped", "failed")},
+        "synch_direction": [_job_direction(w, j) for j in new_jobs],
+        "job_queue_log_entry_no": [j.job_queue_log_entry_no for j in new_jobs],
+        "type": [j.type for j in new_jobs],
+        "uncoupled": [j.counts.get("uncoupled", 0) for j in new_jobs],
+        "coupled": [j.counts.get("coupled", 0) for j in new_jobs],
     })
 
     log = w.errors
@@ -68,7 +74,7 @@ def canonical_frames(sim: Simulation) -> dict[str, pd.DataFrame]:
     src_parts = src_s.str.split(": ", n=1, expand=True).reindex(columns=[0, 1])
     dst_parts = dst_s.str.split(": ", n=1, expand=True).reindex(columns=[0, 1])
     errors = pd.DataFrame({
-        "error_no": np.arange(1, len(job_idx) + 1),
+        "error_no": np.arange(log.base + 1, log.base + len(job_idx) + 1),
         "job_id": job_ids[job_idx] if len(job_idx) else np.empty(0, object),
         "logged_at": _ts(at),
         "source_record_id": src_s,

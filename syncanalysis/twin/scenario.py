@@ -139,6 +139,7 @@ class Incident:
     start: int | None = None  # for gaps: when the sync stopped
     end: int | None = None  # for gaps: when it resumed
     from_errors: bool = True  # window and keys are read off the errors tagged with this incident
+    rules: tuple[str, ...] = ()  # engine rules (engine.RULES) whose errors make up the incident
 
 
 @dataclass
@@ -217,6 +218,7 @@ class Simulation:
             # a salesperson opens a Dataverse account that is not in BC yet: created in the foreground
             self.at(self.t0 + day * DAY + 11 * HOUR + int(self.rng.integers(0, 4 * HOUR)), self._foreground_create)
         self._held_since: dict[str, int] = {}
+        self.clock = self.t0  # simulated now, ms; run() and advance() move it
         if c.weekly_retry_all:
             # an admin presses Retry All on Monday and Thursday mornings
             for day in [d for d in range(c.days) if d % 7 in (0, 3) and d >= 7]:
@@ -284,8 +286,9 @@ class Simulation:
             heapq.heappush(self._events, (when, self._seq, fn))
             self._seq += 1
 
-    def _incident(self, kind: str, mapping: str, description: str, *, from_errors: bool = True) -> Incident:
-        inc = Incident(len(self.incidents) + 1, kind, mapping, description, from_errors=from_errors)
+    def _incident(self, kind: str, mapping: str, description: str, *, from_errors: bool = True,
+                  rules: tuple[str, ...] = ()) -> Incident:
+        inc = Incident(len(self.incidents) + 1, kind, mapping, description, from_errors=from_errors, rules=rules)
         self.incidents.append(inc)
         return inc
 
@@ -298,7 +301,8 @@ class Simulation:
 
         # 1. A new salesperson, not coupled to a Dataverse user, is assigned to customers.
         sp_inc = self._incident("salesperson-not-coupled", "CUSTOMER",
-                                "New salesperson not coupled to a Dataverse user blocks customers")
+                                "New salesperson not coupled to a Dataverse user blocks customers",
+                                rules=("parent",))
         sp_row: list[int] = []
 
         def new_salesperson(t: int) -> None:
@@ -323,7 +327,8 @@ class Simulation:
 
         # 2. Prospect contacts imported in BC whose company has no business relation to a customer.
         ct_inc = self._incident("contact-company-not-coupled", "CONTACT",
-                                "Contacts whose company has no customer relation and is not coupled")
+                                "Contacts whose company has no customer relation and is not coupled",
+                                rules=("fault",))
 
         def import_prospects(t: int) -> None:
             ct = w.table("CONTACT")
@@ -346,7 +351,8 @@ class Simulation:
         self.at(self._day(0.50, 14), convert_prospects)
 
         # 3. Accounts deleted in Dataverse; CUSTOMER has no deletion-conflict rule.
-        del_inc = self._incident("deleted-in-dataverse", "CUSTOMER", "Accounts deleted in Dataverse, no deletion rule")
+        del_inc = self._incident("deleted-in-dataverse", "CUSTOMER", "Accounts deleted in Dataverse, no deletion rule",
+                                 rules=("deleted",))
 
         def delete_accounts(t: int) -> None:
             ct = w.table("CUSTOMER")
@@ -359,7 +365,7 @@ class Simulation:
         self.at(self._day(0.44, 14), delete_accounts)
 
         # 4. Concurrent edits of the same customers in both apps (update conflicts, no resolution).
-        cf_inc = self._incident("update-conflicts", "CUSTOMER", "Concurrent edits in BC and Dataverse")
+        cf_inc = self._incident("update-conflicts", "CUSTOMER", "Concurrent edits in BC and Dataverse", rules=("conflict",))
 
         def concurrent_edits(t: int) -> None:
             ct = w.table("CUSTOMER")
@@ -396,7 +402,8 @@ class Simulation:
         self._perm_incident = perm_inc
 
         # 6. Dataverse throttling and time-outs for a few hours; heals by itself.
-        thr_inc = self._incident("throttling", "CUSTOMER", "Dataverse service protection limits and time-outs")
+        thr_inc = self._incident("throttling", "CUSTOMER", "Dataverse service protection limits and time-outs",
+                                 rules=("throttling",))
 
         def throttle(t: int) -> None:
             w.throttling = (0.35, thr_inc.id)
@@ -407,7 +414,7 @@ class Simulation:
         self.at(self._day(0.73, 13) + 4 * HOUR, lambda t: setattr(w, "throttling", None))
 
         # 7. A new currency without an exchange rate, missing in Dataverse until fixed.
-        cur_inc = self._incident("currency-missing", "CUSTOMER", "Currency NOK missing in Dataverse")
+        cur_inc = self._incident("currency-missing", "CUSTOMER", "Currency NOK missing in Dataverse", rules=("parent",))
 
         def new_currency(t: int) -> None:
             rows = self._add("CURRENCY", np.array(["NOK"], object), np.array(["Norwegian Krone"], object),
@@ -422,15 +429,17 @@ class Simulation:
             cur = w.table("CURRENCY")
             row = np.array([self._cur_row])
             cur.fault[BC][row] = 0
-            cur.incident[BC][row] = 0
             cur.mod[BC][row] = t  # the exchange rate is added and the currency touched
+            cur.by_integration[BC][row] = False
+            # the incident ends when the currency reaches Dataverse (its sync clears the tag)
             self.at(t + HOUR, lambda t2: self._resync_failing("CUSTOMER", cur_inc.id, t2))
 
         self.at(self._day(0.78, 9), new_currency)
         self.at(self._day(0.83, 11), fix_currency)
 
         # 8. New items with a unit of measure whose unit group is set up wrongly in Dataverse.
-        uom_inc = self._incident("uom-setup", "ITEM-PRODUCT", "Unit group PALLET misconfigured in Dataverse")
+        uom_inc = self._incident("uom-setup", "ITEM-PRODUCT", "Unit group PALLET misconfigured in Dataverse",
+                                 rules=("parent",))
 
         def new_uom(t: int) -> None:
             rows = self._add("UNIT OF MEASURE", np.array(["PALLET"], object), np.array(["pallet"], object),
@@ -459,7 +468,8 @@ class Simulation:
         self.at(self._day(0.93, 15), fix_uom)
 
         # 9. An import in Dataverse writes account names longer than BC's Name (Text[100]).
-        len_inc = self._incident("field-length", "CUSTOMER", "Account names longer than 100 characters")
+        len_inc = self._incident("field-length", "CUSTOMER", "Account names longer than 100 characters",
+                                 rules=("length",))
 
         def long_names(t: int) -> None:
             ct = w.table("CUSTOMER")
@@ -641,47 +651,90 @@ class Simulation:
                 gone = delete & tb.exists[side][rows]
                 tb.exists[side][rows[gone]] = False
                 tb.mod[side][rows[gone]] = t[gone]
+                tb.incident[side][rows[gone]] = 0  # an everyday deletion, not part of any planted incident
 
     # -- the clock -----------------------------------------------------------------------
     def run(self) -> World:
         """Simulate every day of the scenario and return the world."""
-        w = self.world
-        names = list(w.tables)
         days = range(self.config.days)
-        bar = tqdm(days, desc="simulating", unit="day", disable=not self.progress)
-        for day in bar:
+        for day in tqdm(days, desc="simulating", unit="day", disable=not self.progress):
             day_start = self.t0 + day * DAY
-            day_end = day_start + DAY
-            edits = self._flatten(self._day_edits(day_start))
-            pos = 0
-            # BC changes wake entries on hold for inactivity (event-driven rescheduling, ~30 s later).
-            bc_edit_times = {n: edits["t"][(edits["table"] == i) & (edits["side"] == BC)] if len(edits["t"]) else
-                             np.empty(0, np.int64) for i, n in enumerate(names)}
-            while True:
-                for e in self.entries.values():
-                    if e.status == "On Hold with Inactivity Timeout":
-                        times = bc_edit_times[e.mapping]
-                        j = np.searchsorted(times, self._held_since.get(e.mapping, 0), side="right")
-                        if j < len(times):
-                            e.next_run = min(e.next_run, int(times[j]) + 30_000)
-                ready = [e for e in self.entries.values() if e.status != "On Hold"]
-                t_job = min((e.next_run for e in ready), default=day_end)
-                t_evt = self._events[0][0] if self._events else day_end
-                t_next = min(t_job, t_evt, day_end)
-                hi = int(np.searchsorted(edits["t"], t_next, side="left"))
-                self._apply(edits, pos, hi)
-                pos = hi
-                if t_next >= day_end:
-                    break
-                if t_evt <= t_job:
-                    _, _, fn = heapq.heappop(self._events)
-                    fn(t_evt)
-                    continue
-                entry = min(ready, key=lambda e: (e.next_run, e.mapping))
-                self._run_entry(entry, t_job)
-        bar.close()
+            self._run_until(day_start + DAY, self._flatten(self._day_edits(day_start)))
+        self.clock = self.t_end
         self._finish_incidents()
-        return w
+        return self.world
+
+    def advance(self, hours: float, *, activity: bool = False) -> list:
+        """Run the job queue forward by ``hours`` from :attr:`clock` and return the new jobs.
+
+        Without ``activity`` nobody edits records meanwhile, so what changes is only what the job
+        queue does with the current state (e.g. after a resolution action). With ``activity`` users
+        keep editing both apps as in the scenario.
+        """
+        if hours <= 0:
+            raise ValueError(f"hours must be positive; got {hours}.")
+        first_new = len(self.world.jobs)
+        stop = self.clock + int(hours * HOUR)
+        t = self.clock
+        while t < stop:
+            day_start = self.t0 + ((t - self.t0) // DAY) * DAY
+            end = min(stop, day_start + DAY)
+            edits = self._flatten(self._day_edits(day_start)) if activity else self._flatten([])
+            if activity and len(edits["t"]):
+                keep = (edits["t"] >= t) & (edits["t"] < end)
+                edits = {k: v[keep] for k, v in edits.items()}
+            self._run_until(end, edits)
+            t = end
+        self.clock = stop
+        return self.world.jobs[first_new:]
+
+    def _run_until(self, end: int, edits: dict[str, np.ndarray]) -> None:
+        """Run the clock to ``end``: apply ``edits`` (time-ordered), fire events, run due job queue entries."""
+        names = list(self.world.tables)
+        pos = 0
+        # BC changes wake entries on hold for inactivity (event-driven rescheduling, ~30 s later).
+        bc_edit_times = {n: edits["t"][(edits["table"] == i) & (edits["side"] == BC)] if len(edits["t"]) else
+                         np.empty(0, np.int64) for i, n in enumerate(names)}
+        while True:
+            for e in self.entries.values():
+                if e.status == "On Hold with Inactivity Timeout":
+                    times = bc_edit_times[e.mapping]
+                    j = np.searchsorted(times, self._held_since.get(e.mapping, 0), side="right")
+                    if j < len(times):
+                        e.next_run = min(e.next_run, int(times[j]) + 30_000)
+            ready = [e for e in self.entries.values() if e.status != "On Hold"]
+            t_job = min((e.next_run for e in ready), default=end)
+            t_evt = self._events[0][0] if self._events else end
+            t_next = min(t_job, t_evt, end)
+            hi = int(np.searchsorted(edits["t"], t_next, side="left"))
+            self._apply(edits, pos, hi)
+            pos = hi
+            if t_next >= end:
+                break
+            if t_evt <= t_job:
+                _, _, fn = heapq.heappop(self._events)
+                fn(t_evt)
+                self._wake(t_evt)
+                continue
+            entry = min(ready, key=lambda e: (e.next_run, e.mapping))
+            self._run_entry(entry, t_job)
+
+    def wake(self, mapping: str | None = None) -> None:
+        """Set job queue entries on hold for inactivity Ready now (as a BC change on their table would)."""
+        for e in self.entries.values():
+            if (mapping is None or e.mapping == mapping) and e.status == "On Hold with Inactivity Timeout":
+                e.status, e.next_run = "Ready", self.clock + 30_000
+
+    def _wake(self, t: int) -> None:
+        """Event-driven rescheduling: a BC change on a mapped table sets an entry on hold for inactivity
+        Ready again about 30 s later (spec §6.1); planted events change records outside the day's edits."""
+        for e in self.entries.values():
+            if e.status != "On Hold with Inactivity Timeout":
+                continue
+            tb = self.world.table(e.mapping)
+            changed = tb.exists[BC] & ~tb.by_integration[BC] & (tb.mod[BC] > self._held_since.get(e.mapping, 0))
+            if changed.any():
+                e.next_run = min(e.next_run, max(t, int(tb.mod[BC][changed].min())) + 30_000)
 
     def _run_entry(self, entry: JobQueueEntry, t: int) -> None:
         w = self.world
@@ -711,8 +764,14 @@ class Simulation:
         at = np.concatenate(log.at)
         keys = np.concatenate(log.key)
         self.affected: dict[int, list[str]] = {}
+        mapping = np.concatenate(log.mapping)
+        rule = np.concatenate(log.rule)
         for incident in self.incidents:
-            sel = inc == incident.id
+            # the incident's own mapping and failure rule: knock-on errors (contacts of deleted accounts,
+            # conflicts on records that also carry a too-long name) are not the incident itself
+            sel = (inc == incident.id) & (mapping == incident.mapping)
+            if incident.rules:
+                sel &= np.isin(rule, incident.rules)
             self.affected[incident.id] = sorted(set(keys[sel].tolist()))
             if incident.from_errors and sel.any():
                 incident.start, incident.end = int(at[sel].min()), int(at[sel].max())

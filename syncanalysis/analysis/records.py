@@ -1,0 +1,263 @@
+"""Coupled records with their state and latest error: what the triage panel lists and actions act on.
+
+A :class:`Selection` is a stored filter (or explicit keys) over couplings (table 5331). Each coupling is
+joined to the latest error logged for its BC record (as page 5333 shows "Error Message" / "Failed On"),
+with that error's signature and cause. Selections are resolved in SQL, never as row positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ..errors import SchemaError
+from ..workspace import Workspace
+
+STATES = ("skipped", "failed", "broken", "ok")
+KEY = ("environment", "company", "table_id", "integration_id")
+
+# The BC record an error is about: the source unless the source is a Dataverse table (spec §2).
+LOCAL_RECORD_SQL = (
+    "CASE WHEN source_table LIKE 'Dataverse %' OR source_table LIKE 'CRM %' "
+    "THEN destination_record_id ELSE source_record_id END"
+)
+
+_COLUMNS = """
+    c.environment, c.company, c.table_id, c.integration_id, c.crm_id,
+    coalesce(m.name, 'TABLE ' || c.table_id) AS mapping_name,
+    c.bc_record_id, c.crm_description, coalesce(c.skipped, false) AS skipped,
+    c.bc_record_exists, c.crm_record_exists, c.last_synch_result, c.last_synch_crm_result,
+    c.last_synch_job_id, c.last_synch_crm_job_id, c.inferred,
+    CASE WHEN c.bc_record_exists IS false OR c.crm_record_exists IS false THEN 'broken'
+         WHEN c.skipped THEN 'skipped'
+         WHEN c.last_synch_result = 'Failure' OR c.last_synch_crm_result = 'Failure' THEN 'failed'
+         ELSE 'ok' END AS state,
+    e.error_no, e.logged_at AS failed_on, e.error_message, e.signature, e.cause, e.job_id AS error_job_id
+"""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which coupled records to list or act on: explicit keys, or a filter kept as a filter.
+
+    Parameters
+    ----------
+    environment, company
+        Limit to one environment / company.
+    mapping
+        Integration table mapping name (e.g. ``CUSTOMER``).
+    table_id
+        BC table number (alternative to ``mapping``).
+    state
+        ``skipped`` (Skipped = true), ``failed`` (last result Failure, not skipped), ``broken``
+        (one side's record no longer exists) or ``ok``.
+    cause, signature
+        Of the record's latest error.
+    since, until
+        Inclusive bounds on the latest error's Date/Time.
+    search
+        Case-insensitive text in the record id, the Dataverse description or the latest error.
+    keys
+        Explicit ``(environment, company, table_id, integration_id)`` keys; combined with the filters.
+    finding
+        Code of the diagnosis finding this selection came from (kept for the audit trail).
+    """
+
+    environment: str | None = None
+    company: str | None = None
+    mapping: str | None = None
+    table_id: int | None = None
+    state: str | None = None
+    cause: str | None = None
+    signature: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    search: str | None = None
+    keys: tuple[tuple[str, str, int, str], ...] | None = None
+    finding: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state is not None and self.state not in STATES:
+            raise SchemaError(f"Unknown state {self.state!r}; use one of {STATES}.")
+
+    def replace(self, **changes: Any) -> Selection:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The selection as JSON-ready data (for the audit trail and plan files)."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        for k in ("since", "until"):
+            if k in out:
+                out[k] = pd.Timestamp(out[k]).isoformat()
+        if "keys" in out:
+            out["keys"] = [list(map(str, k)) for k in out["keys"]]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Selection:
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        for k in ("since", "until"):
+            if data.get(k) is not None:
+                data[k] = pd.Timestamp(data[k]).to_pydatetime()
+        if data.get("keys") is not None:
+            data["keys"] = tuple((e, c, int(t), str(i)) for e, c, t, i in data["keys"])
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise SchemaError(f"Unknown selection field(s) {sorted(unknown)}.")
+        return cls(**data)
+
+    def describe(self) -> str:
+        """A short human description, e.g. ``CUSTOMER, skipped, cause deleted``."""
+        parts = [f"{k} {v}" if k not in ("mapping", "state") else str(v)
+                 for k, v in self.to_dict().items() if k not in ("keys", "finding")]
+        if self.keys is not None:
+            parts.append(f"{len(self.keys)} chosen record(s)")
+        return ", ".join(parts) or "all coupled records"
+
+
+def _index_version(ws: Workspace) -> tuple:
+    return ws.con.execute(
+        "SELECT (SELECT coalesce(max(load_id), 0) FROM loads), (SELECT count(*) FROM signatures), "
+        "(SELECT count(*) FROM job_errors), (SELECT count(*) FROM couplings)"
+    ).fetchall()[0]
+
+
+def ensure_latest_errors(ws: Workspace) -> str:
+    """Build (or reuse) the temp table of each BC record's latest error; return its name.
+
+    Rebuilt only when the history changed (a new load, new signatures), so paging a panel over a
+    million errors costs one indexed join, not an aggregation per page.
+    """
+    version = _index_version(ws)
+    if getattr(ws, "_latest_errors_version", None) != version:
+        ws.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _latest_errors AS "
+            "SELECT environment, company, record_id, "
+            "arg_max(error_no, error_no) AS error_no, arg_max(logged_at, error_no) AS logged_at, "
+            "arg_max(coalesce(error_message, message), error_no) AS error_message, "
+            "arg_max(signature, error_no) AS signature, arg_max(cause, error_no) AS cause, "
+            "arg_max(job_id, error_no) AS job_id "
+            f"FROM (SELECT *, {LOCAL_RECORD_SQL} AS record_id FROM job_errors) WHERE record_id IS NOT NULL "
+            "GROUP BY ALL"
+        )
+        ws._latest_errors_version = version
+    return "_latest_errors"
+
+
+def _where(sel: Selection) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for col, value in (("c.environment", sel.environment), ("c.company", sel.company),
+                       ("c.table_id", sel.table_id), ("e.cause", sel.cause), ("e.signature", sel.signature)):
+        if value is not None:
+            clauses.append(f"{col} = ?")
+            params.append(value)
+    if sel.mapping is not None:
+        clauses.append("coalesce(m.name, 'TABLE ' || c.table_id) = ?")
+        params.append(sel.mapping)
+    if sel.state == "skipped":
+        clauses.append("c.skipped")
+    elif sel.state == "failed":
+        clauses.append("NOT coalesce(c.skipped, false) AND (c.last_synch_result = 'Failure' "
+                       "OR c.last_synch_crm_result = 'Failure')")
+    elif sel.state == "broken":
+        clauses.append("(c.bc_record_exists IS false OR c.crm_record_exists IS false)")
+    elif sel.state == "ok":
+        clauses.append("NOT coalesce(c.skipped, false) AND coalesce(c.last_synch_result, '') <> 'Failure' "
+                       "AND coalesce(c.last_synch_crm_result, '') <> 'Failure' "
+                       "AND c.bc_record_exists IS NOT false AND c.crm_record_exists IS NOT false")
+    if sel.since is not None:
+        clauses.append("e.logged_at >= ?")
+        params.append(sel.since)
+    if sel.until is not None:
+        clauses.append("e.logged_at <= ?")
+        params.append(sel.until)
+    if sel.search:
+        clauses.append("(c.bc_record_id ILIKE ? OR c.crm_description ILIKE ? OR e.error_message ILIKE ?)")
+        params += [f"%{sel.search}%"] * 3
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def records_relation(ws: Workspace, sel: Selection | None = None) -> tuple[str, list[Any]]:
+    """Return ``(sql, params)`` selecting the records of ``sel`` with their state and latest error.
+
+    Explicit keys are joined from a registered frame, so 100,000 keys cost one join.
+    """
+    sel = sel or Selection()
+    latest = ensure_latest_errors(ws)
+    where, params = _where(sel)
+    keys_join = ""
+    if sel.keys is not None:
+        frame = pd.DataFrame(list(sel.keys), columns=list(KEY)) if sel.keys else pd.DataFrame(
+            {k: pd.Series(dtype=object) for k in KEY})
+        ws.con.register("_selection_keys", frame.astype({"table_id": "int64", "integration_id": str}))
+        keys_join = ("JOIN _selection_keys k ON k.environment = c.environment AND k.company = c.company "
+                     "AND k.table_id = c.table_id AND CAST(k.integration_id AS UUID) = c.integration_id ")
+    sql = (
+        f"SELECT {_COLUMNS} FROM couplings c {keys_join}"
+        "LEFT JOIN (SELECT environment, company, table_id, min(name) AS name FROM mappings GROUP BY ALL) m "
+        "ON m.environment = c.environment AND m.company = c.company AND m.table_id = c.table_id "
+        f"LEFT JOIN {latest} e ON e.environment = c.environment AND e.company = c.company "
+        f"AND e.record_id = c.bc_record_id{where}"
+    )
+    return sql, params
+
+
+def records(ws: Workspace, sel: Selection | None = None, *, order_by: str = "-failed_on",
+            limit: int | None = 100, offset: int = 0) -> pd.DataFrame:
+    """Return one page of the records of ``sel`` (state, latest error, signature, cause).
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    sel
+        The selection (default: every coupling).
+    order_by
+        A column of the result; ``-`` prefix for descending. The key is appended for stable pages.
+    limit, offset
+        The page; ``limit=None`` returns every row.
+    """
+    sql, params = records_relation(ws, sel)
+    col = order_by.lstrip("-")
+    allowed = {"failed_on", "bc_record_id", "mapping_name", "state", "signature", "cause", "crm_description",
+               "error_no", "table_id"}
+    if col not in allowed:
+        raise SchemaError(f"Cannot order records by {col!r}; use one of {sorted(allowed)}.")
+    order = f'"{col}" {"DESC" if order_by.startswith("-") else "ASC"} NULLS LAST, ' + ", ".join(KEY)
+    page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+    return ws.con.execute(f"SELECT * FROM ({sql}) ORDER BY {order}{page}", params).df()
+
+
+def count_records(ws: Workspace, sel: Selection | None = None) -> int:
+    """Return how many records ``sel`` matches."""
+    sql, params = records_relation(ws, sel)
+    return ws.con.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+
+
+def facet_counts(ws: Workspace, sel: Selection | None, column: str, *, limit: int = 50) -> pd.DataFrame:
+    """Count the records of ``sel`` per value of ``column`` (e.g. ``cause``, ``signature``, ``state``)."""
+    if column not in {"mapping_name", "state", "cause", "signature", "environment", "company"}:
+        raise SchemaError(f"Cannot count records by {column!r}.")
+    sql, params = records_relation(ws, sel)
+    return ws.con.execute(
+        f'SELECT "{column}" AS value, count(*) AS records FROM ({sql}) GROUP BY ALL ORDER BY records DESC, value '
+        f"LIMIT {int(limit)}", params).df()
+
+
+def selection_relation(ws: Workspace, sel: Selection) -> duckdb.DuckDBPyRelation:
+    """The records of ``sel`` as a DuckDB relation of the workspace connection (for set-based actions)."""
+    sql, params = records_relation(ws, sel)
+    return ws.con.sql(sql, params=params)
+
+
+def selection_json(sel: Selection) -> str:
+    """The selection as a JSON string."""
+    return json.dumps(sel.to_dict(), sort_keys=True)

@@ -1,0 +1,149 @@
+"""Keep a twin beside its history: the simulation is stored in the workspace (table ``twin_state``).
+
+Resolution actions and ``syncanalysis twin advance`` load the twin of an environment/company, change
+it, and :func:`publish` writes what happened since the last publish (new jobs and errors, the couplings
+and mappings as they are now) together with the updated twin, in one transaction, so the history and
+the twin never disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+import zlib
+
+import pandas as pd
+
+from ..errors import TwinError
+from ..workspace import Load, LoadReport, Workspace
+from .export import canonical_frames
+from .scenario import Simulation
+
+KIND = "twin"
+CHUNK_ROWS = 50_000
+
+
+def _now(sim: Simulation) -> dt.datetime:
+    return dt.datetime.fromtimestamp(sim.clock / 1000, dt.UTC).replace(tzinfo=None)
+
+
+def has_twin(ws: Workspace, environment: str | None = None, company: str | None = None) -> bool:
+    """Whether the workspace holds a twin (for ``environment``/``company`` when given)."""
+    return bool(_rows(ws, environment, company))
+
+
+def _rows(ws: Workspace, environment: str | None, company: str | None) -> list[tuple]:
+    where, params = [], []
+    for col, value in (("environment", environment), ("company", company)):
+        if value is not None:
+            where.append(f"{col} = ?")
+            params.append(value)
+    sql = "SELECT environment, company FROM twin_state" + (" WHERE " + " AND ".join(where) if where else "")
+    return ws.con.execute(sql + " ORDER BY ALL", params).fetchall()
+
+
+def load_twin(ws: Workspace, environment: str | None = None, company: str | None = None) -> Simulation:
+    """Return the twin stored for ``environment``/``company`` (either may be omitted when only one twin fits).
+
+    Raises
+    ------
+    TwinError
+        When no twin, or more than one, fits.
+    """
+    rows = _rows(ws, environment, company)
+    if not rows:
+        raise TwinError(
+            f"The workspace holds no twin for environment {environment!r}, company {company!r}. "
+            "Build one with `syncanalysis demo` or `syncanalysis simulate --workspace ...`; "
+            "for loaded customer history use the plan backend."
+        )
+    if len(rows) > 1:
+        raise TwinError(f"Several twins fit ({rows}); say which with --environment and --company.")
+    blob = ws.con.execute(
+        "SELECT state FROM twin_state WHERE environment = ? AND company = ?", list(rows[0])
+    ).fetchone()[0]
+    return pickle.loads(zlib.decompress(blob))  # noqa: S301 - our own state, written by save below
+
+
+def _save(load: Load, sim: Simulation, scenario: str) -> None:
+    w = sim.world
+    if sim._events:  # pending planted events are closures; only a finished scenario is stored
+        raise TwinError("Cannot store a twin with scenario events still pending; run the scenario to its end first.")
+    blob = zlib.compress(pickle.dumps(sim, protocol=pickle.HIGHEST_PROTOCOL), 3)
+    load.con.execute(
+        "INSERT OR REPLACE INTO twin_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [w.environment, w.company, scenario, _now(sim), len(w.jobs), w.errors.base, blob],
+    )
+
+
+def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, source: str | None = None,
+            before: list | None = None) -> LoadReport:
+    """Write the twin's new history and its state into ``ws``, in one transaction.
+
+    New jobs (since the last publish), the errors still in the twin's log, the couplings and mappings as
+    they are now (couplings the twin no longer has are deleted) and the stored twin itself.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    sim
+        The twin (a finished or advanced simulation).
+    scenario
+        A name for the stored twin (kept from the previous publish when omitted).
+    source
+        The ``loads.source`` text (default ``twin:<scenario>``).
+    before
+        Callables ``f(load)`` run first in the same transaction (e.g. an action's audit row).
+
+    Returns
+    -------
+    LoadReport
+        What changed in each table.
+    """
+    w = sim.world
+    row = ws.con.execute(
+        "SELECT scenario, jobs_exported FROM twin_state WHERE environment = ? AND company = ?",
+        [w.environment, w.company],
+    ).fetchone()
+    scenario = scenario or (row[0] if row else "twin")
+    since = row[1] if row else 0
+    frames = canonical_frames(sim, since_job=since)
+    keys = frames["couplings"][["table_id", "integration_id"]].astype({"integration_id": str})
+    if row:  # the ground truth was written with the scenario
+        frames.pop("incidents")
+    with ws.loading(source=source or f"twin:{scenario}", kind=KIND, environment=w.environment,
+                    company=w.company) as load:
+        for fn in before or []:
+            fn(load)
+        for table, frame in frames.items():
+            # in slices: DuckDB's copies of a whole 600k-row error frame would double the peak memory
+            for lo in range(0, max(len(frame), 1), CHUNK_ROWS):
+                load.upsert(table, frame.iloc[lo : lo + CHUNK_ROWS])
+        del frames
+        load.con.register("_twin_keys", keys)
+        try:
+            gone = load.con.execute(
+                "DELETE FROM couplings c WHERE environment = ? AND company = ? AND NOT EXISTS "
+                "(SELECT 1 FROM _twin_keys k WHERE k.table_id = c.table_id "
+                "AND CAST(k.integration_id AS UUID) = c.integration_id)",
+                [w.environment, w.company],
+            ).fetchone()[0]
+        finally:
+            load.con.unregister("_twin_keys")
+        load.count_deleted("couplings", gone)
+        w.errors.drop()
+        _save(load, sim, scenario)
+        load.watermark = _now(sim)
+    return load.report
+
+
+def twin_summary(jobs: list) -> pd.DataFrame:
+    """Sum the counters of ``jobs`` (twin Job objects) per mapping and type, for a readable report."""
+    if not jobs:
+        return pd.DataFrame(columns=["mapping", "type", "jobs", "inserted", "modified", "unchanged", "skipped",
+                                     "failed", "uncoupled", "coupled"])
+    df = pd.DataFrame([{"mapping": j.mapping, "type": j.type, **j.counts} for j in jobs]).fillna(0)
+    cols = [c for c in ("inserted", "modified", "unchanged", "skipped", "failed", "uncoupled", "coupled") if c in df]
+    out = df.groupby(["mapping", "type"], as_index=False).agg(jobs=("mapping", "size"), **{c: (c, "sum") for c in cols})
+    return out.astype({c: int for c in cols})
