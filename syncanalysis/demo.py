@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,17 @@ from .twin.scenario import ScenarioConfig, Simulation
 from .twin.state import publish
 from .workspace import LoadReport, Workspace
 
-DEFAULT_WORKSPACE = Path("build") / "demo.duckdb"
+def project_root(start: str | Path | None = None) -> Path:
+    """The nearest folder (from ``start``, default the current one, upwards) holding this project's
+    ``pyproject.toml`` and ``sample_data/``; the current folder when there is none (an installed package)."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").exists() and (folder / "sample_data").is_dir():
+            return folder
+    return here
+
+
+DEFAULT_WORKSPACE = project_root() / "build" / "demo.duckdb"
 
 
 def build(workspace: Workspace, *, days: int = 90, scale: float = 1.0, seed: int = 7,
@@ -41,3 +53,43 @@ def summary(workspace: Workspace) -> dict[str, Any]:
                             "ORDER BY start").df()
     return {"jobs": jobs, "jobs_with_failures": failed_jobs, "errors": errors, "skipped_couplings": skipped[0],
             "couplings": skipped[1], "by_mapping": by_mapping, "incidents": incidents}
+
+
+def ensure_demo(path: str | Path = DEFAULT_WORKSPACE, *, progress: bool = False) -> Path:
+    """Return the path of the demo workspace, building it first when it does not exist yet.
+
+    The build writes to a temporary file that is renamed at the end, so a build interrupted halfway
+    never leaves a half-filled demo behind (and two notebooks starting at once do not share one).
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
+    try:
+        with Workspace(tmp) as ws:
+            build(ws, progress=progress)
+        if not path.exists():
+            tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def scratch_workspace(name: str, *, source: str | Path = DEFAULT_WORKSPACE, fresh: bool = True) -> Workspace:
+    """Open ``build/<name>.duckdb``, a copy of the demo workspace that actions may change freely.
+
+    Parameters
+    ----------
+    name
+        File stem of the copy.
+    source
+        The workspace to copy (built first when it is the missing demo).
+    fresh
+        Copy again even if the scratch file exists (start over from the demo).
+    """
+    source = ensure_demo(source) if Path(source) == DEFAULT_WORKSPACE else Path(source)
+    target = Path(source).parent / f"{name}.duckdb"
+    if fresh or not target.exists():
+        shutil.copyfile(source, target)
+    return Workspace(target)
