@@ -178,9 +178,9 @@ _SIZES = {
     "CURRENCY": (12, 0, 0.0, 0.01, 0.0, 0.0),
     "UNIT OF MEASURE": (14, 0, 0.0, 0.0, 0.0, 0.0),
     "ITEM-PRODUCT": (2600, 4, 0.0, 0.05, 0.0, 0.0),
-    "CUSTOMER": (8200, 14, 2, 0.03, 0.025, 2.5),
+    "CUSTOMER": (8200, 14, 2, 0.03, 0.025, 3.5),
     "VENDOR": (1600, 2, 0.5, 0.02, 0.006, 0.1),
-    "CONTACT": (9400, 22, 6, 0.02, 0.03, 3.0),
+    "CONTACT": (9400, 22, 6, 0.02, 0.03, 4.0),
 }
 _NIGHT_BATCH = {"CUSTOMER": 3.0, "ITEM-PRODUCT": 4.0, "CONTACT": 3.0}
 _CURRENCIES = ["EUR", "USD", "GBP", "DKK", "SEK", "CHF", "CAD", "AUD", "JPY", "PLN", "CZK", "HUF"]
@@ -208,6 +208,7 @@ class Simulation:
         self.progress = progress
         self.incidents: list[Incident] = []
         self._events: list[tuple[int, int, Callable[[int], None]]] = []
+        self._pending: list[tuple] = []  # planned user edits (see _later), applied when the clock gets there
         self._seq = 0
         self.entries = {name: JobQueueEntry(name, self.t0 + 5 * MINUTE + i * 2 * MINUTE,
                                             timeout=self.world.table(name).config.inactivity_timeout_min * MINUTE)
@@ -334,8 +335,9 @@ class Simulation:
             ct = w.table("CONTACT")
             n = s(400)
             rows = self._add("CONTACT", self._keys("CONTACT", len(ct), n), _person_names(self.rng, n),
-                             bc_exists=True, dv_exists=False, coupled=False, at=t, parents=self._parents_for("CONTACT", n))
-            ct.mod[BC][rows] = t + np.arange(n) * 900
+                             bc_exists=False, dv_exists=False, coupled=False, at=t,
+                             parents=self._parents_for("CONTACT", n))
+            self._later(t + np.arange(n) * 900, "CONTACT", BC, rows, kind=2)  # the import creates them one by one
             ct.fault[BC][rows] = FAULT_NO_RELATION
             ct.incident[BC][rows] = ct_inc.id
             self.at(t + 2 * HOUR, lambda t2: self._touch("CONTACT", rows[: n // 2], BC, t2, HOUR * 6))
@@ -360,7 +362,8 @@ class Simulation:
             rows = self.rng.choice(cand, s(250), replace=False)
             ct.exists[DV][rows] = False
             ct.incident[DV][rows] = del_inc.id
-            self.at(t + 3 * HOUR, lambda t2: self._touch("CUSTOMER", rows[: len(rows) * 2 // 3], BC, t2, 2 * DAY))
+            # sales staff notice and edit those customers in BC during the afternoon and next morning
+            self.at(t + 15 * MINUTE, lambda t2: self._touch("CUSTOMER", rows, BC, t2, 20 * HOUR))
 
         self.at(self._day(0.44, 14), delete_accounts)
 
@@ -370,12 +373,12 @@ class Simulation:
         def concurrent_edits(t: int) -> None:
             ct = w.table("CUSTOMER")
             cand = np.flatnonzero(ct.coupled & ct.exists[DV] & ct.exists[BC] & ~ct.skipped & (ct.incident[DV] == 0))
-            rows = self.rng.choice(cand, s(800), replace=False)
+            rows = self.rng.choice(cand, s(1000), replace=False)
             when = t + self.rng.integers(0, 9 * HOUR, len(rows))
-            for side, field in ((BC, 1), (DV, 1)):
-                ct.vals[side][rows, field] = self.rng.integers(1, 1_000_000, len(rows))
-                ct.mod[side][rows] = np.maximum(ct.mod[side][rows], when + (0 if side == BC else 7 * MINUTE))
-                ct.by_integration[side][rows] = False
+            for side in (BC, DV):
+                # the same field (Phone No.), edited in BC and seven minutes later in Dataverse
+                self._later(when + (0 if side == BC else 7 * MINUTE), "CUSTOMER", side, rows, kind=0, field=1,
+                            value=self.rng.integers(1, 1_000_000, len(rows)))
                 ct.incident[side][rows] = cf_inc.id
 
         self.at(self._day(0.55, 8), concurrent_edits)
@@ -451,9 +454,9 @@ class Simulation:
             it = w.table("ITEM-PRODUCT")
             n = s(35)
             new = self._add("ITEM-PRODUCT", self._keys("ITEM-PRODUCT", len(it), n),
-                            _company_names(self.rng, n), bc_exists=True, dv_exists=False, coupled=False, at=t,
+                            _company_names(self.rng, n), bc_exists=False, dv_exists=False, coupled=False, at=t,
                             parents={"uom": np.full(n, rows[0])})
-            it.mod[BC][new] = t + HOUR + np.arange(n) * 20 * MINUTE
+            self._later(t + HOUR + np.arange(n) * 20 * MINUTE, "ITEM-PRODUCT", BC, new, kind=2)
             self.at(t + 2 * DAY, lambda t2: self._touch("ITEM-PRODUCT", new, BC, t2, DAY))
 
         def fix_uom(t: int) -> None:
@@ -475,10 +478,8 @@ class Simulation:
             ct = w.table("CUSTOMER")
             cand = np.flatnonzero(ct.coupled & ct.exists[DV] & ct.exists[BC] & (ct.incident[DV] == 0))
             rows = self.rng.choice(cand, s(300), replace=False)
-            ct.lens[DV][rows, 0] = self.rng.integers(101, 160, len(rows))
-            ct.vals[DV][rows, 0] = self.rng.integers(1, 1_000_000, len(rows))
-            ct.mod[DV][rows] = t + np.arange(len(rows)) * 1500
-            ct.by_integration[DV][rows] = False
+            self._later(t + np.arange(len(rows)) * 1500, "CUSTOMER", DV, rows, kind=0, field=0,
+                        value=self.rng.integers(1, 1_000_000, len(rows)), length=self.rng.integers(101, 160, len(rows)))
             ct.incident[DV][rows] = len_inc.id
 
         self.at(self._day(0.22, 16), long_names)
@@ -518,9 +519,8 @@ class Simulation:
             rows = self.rng.choice(alive, min(count, len(alive)), replace=False)
         rows = rows[tb.exists[side][rows]]
         f = int(self.rng.integers(0, len(tb.config.fields)))
-        tb.vals[side][rows, f] = self.rng.integers(1, 1_000_000, len(rows))
-        tb.mod[side][rows] = np.maximum(tb.mod[side][rows], t + self.rng.integers(0, spread, len(rows)))
-        tb.by_integration[side][rows] = False
+        self._later(t + self.rng.integers(0, spread, len(rows)), mapping, side, rows, kind=0, field=f,
+                    value=self.rng.integers(1, 1_000_000, len(rows)))
 
     def _assign_parent(self, t: int, mapping: str, role: str, parent_row: int, n: int, spread: int) -> None:
         """New and existing records start referencing ``parent_row`` (e.g. the new salesperson)."""
@@ -528,18 +528,27 @@ class Simulation:
         existing = np.flatnonzero(tb.coupled & tb.exists[BC] & tb.exists[DV] & (tb.incident[BC] == 0))
         rows = self.rng.choice(existing, n // 2, replace=False)
         tb.parents[role][rows] = parent_row
-        tb.mod[BC][rows] = t + self.rng.integers(0, spread, len(rows))
-        tb.by_integration[BC][rows] = False
+        self._later(t + self.rng.integers(0, spread, len(rows)), mapping, BC, rows, kind=1)
         new = self._add_new(mapping, t, n - n // 2, spread=spread)
         tb.parents[role][new] = parent_row
 
     def _add_new(self, mapping: str, t: int, n: int, spread: int = HOUR) -> np.ndarray:
         tb = self.world.table(mapping)
         names = _person_names(self.rng, n) if mapping == "CONTACT" else _company_names(self.rng, n)
-        rows = self._add(mapping, self._keys(mapping, len(tb), n), names, bc_exists=True, dv_exists=False,
+        rows = self._add(mapping, self._keys(mapping, len(tb), n), names, bc_exists=False, dv_exists=False,
                          coupled=False, at=t, parents=self._parents_for(mapping, n))
-        tb.mod[BC][rows] = t + np.sort(self.rng.integers(0, spread, n))
+        self._later(t + np.sort(self.rng.integers(0, spread, n)), mapping, BC, rows, kind=2)
         return rows
+
+    def _later(self, times: np.ndarray, mapping: str, side: int, rows: np.ndarray, *, kind: int,
+               field: int | None = None, value: np.ndarray | None = None, length: np.ndarray | None = None) -> None:
+        """Plan user edits at ``times`` (kinds as in :meth:`_day_edits`; ``field``/``value``/``length`` pin a
+        mapped-field edit). They happen when the clock gets there, so no record is modified in the future."""
+        k = len(rows)
+        self._pending.append((np.asarray(times, np.int64), mapping, side, np.asarray(rows, np.int64),
+                              np.full(k, kind, np.int8), np.full(k, -1 if field is None else field, np.int16),
+                              np.zeros(k, np.int64) if value is None else np.asarray(value, np.int64),
+                              np.full(k, -1, np.int64) if length is None else np.asarray(length, np.int64)))
 
     def _keys_failing(self, mapping: str, incident: int) -> list[str]:
         """BC keys whose errors were tagged with ``incident`` (what an admin would pick to resync)."""
@@ -603,18 +612,46 @@ class Simulation:
         return day_start + (hours * HOUR).astype(np.int64)
 
     def _flatten(self, batches: list) -> dict[str, np.ndarray]:
-        if not batches:
-            return {"t": np.empty(0, np.int64)}
+        """Turn edit batches into time-ordered columns; a batch may carry field/value/length pins."""
         names = list(self.world.tables)
+        if not batches:
+            return {"t": np.empty(0, np.int64), "table": np.empty(0, np.int8), "side": np.empty(0, np.int8),
+                    "row": np.empty(0, np.int64), "kind": np.empty(0, np.int8), "field": np.empty(0, np.int16),
+                    "value": np.empty(0, np.int64), "length": np.empty(0, np.int64)}
         t = np.concatenate([b[0] for b in batches])
         order = np.argsort(t, kind="stable")
+
+        def col(i: int, fill: int, dtype: type) -> np.ndarray:
+            return np.concatenate([np.asarray(b[i], dtype) if len(b) > i else np.full(len(b[0]), fill, dtype)
+                                   for b in batches])[order]
+
         return {
             "t": t[order],
             "table": np.concatenate([np.full(len(b[0]), names.index(b[1]), np.int8) for b in batches])[order],
             "side": np.concatenate([np.full(len(b[0]), b[2], np.int8) for b in batches])[order],
-            "row": np.concatenate([b[3] for b in batches])[order],
-            "kind": np.concatenate([b[4] for b in batches])[order],
+            "row": col(3, 0, np.int64), "kind": col(4, 0, np.int8), "field": col(5, -1, np.int16),
+            "value": col(6, 0, np.int64), "length": col(7, -1, np.int64),
         }
+
+    def _take_pending(self, edits: dict[str, np.ndarray], end: int) -> dict[str, np.ndarray]:
+        """Merge the planned edits due before ``end`` into ``edits``; keep the later ones planned."""
+        if not self._pending:
+            return edits
+        due, keep = [], []
+        for b in self._pending:
+            now = b[0] < end
+            if now.any():
+                due.append(tuple(x[now] if isinstance(x, np.ndarray) else x for x in b))
+            if (~now).any():
+                keep.append(tuple(x[~now] if isinstance(x, np.ndarray) else x for x in b))
+        self._pending = keep
+        if not due:
+            return edits
+        merged = self._flatten(due)
+        t = np.concatenate([edits["t"], merged["t"]])
+        order = np.argsort(t, kind="stable")
+        out = {k: np.concatenate([edits[k], merged[k]])[order] for k in merged}
+        return out
 
     def _apply(self, edits: dict[str, np.ndarray], lo: int, hi: int) -> None:
         """Apply edits[lo:hi] (already in time order) to the world."""
@@ -636,6 +673,15 @@ class Simulation:
                 r, tt, kd = rows[live], t[live], kind[live]
                 tb.mod[side][r] = np.maximum(tb.mod[side][r], tt)
                 tb.by_integration[side][r] = False
+                pin = edits["field"][sl][s2][live]
+                pinned = (kd == 0) & (pin >= 0)
+                if pinned.any():
+                    pr, pf = r[pinned], pin[pinned].astype(np.int64)
+                    tb.vals[side][pr, pf] = edits["value"][sl][s2][live][pinned]
+                    plen = edits["length"][sl][s2][live][pinned]
+                    has_len = plen >= 0
+                    tb.lens[side][pr[has_len], pf[has_len]] = plen[has_len]
+                    kd = np.where(pinned, -1, kd)  # done: not also a random edit below
                 mapped = r[kd == 0]
                 if len(mapped):
                     f = self.rng.integers(0, tb.n_fields, len(mapped))
@@ -644,7 +690,7 @@ class Simulation:
                     has = lim > 0
                     # now and then a user types more than the other app's field holds
                     other = np.array([fm.bc_length if side == DV else fm.dv_length for fm in tb.config.fields])[f]
-                    too_long = has & (self.rng.random(len(mapped)) < 0.03) & (other > 0) & (lim > other)
+                    too_long = has & (self.rng.random(len(mapped)) < 0.06) & (other > 0) & (lim > other)
                     newlen = np.where(too_long, other + self.rng.integers(1, 30, len(mapped)),
                                       self.rng.integers(3, np.maximum(4, np.minimum(lim, np.where(other > 0, other, lim)) * 2 // 3 + 1)))
                     tb.lens[side][mapped[has], f[has]] = newlen[has]
@@ -692,9 +738,13 @@ class Simulation:
         """Run the clock to ``end``: apply ``edits`` (time-ordered), fire events, run due job queue entries."""
         names = list(self.world.tables)
         pos = 0
-        # BC changes wake entries on hold for inactivity (event-driven rescheduling, ~30 s later).
-        bc_edit_times = {n: edits["t"][(edits["table"] == i) & (edits["side"] == BC)] if len(edits["t"]) else
-                         np.empty(0, np.int64) for i, n in enumerate(names)}
+        edits = self._take_pending(edits, end)
+
+        def bc_times(e: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            # BC changes wake entries on hold for inactivity (event-driven rescheduling, ~30 s later).
+            return {n: e["t"][(e["table"] == i) & (e["side"] == BC)] for i, n in enumerate(names)}
+
+        bc_edit_times = bc_times(edits)
         while True:
             for e in self.entries.values():
                 if e.status == "On Hold with Inactivity Timeout":
@@ -714,6 +764,10 @@ class Simulation:
             if t_evt <= t_job:
                 _, _, fn = heapq.heappop(self._events)
                 fn(t_evt)
+                if self._pending:  # the event planned edits: merge them with the rest of the period
+                    edits = self._take_pending({k: v[pos:] for k, v in edits.items()}, end)
+                    pos = 0
+                    bc_edit_times = bc_times(edits)
                 self._wake(t_evt)
                 continue
             entry = min(ready, key=lambda e: (e.next_run, e.mapping))
@@ -732,7 +786,7 @@ class Simulation:
             if e.status != "On Hold with Inactivity Timeout":
                 continue
             tb = self.world.table(e.mapping)
-            changed = tb.exists[BC] & ~tb.by_integration[BC] & (tb.mod[BC] > self._held_since.get(e.mapping, 0))
+            changed = tb.exists[BC] & ~tb.by_integration[BC] & (tb.mod[BC] > self._held_since.get(e.mapping, 0)) & (tb.mod[BC] >= t)
             if changed.any():
                 e.next_run = min(e.next_run, max(t, int(tb.mod[BC][changed].min())) + 30_000)
 
@@ -751,6 +805,7 @@ class Simulation:
             entry.status = "On Hold with Inactivity Timeout"
             entry.next_run = t + entry.timeout
             self._held_since[entry.mapping] = jobs[-1].finish
+            self._wake(jobs[-1].finish)  # a BC edit already planned for later wakes it then
         else:
             entry.status = "Ready"
             entry.next_run = jobs[-1].finish + INTERVAL - (jobs[-1].finish - t) + int(self.rng.integers(0, 20_000))
