@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import T0, edit, small_world
+from twinworld import T0, edit, small_world
 
 from syncanalysis import bc
 from syncanalysis.errors import TwinError

@@ -504,11 +504,14 @@ class Simulation:
         self.at(int(release_at), release)
 
     def _foreground_create(self, t: int) -> None:
+        """A salesperson creates an account in Sales and opens it in BC right away: BC creates the customer
+        in the foreground (Job Queue Log Entry No. 0)."""
+        if not self.world.connection_enabled:
+            return
         tb = self.world.table("CUSTOMER")
-        only_dv = np.flatnonzero(tb.exists[DV] & ~tb.exists[BC] & ~tb.coupled)
-        if len(only_dv) and self.world.connection_enabled:
-            row = only_dv[-1:]
-            ops.synchronize_now(self.world, "CUSTOMER", list(tb.key[row]), FROM, t, foreground=True)
+        row = self._add("CUSTOMER", self._keys("CUSTOMER", len(tb), 1), _company_names(self.rng, 1), bc_exists=False,
+                        dv_exists=True, coupled=False, at=t, parents=self._parents_for("CUSTOMER", 1))
+        ops.synchronize_now(self.world, "CUSTOMER", list(tb.key[row]), FROM, t + 20_000, foreground=True)
 
     # -- helpers used by incidents ----------------------------------------------------------
     def _touch(self, mapping: str, rows: np.ndarray | None, side: int, t: int, spread: int, count: int = 0) -> None:
