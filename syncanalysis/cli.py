@@ -61,6 +61,67 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(ts: object) -> str:
+    return "" if ts is None else str(ts)[:16]
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from .analysis.findings import diagnose
+
+    with Workspace(args.workspace) as ws:
+        findings = diagnose(ws, environment=args.environment, company=args.company, progress=not args.json)
+    if args.json:
+        print(json.dumps([f.to_dict() for f in findings], indent=2, default=str))
+        return 0
+    print(format_findings(findings))
+    return 0
+
+
+def format_findings(findings: list) -> str:
+    """Findings as readable text: one block per finding with its window, evidence count and remedy."""
+    if not findings:
+        return "No findings: the history shows no problem the diagnosis knows about."
+    lines = [f"{len(findings)} findings (most severe first):", ""]
+    for i, f in enumerate(findings, 1):
+        window = f"{_when(f.start)} .. {_when(f.end)}{' (ongoing)' if f.ongoing else ''}"
+        lines.append(f"{i:>2}. [{f.severity.upper()}] {f.code} - {f.title}")
+        lines.append(f"    {f.environment} / {f.company}{' / ' + f.mapping if f.mapping else ''}; {window}; "
+                     f"affected: {f.affected:,}")
+        lines.append(f"    Remedy: {f.remedy}" + (f" Action: {f.action}." if f.action else ""))
+        if f.selection is not None:
+            lines.append(f"    Triage: {f.selection.describe()}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from .analysis.signatures import run_classify
+
+    messages = list(args.message)
+    if not messages:
+        text = sys.stdin.read()
+        if text.lstrip().startswith("["):  # a JSON array keeps messages with line breaks whole
+            try:
+                messages = [str(m) for m in json.loads(text)]
+            except json.JSONDecodeError as exc:
+                raise SyncAnalysisError(f"stdin starts with '[' but is not a JSON array of messages: {exc}.") from exc
+        else:
+            messages = [line for line in text.splitlines() if line.strip()]
+    if not messages:
+        raise SyncAnalysisError("No message to classify: pass messages as arguments or one per line on stdin.")
+    print(run_classify(messages, as_json=args.json))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    with Workspace(args.workspace) as ws:
+        path = write_report(ws, args.out, environment=args.environment, company=args.company)
+    print(f"Report written to {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``syncanalysis`` command."""
     from .demo import DEFAULT_WORKSPACE
@@ -82,6 +143,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workspace", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_info)
+    p = sub.add_parser("diagnose", help="coded findings: causes, incidents, stops, backlog, remedies")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--environment")
+    p.add_argument("--company")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_diagnose)
+    p = sub.add_parser("classify", help="signature, template, cause and remedy of error messages")
+    p.add_argument("message", nargs="*", help="messages (default: one per line, or a JSON array, on stdin)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_classify)
+    p = sub.add_parser("report", help="one self-contained HTML report: KPIs, findings, signatures, charts")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--out", default="report.html")
+    p.add_argument("--environment")
+    p.add_argument("--company")
+    p.set_defaults(func=_report)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

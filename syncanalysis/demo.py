@@ -12,6 +12,7 @@ from .twin.scenario import ScenarioConfig, Simulation
 from .twin.state import publish
 from .workspace import LoadReport, Workspace
 
+
 def project_root(start: str | Path | None = None) -> Path:
     """The nearest folder (from ``start``, default the current one, upwards) holding this project's
     ``pyproject.toml`` and ``sample_data/``; the current folder when there is none (an installed package)."""

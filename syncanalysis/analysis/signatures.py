@@ -1,0 +1,935 @@
+"""Error signatures: every error text mapped to a catalogue template, a cause and a readable signature.
+
+A **signature** is an error text with its variable parts masked, so that messages that differ only
+in values (record keys, numbers, GUIDs, field names, quoted values) share it. Texts are matched
+against the message catalogue — ``data/bc-error-templates.csv`` (BC's labels, spec §7) plus
+``data/extra-templates.csv`` (Dataverse service texts and older BC labels) — whose placeholders
+``%1..%9`` become regex groups (an AL ``\\\\`` is a line break). The template gives the **cause**
+(the CSV's category, see :mod:`syncanalysis.analysis.causes`) and the signature: the template with
+each placeholder rendered as a typed token (``<key>``, ``<n>``, ``<table>``…).
+
+Rules worth knowing:
+
+* **Wrappers** ("Modifying %1 failed because of the following error: %2.", "The data could not be
+  updated because of the following error: %1.", "(Un)coupling %1 failed…", "An error occurred
+  when communicating with Dataverse. Detailed description: …", "Crm<op> failed. …") are classified by
+  their inner text, recursively: cause, ``template`` and ``parent_*`` come from the innermost matched
+  template and ``inner_message`` is that innermost text; the signature shows the whole chain. A
+  wrapper whose inner text matches nothing keeps the wrapper's own category and template. The
+  "connection … disabled due to …" wrappers keep ``connection`` whatever their inner text.
+* **Truncation**: table 5339 keeps 250 (Message) or 2,048 (Error Message) characters and page 5333
+  shows 250, so a text of about those lengths that matches no template in full is matched as a
+  prefix of a template (the last placeholder reached absorbs the rest); at least 20 literal
+  characters of the template (or all of them) must show.
+* Texts from Dataverse (sources marked "not an AL label") may carry trailing details (request ids,
+  error codes, a second sentence); these are ignored by the match and the signature.
+* **Unmatched** texts are masked (URLs, e-mails, GUIDs, request ids, quoted values, record ids,
+  codes after table captions, numbers) and grouped with rapidfuzz: near-identical masked texts
+  (ratio ≥ :data:`CLUSTER_CUTOFF`) share the signature of the first one in sorted order, so the same
+  set of texts always gives the same signatures. Their cause is ``unclassified``.
+* **Kept values**: three kinds of placeholder values stay verbatim in signatures because they are
+  names of things rather than data — the service name ("Dataverse", "Dynamics 365 Sales"), the
+  Dataverse operation ("CrmCreate failed.") and the table caption of a parent in the "must be
+  coupled" family ("Salesperson/Purchaser <key> must be coupled to a Dataverse row." differs from
+  "Customer <key> must be coupled…": different fixes).
+* **Parents**: texts that name the record blocking this one yield ``parent_table`` and
+  ``parent_key`` — e.g. "Salesperson/Purchaser NEWSP must be coupled…" → (Salesperson/Purchaser,
+  NEWSP); "Cannot find the currency with the value 'NOK'…" → (Currency, NOK); "Cannot find the unit
+  group 'PALLET'…" → (Unit of Measure, PALLET); "Cannot create or update the currency NOK …
+  no exchange rate" → (Currency Exchange Rate, NOK); "The unit of measure in the unit group
+  'PALLET' has an incorrect name…" → (Dataverse Uomschedule, PALLET). When the text says what blocks
+  but not which record, the key is NULL: "The contact CT1 must have a contact company that has a
+  business relation…" → (Contact Business Relation, NULL) — the contact's company lacks the relation,
+  and the text does not name the company; "The contact cannot be synchronized because the company
+  does not exist." → (Dataverse Account, NULL). Parent tables that are setup objects rather than
+  coupled records are listed in :data:`SETUP_PARENT_TABLES`. ``parent_table + ": " + parent_key`` is
+  the parent's RecordID as BC formats it (compound keys comma-separated, e.g. ``Item Unit of
+  Measure: 1000,PCS``).
+
+Everything works on distinct texts: :func:`assign_signatures` reads the distinct texts of a
+workspace not classified yet, classifies them once each and writes the results back set-based.
+Join ``job_errors`` to ``signatures`` with :func:`error_text_sql` (Error Message, else Message).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from ..errors import SyncAnalysisError
+from .causes import CAUSES, UNCLASSIFIED, cause_info
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
+
+CATALOGUE_FILES = ("bc-error-templates.csv", "extra-templates.csv")
+COLUMNS = ["error_message", "signature", "template", "cause", "inner_message", "parent_table", "parent_key"]
+
+MESSAGE_LEN = 250  # table 5339 Message, page 5333 Error Message
+ERROR_MESSAGE_LEN = 2048  # table 5339 Error Message
+_TRUNCATION_SLACK = 10  # trailing blanks an export may have trimmed off a cut text
+CLUSTER_CUTOFF = 88  # rapidfuzz ratio above which two masked unmatched texts share a signature
+_CLUSTER_KEY_LEN = 160  # compare the start of masked texts, so a cut copy joins its full text
+_MAX_UNMATCHED_SIG = 250
+_MAX_DEPTH = 4
+_MIN_PREFIX_LITERAL = 20  # a cut text must cover this many literal characters of a template
+
+EMPTY_SIGNATURE = "(empty message)"
+
+
+class CatalogueError(SyncAnalysisError):
+    """A template catalogue file is malformed (bad header, empty template, unknown category, duplicate)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Templates
+
+# Wrappers: the placeholder that carries the inner error text, and whether the cause comes from it.
+_WRAPPERS: dict[str, tuple[int, bool]] = {
+    "Modifying %1 failed because of the following error: %2.": (2, True),
+    "The data could not be updated because of the following error: %1.": (1, True),
+    "Uncoupling %1 failed because of the following error: %2.": (2, True),
+    "Coupling %1 failed because of the following error: %2.": (2, True),
+    "Inserting %1 failed because of the following error: %2.": (2, True),
+    "An error occurred when communicating with %1. Detailed description: %2": (2, True),
+    "Crm%1 failed. %2": (2, True),
+    "The connection to Dynamics 365 Sales is disabled due to the following error: %1.\\\\Please contact your "
+    "system administrator.": (1, False),
+    "Connection to Dynamics 365 is broken and that it has been disabled due to an error: %1": (1, False),
+}
+
+# Placeholder kinds the heuristic in _kind() gets wrong or cannot know.
+_KIND_OVERRIDES: dict[str, dict[int, str]] = {
+    "%1 %2 must be coupled to a %3 record.": {1: "parent-table", 2: "key", 3: "service"},
+    "%1 %2 must be coupled to a %3 row.": {1: "parent-table", 2: "key", 3: "service"},
+    "%1 %2 must be coupled to a record in %3.": {1: "parent-table", 2: "key", 3: "service"},
+    "%1 %2 must be coupled to a Dataverse row.": {1: "parent-table", 2: "key"},
+    "%1 Unit of Measure (%2, %3) must be coupled to a %4 record.": {1: "parent-table", 2: "key", 3: "code",
+                                                                    4: "service"},
+    "The %1 %2 was not found.": {1: "table", 2: "code"},
+    "The %1 %2 is not configured for %3 synchronization.": {1: "table", 2: "name", 3: "value"},
+    "There are no field mapping rows for the %2 %3 in the %1 table.": {2: "table", 3: "name", 1: "table"},
+    "Source table %1 and destination table %2 do not match integration table mapping %3.": {3: "name"},
+    "Cannot find %1 record %2.": {1: "table", 2: "key"},
+    "Cannot find the mapping %2 in table %1.": {2: "name", 1: "table"},
+    "Cannot determine the source origin: %1.": {1: "value"},
+    "No mapping is set for %1.": {1: "table"},
+    "The field %1 in the table %2 must be of type GUID.": {1: "field", 2: "table"},
+    "Cannot couple %1 to this %3 record, because the %3 record is already coupled to %2.": {1: "key", 2: "key",
+                                                                                           3: "table"},
+    "Cannot couple the %2 record to %1, because %1 is already coupled to another %2 record.": {1: "key",
+                                                                                             2: "table"},
+    "Cannot couple %1 to this %2 record, because the %2 record is already coupled.": {1: "key", 2: "table"},
+    "The currency with the ISO code '%1' cannot be found. Therefore, the exchange rate between '%2' and '%3' "
+    "cannot be calculated.": {1: "code", 2: "code", 3: "code"},
+    "%1 could not be found in %2.": {1: "value", 2: "service"},
+    "Only %1 Owner of Type SystemUser can be mapped to Salespeople.": {1: "service"},
+    "Table %1 must be mapped to table %2 to transfer value between fields %3  and %4.": {1: "table", 2: "table",
+                                                                                         3: "field", 4: "field"},
+    "Cannot find %1 in table %2.": {1: "key", 2: "table"},
+    "The %1 %2 already exists in %3, but it cannot be synchronized, because it is inactive.": {1: "table",
+                                                                                              2: "key",
+                                                                                              3: "service"},
+    "The %4 %1 %2 contains more than one %3. This setup cannot be used for synchronization.": {4: "table",
+                                                                                              1: "table",
+                                                                                              2: "key",
+                                                                                              3: "table"},
+    "Cannot create the invoice in %2. The customer from the original %2 sales order %1 was changed or is no "
+    "longer coupled.": {1: "key", 2: "service"},
+    "The %2 unit %1 is not coupled to a unit of measure.": {1: "code", 2: "service"},
+    "The application is not designed to integrate table %1 with %2.": {1: "table", 2: "table"},
+    "No %1 was found for table %2.": {1: "table", 2: "table"},
+    "The connection to %1 was disabled because integration user %2 has insufficient privileges to run the "
+    "synchronization.": {1: "service", 2: "user"},
+    "Connection to Dynamics 365 is broken and that it has been disabled due to an error: %1": {1: "message"},
+    "There is no CompanyId field in table %1 %2.": {1: "table", 2: "key"},
+    "There is no OwnerId field in table %1 %2.": {1: "table", 2: "key"},
+    "Team %1 for business unit %2 does not have the required role %3.": {1: "name", 2: "name", 3: "name"},
+    "User %1 is disabled on server %2.": {1: "user", 2: "url"},
+    "User %1 with access mode %3 is not licensed on server %2.": {1: "user", 2: "url", 3: "value"},
+    "Integration Table Mapping with the name %1 does not exist.": {1: "name"},
+    "You must specify which fields on the table mapping '%1' should be used for match-based coupling.": {1: "name"},
+    "Failed to couple %2 record(s), because no unique uncoupled matching entity was found in %1 with the specified "
+    "matching criteria.": {1: "service", 2: "n"},
+    "The URL is incorrect. Enter the URL for the %1 connection.": {1: "service"},
+    "Cannot find the coupled %1 invoice header.": {1: "service"},
+    "The record is not coupled to %1.": {1: "service"},
+    "Your local currency code %1 does not match any ISO Currency Code in the Dataverse currency table. To continue, "
+    "make sure that the local currency code in General Ledger Setup complies with the ISO standard and create a "
+    "currency in Dataverse currency table that uses it as ISO Currency Code.": {1: "code"},
+    "The base currency %1 of the Dataverse environment must exist in Business Central and it must have an exchange "
+    "rate.": {1: "code"},
+    "Principal user (Id=%1, type=8) is missing %2 privilege": {1: "guid", 2: "privilege"},
+    "Principal user (%1), is missing %2 privilege": {1: "detail", 2: "privilege"},
+    "Crm%1 failed. %2": {1: "op", 2: "message"},
+    "Cannot update the %2 record because both the %1 record and the %2 record have been changed.": {1: "table",
+                                                                                                  2: "table"},
+    "Cannot update the %2 record because it has a later modified date than the %1 record.": {1: "table",
+                                                                                           2: "table"},
+}
+
+# Tokens of the placeholder kinds in signatures (kinds in _KEPT show their value when there is one).
+_TOKENS = {
+    "table": "<table>", "field": "<field>", "key": "<key>", "n": "<n>", "text": "<text>", "guid": "<guid>",
+    "id": "<id>", "privilege": "<privilege>", "email": "<email>", "url": "<url>", "code": "<code>",
+    "name": "<name>", "value": "<value>", "detail": "<detail>", "user": "<user>", "op": "<op>",
+    "message": "<message>", "service": "<service>", "parent-table": "<table>",
+}
+_KEPT = {"service", "parent-table", "op"}
+# Kinds whose values are names or codes (at most a few hundred characters), matched with a bounded pattern.
+_SHORT_KINDS = {"table", "parent-table", "field", "key", "code", "n", "service", "guid", "id", "privilege", "user",
+                "op", "email", "name"}
+_SHORT_VALUE = 300
+
+# Parent record named by a text: (table, key) as format strings over the values p1..p9 (None = unknown).
+_PARENTS: dict[str, tuple[str, str | None]] = {
+    "%1 %2 must be coupled to a %3 record.": ("{p1}", "{p2}"),
+    "%1 %2 must be coupled to a %3 row.": ("{p1}", "{p2}"),
+    "%1 %2 must be coupled to a record in %3.": ("{p1}", "{p2}"),
+    "%1 %2 must be coupled to a Dataverse row.": ("{p1}", "{p2}"),
+    "%1 Unit of Measure (%2, %3) must be coupled to a %4 record.": ("{p1} Unit of Measure", "{p2},{p3}"),
+    "Cannot find the currency with the value '%1' in Dataverse.": ("Currency", "{p1}"),
+    "The currency with the ISO code '%1' cannot be found. Therefore, the exchange rate between '%2' and '%3' "
+    "cannot be calculated.": ("Currency", "{p1}"),
+    "Cannot create or update the currency %1 in %2, because there is no exchange rate defined for it.":
+        ("Currency Exchange Rate", "{p1}"),
+    "Cannot find the unit group '%1' in %2.": ("Unit of Measure", "{p1}"),
+    "Cannot find any unit of measure inside the unit group '%1' in %2.": ("Unit of Measure", "{p1}"),
+    "Multiple units of measure were found in the unit group '%1' in %2.": ("Unit of Measure", "{p1}"),
+    "The unit of measure in the unit group '%1' has an incorrect name: expected name '%2', found name '%3'.":
+        ("Dataverse Uomschedule", "{p1}"),
+    "CRM Unit Group %1 does not exist.": ("Dataverse Uomschedule", "{p1}"),
+    "Item Unit Group for Item %1 is not found.": ("Item Unit Group", "{p1}"),
+    "Resource Unit Group for Resource %1 is not found.": ("Resource Unit Group", "{p1}"),
+    "Unit of measure %1 does not exist.": ("Unit of Measure", "{p1}"),
+    "Unit of measure %1 is not coupled.": ("Unit of Measure", "{p1}"),
+    "Item unit of measure %1 is not coupled.": ("Item Unit of Measure", "{p1}"),
+    "Resource unit of measure %1 is not coupled.": ("Resource Unit of Measure", "{p1}"),
+    "The item unit of measure %1 does not exist.": ("Item Unit of Measure", "{p1}"),
+    "The resource unit of measure %1 does not exist.": ("Resource Unit of Measure", "{p1}"),
+    "Cannot create the invoice in %1. The item unit of measure %2 does not exist.": ("Item Unit of Measure", "{p2}"),
+    "Cannot create the invoice in %1. The item unit of measure %2 is not coupled to a %1 unit.":
+        ("Item Unit of Measure", "{p2}"),
+    "Cannot create the invoice in %1. The resource unit of measure %2 does not exist.":
+        ("Resource Unit of Measure", "{p2}"),
+    "Cannot create the invoice in %1. The resource unit of measure %2 is not coupled to a %1 unit.":
+        ("Resource Unit of Measure", "{p2}"),
+    "Cannot find a synchronized product for %1.": ("Item", "{p1}"),
+    "Cannot find %1 in table %2.": ("{p2}", "{p1}"),
+    "The contact %1 must have a contact company that has a business relation to a customer.":
+        ("Contact Business Relation", None),
+    "The contact %1 must have a contact company that has a business relation to a customer or vendor.":
+        ("Contact Business Relation", None),
+    "The contact cannot be synchronized because the company does not exist.": ("Dataverse Account", None),
+    "Sales header is not coupled.": ("Sales Header", None),
+}
+
+# Parent tables above that are setup objects (a rate, a Dataverse unit group, a business relation), not
+# records with a coupling: the fix is a setup change, "couple the parent first" does not apply.
+SETUP_PARENT_TABLES = frozenset({"Currency Exchange Rate", "Dataverse Uomschedule", "Item Unit Group",
+                                 "Resource Unit Group", "Contact Business Relation", "Dataverse Account"})
+
+# BC table captions whose following code is a record key (for masking unmatched texts and for
+# splitting "%1 %2" into caption and key). Longest first, so "Item Unit of Measure" beats "Item".
+TABLE_CAPTIONS = tuple(sorted({
+    "Customer", "Vendor", "Contact", "Item", "Resource", "Currency", "Salesperson/Purchaser", "Unit of Measure",
+    "Item Unit of Measure", "Resource Unit of Measure", "Payment Terms", "Shipment Method", "Shipping Agent",
+    "Customer Price Group", "Price List Header", "Sales Header", "Sales Line", "Sales Invoice Header",
+    "Sales Invoice Line", "Sales Cr.Memo Header", "Sales Order", "Sales Invoice", "Opportunity", "Location",
+    "Country/Region", "Dimension Value", "Employee", "Contact Business Relation", "Item Unit Group",
+    "Resource Unit Group", "Unit Group", "Currency Exchange Rate", "Config. Template Header", "Vendor Bank Account",
+    "Dataverse Account", "Dataverse Contact", "Dataverse Systemuser", "Dataverse Transactioncurrency",
+    "Dataverse Product", "Dataverse Uomschedule", "Dataverse Uom", "Integration Table Mapping",
+}, key=lambda c: (-len(c), c)))
+
+
+@dataclass(frozen=True, eq=False)
+class Template:
+    """One catalogue template, compiled for matching.
+
+    Attributes
+    ----------
+    text, source, category, file
+        As in the catalogue file ``file``.
+    kinds
+        Placeholder number -> kind (``table``, ``key``, ``n``, ``service``…); decides its token.
+    inner
+        For wrappers, the placeholder holding the inner error text.
+    cause_from_inner
+        Whether a wrapper takes its cause from the inner text.
+    open_end
+        Whether trailing details after the template text are allowed (Dataverse service texts).
+    weight
+        Literal characters of the template: the more, the more specific (tried first).
+    """
+
+    text: str
+    source: str
+    category: str
+    file: str
+    kinds: dict[int, str]
+    inner: int | None
+    cause_from_inner: bool
+    open_end: bool
+    weight: int
+    parts: tuple[str | int, ...]
+    regex: re.Pattern[str]
+    # for cut texts: (literal chars before the cut placeholder, that placeholder, the literal after it, regex)
+    prefixes: tuple[tuple[int, int, str, re.Pattern[str]], ...]
+    lead: str
+    required: str
+    suffix: str
+    pairs: tuple[tuple[int, int], ...]
+    flat_lead: str  # the leading literal, whitespace-normalised: a text cut inside it is a prefix of it
+
+
+def _lit_regex(lit: str) -> str:
+    """Regex of a literal template part: any run of blanks matches any whitespace; an AL line break
+    (a doubled backslash) matches optional whitespace."""
+    out = []
+    for piece in re.split(r"(\\\\|\s+)", lit):
+        if not piece:
+            continue
+        if piece == "\\\\":
+            out.append(r"\s*")
+        elif piece.isspace():
+            out.append(r"\s+")
+        else:
+            out.append(re.escape(piece))
+    return "".join(out)
+
+
+def _kind(pre: str, post: str) -> str:
+    """Guess a placeholder's kind from the words around it (overridden per template in _KIND_OVERRIDES)."""
+    p, q = pre.lower(), post.lower()
+    if p.endswith("'") and q.startswith("'"):
+        return "name" if p.endswith("name '") else "code"
+    if re.match(r"\s*%\d", q):  # "%1 %2": a caption followed by its key
+        return "table"
+    if re.search(r"%\d\s*$", p):
+        return "key"
+    if p.endswith(("following error: ", "detailed description: ", "due to an error: ", "the following error: ")):
+        return "message"
+    if q.startswith((" table", " record cannot")) or p.endswith(("table ", "the table ")):
+        return "table"
+    if q.startswith(" field") or p.endswith("field "):
+        return "field"
+    if p.endswith("value: "):
+        return "text"
+    if p.endswith("(id="):
+        return "guid"
+    if p.endswith(("with id ", "external id ")):
+        return "id"
+    if q.startswith(" privilege"):
+        return "privilege"
+    if (q.startswith((" characters", " record(s)", " milliseconds", " seconds", " over time", ", measured"))
+            or p.endswith(("string is ", "limit of "))):
+        return "n"
+    if p.endswith("email address "):
+        return "email"
+    if p.endswith(("to the user: ", "url for the ")) or "link" in p[-20:]:
+        return "url"
+    if (p.endswith(("communicating with ", "access token for ", "record in ", "invoice in ", "inside the unit group "))
+            or q.startswith((" connection", " record.", " row.", " unit.", " administrator", " synchronization."))
+            or (p.endswith(" in ") and q[:1] in (".", ","))):
+        return "service"
+    if q.startswith(" failed"):
+        return "table"
+    if p.endswith("try again.\\\\"):
+        return "detail"
+    if p.endswith(("the record is not coupled to ", "is not a supported")) or q.startswith(" is not a supported"):
+        return "value"
+    if p.endswith(("record ", "product ", "resource ", "contact ", "entity ", "item ", "invoice ", "order ",
+                   "currency ", "group ", "measure ", "unit ", "code ", "id ", "for ", "page for record ")):
+        return "key"
+    return "value"
+
+
+def _compile(text: str, source: str, category: str, file: str) -> Template:
+    tokens = re.split(r"%(\d)", text)
+    parts: list[str | int] = [tok if i % 2 == 0 else int(tok) for i, tok in enumerate(tokens)]
+    inner, from_inner = _WRAPPERS.get(text, (None, True))
+    overrides = _KIND_OVERRIDES.get(text, {})
+    kinds: dict[int, str] = {}
+    for i in range(1, len(parts), 2):
+        k = parts[i]
+        assert isinstance(k, int)
+        if k not in kinds:
+            pre = "".join(str(x) if isinstance(x, str) else f"%{x}" for x in parts[max(0, i - 3):i])
+            post = "".join(str(x) if isinstance(x, str) else f"%{x}" for x in parts[i + 1:i + 4])
+            kinds[k] = overrides.get(k) or ("message" if k == inner else _kind(pre, post))
+    open_end = "not an AL label" in source
+    literals = [p for p in parts if isinstance(p, str)]
+    weight = sum(len(re.sub(r"\s+|\\\\", "", s)) for s in literals)
+    if not weight:
+        raise CatalogueError(f"{file}: template {text!r} has no literal text; it would match every message.")
+
+    def body(stop: int | None) -> str:
+        """Regex of the parts; ``stop`` = index of the placeholder occurrence that absorbs the rest."""
+        seen: set[int] = set()
+        out = []
+        for i, part in enumerate(parts):
+            if isinstance(part, str):
+                last = i == len(parts) - 1
+                if last and open_end and stop is None and part.rstrip().endswith("."):
+                    out.append(_lit_regex(part.rstrip()[:-1]) + r"\.?(?:\s+(?P<trail>.*))?")
+                elif last and open_end and stop is None and part.strip():
+                    out.append(_lit_regex(part) + r"(?:\s+(?P<trail>.*))?")
+                else:
+                    out.append(_lit_regex(part))
+                continue
+            if i == stop:
+                out.append(f"(?P<p{part}>.*)" if part not in seen else "(?P<rest>.*)")
+                break
+            if part in seen:
+                out.append(f"(?P=p{part})")
+            elif part == inner:
+                out.append(f"(?P<p{part}>.*)")
+            else:  # names and codes are short: bounding them keeps "%1 %2 …" from backtracking over long texts
+                out.append(f"(?P<p{part}>.{{0,{_SHORT_VALUE}}}?)" if kinds[part] in _SHORT_KINDS else f"(?P<p{part}>.*?)")
+            seen.add(part)
+        return "".join(out)
+
+    regex = re.compile(body(None), re.DOTALL)
+    prefixes = []
+    for i in range(1, len(parts), 2):
+        covered = sum(len(re.sub(r"\s+|\\\\", "", s)) for s in parts[:i] if isinstance(s, str))
+        following = " ".join(str(parts[i + 1]).replace("\\\\", " ").split()) if i + 1 < len(parts) else ""
+        prefixes.append((covered, parts[i], following, re.compile(body(i), re.DOTALL)))
+    prefixes.sort(key=lambda x: -x[0])
+    lead = re.split(r"\\\\|\s{2,}", str(parts[0]))[0]
+    chunks = [c for s in literals for c in re.split(r"\s+|\\\\", s) if len(c) >= 4]
+    required = max(chunks, key=len) if chunks else ""
+    last = parts[-1]
+    suffix = ""
+    if isinstance(last, str) and last.strip() and not open_end:
+        suffix = re.split(r"\s+|\\\\", last.rstrip())[-1]
+    pairs = tuple((parts[i], parts[i + 2]) for i in range(1, len(parts) - 2, 2)
+                  if isinstance(parts[i + 1], str) and parts[i + 1].isspace() and parts[i + 1])
+    flat_lead = " ".join(str(parts[0]).replace("\\\\", " ").split())
+    return Template(text, source, category, file, kinds, inner, from_inner, open_end, weight, tuple(parts), regex,
+                    tuple(prefixes), lead, required, suffix, pairs, flat_lead)  # type: ignore[arg-type]
+
+
+def _read_catalogue_file(source: str | Path) -> pd.DataFrame:
+    """Read and check one catalogue file: a name in the package's data folder, or a path."""
+    path = source if isinstance(source, Path) else importlib.resources.files("syncanalysis") / "data" / source
+    name = str(source)
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            df = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise CatalogueError(f"Cannot read the template catalogue {name}: {exc}") from exc
+    if list(df.columns) != ["template", "source", "category"]:
+        raise CatalogueError(f"{name}: the header must be 'template,source,category', found {list(df.columns)}.")
+    for i, row in enumerate(df.itertuples(index=False), start=2):
+        if not row.template.strip():
+            raise CatalogueError(f"{name}, line {i}: the template is empty.")
+        if row.category not in CAUSES:
+            raise CatalogueError(f"{name}, line {i}: unknown category {row.category!r}; use one of {sorted(CAUSES)} "
+                                 "(or add it to syncanalysis/analysis/causes.py).")
+    df["file"] = name
+    return df
+
+
+def templates() -> list[Template]:
+    """Return the compiled catalogue templates, in file order (``bc-error-templates.csv`` first)."""
+    return list(_matcher().templates)
+
+
+def catalogue() -> pd.DataFrame:
+    """Return the message catalogue: one row per template with its source, category and file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``template, source, category, file, wrapper, open_end`` (``wrapper``: classified by its
+        inner text; ``open_end``: trailing details allowed), in file order.
+    """
+    rows = [{"template": t.text, "source": t.source, "category": t.category, "file": t.file,
+             "wrapper": t.inner is not None, "open_end": t.open_end} for t in _matcher().templates]
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Masking of unmatched texts
+
+_CAPTION_RE = "|".join(re.escape(c) for c in TABLE_CAPTIONS)
+_MASKS: list[tuple[re.Pattern[str], str]] = [(re.compile(p, f), r) for p, r, f in [
+    (r"https?://[^\s'\"<>]+", "<url>", 0),
+    (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "<email>", 0),
+    (r"\{?\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b\}?", "<guid>", 0),
+    (r"\b[0-9A-Fa-f]{32}\b", "<guid>", 0),
+    (r"\b((?:Request|Activity|Correlation|Session|Operation|Tracking)\s?I[Dd])(\s*[:=]\s*)(?!<)[^\s,;)]+",
+     r"\1\2<id>", re.IGNORECASE),
+    (r"(?<!\w)'[^'\n]*'(?!\w)", "'<value>'", 0),
+    (r"(?<!\w)\"[^\"\n]*\"(?!\w)", "\"<value>\"", 0),
+    (rf"\b({_CAPTION_RE}): [^\s,;()]*[^\s,;().](?:,[^\s,;()]*[^\s,;().])*", r"\1: <key>", 0),
+    (rf"(?i:\b({_CAPTION_RE}))(?:\s+No\.)?\s+(?:[A-Z0-9][A-Z0-9_./-]*\d[A-Z0-9_./-]*|[A-Z][A-Z0-9_-]+)(?![\w])",
+     r"\1 <key>", 0),
+    (r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]+\b", "<key>", 0),
+    (r"[-+]?\d+(?:[.,]\d+)*", "<n>", 0),
+    (r"\s+", " ", 0),
+]]
+
+
+def mask(text: str) -> str:
+    """Mask the variable parts of one error text (for texts no template matches).
+
+    Examples
+    --------
+    >>> mask("Customer C00010 failed at https://x.crm4.dynamics.com: Request ID: 6629091b-1673-4b76-a0b7-b6ef8b841cf1")
+    'Customer <key> failed at <url> Request ID: <guid>'
+    """
+    for rx, repl in _MASKS:
+        text = rx.sub(repl, text)
+    return text.strip()
+
+
+# ------------------------------------------------------------------------------------------------
+# Matching
+
+
+class _Res:
+    """Classification of one text: a matched template (maybe wrapping another result) or an unmatched leaf."""
+
+    __slots__ = ("text", "tpl", "head", "tail", "child", "masked", "parent")
+
+    def __init__(self, text: str, tpl: Template | None = None, head: str = "", tail: str = "",
+                 child: _Res | None = None, masked: str | None = None,
+                 parent: tuple[str | None, str | None] = (None, None)) -> None:
+        self.text, self.tpl, self.head, self.tail, self.child = text, tpl, head, tail, child
+        self.masked, self.parent = masked, parent
+
+    def leaf(self) -> _Res:
+        r = self
+        while r.child is not None:
+            r = r.child
+        return r
+
+    def decisive(self) -> _Res:
+        """The result whose template decides the cause (innermost matched one along cause-from-inner wrappers)."""
+        r = self
+        while r.child is not None and r.tpl is not None and r.tpl.cause_from_inner and r.child.tpl is not None:
+            r = r.child
+        return r
+
+
+def _maybe_truncated(text: str) -> bool:
+    n = len(text)
+    return any(limit - _TRUNCATION_SLACK <= n <= limit for limit in (MESSAGE_LEN, ERROR_MESSAGE_LEN))
+
+
+def _clean(value: str) -> str:
+    return " ".join(value.split())
+
+
+class _Matcher:
+    """The compiled catalogue with an index by the first characters of each template."""
+
+    def __init__(self) -> None:
+        frames = [_read_catalogue_file(f) for f in CATALOGUE_FILES]
+        df = pd.concat(frames, ignore_index=True)
+        dup = df[df.duplicated("template", keep=False)]
+        if not dup.empty:
+            raise CatalogueError(f"Template {dup.template.iloc[0]!r} is listed twice (in {sorted(set(dup.file))}); "
+                                 "keep one.")
+        self.templates = [_compile(r.template, r.source, r.category, r.file) for r in df.itertuples(index=False)]
+        by_weight = sorted(self.templates, key=lambda t: (-t.weight, t.text))
+        self.wild = [t for t in by_weight if len(t.lead) < 3]
+        keys = {t.lead[:3] for t in by_weight if len(t.lead) >= 3}
+        self.index = {k: [t for t in by_weight if t.lead[:3] == k or len(t.lead) < 3] for k in keys}
+        self.by_text = {t.text: t for t in self.templates}
+
+    def candidates(self, text: str) -> list[Template]:
+        return self.index.get(text[:3], self.wild)
+
+    def match(self, text: str, truncated: bool) -> tuple[Template, dict[str, str], int | None] | None:
+        """Return (template, group values, cut) of the most specific template matching ``text``.
+
+        ``cut`` is ``None`` for a full match; for a cut text matched as a prefix it is the
+        placeholder that holds the cut end (0 when the text ends inside the leading literal).
+        """
+        cands = self.candidates(text)
+        for t in cands:
+            if t.lead and not text.startswith(t.lead):
+                continue
+            if t.required and t.required not in text:
+                continue
+            if t.suffix and not text.endswith(t.suffix):
+                continue
+            m = t.regex.fullmatch(text)
+            if m is not None:
+                return t, m.groupdict(), None
+        if not truncated:
+            return None
+        best: tuple[int, Template, dict[str, str], int] | None = None
+        flat = _clean(text)
+        for t in cands:
+            if best is not None and t.weight <= best[0]:
+                break  # sorted by weight: no later template can cover more literal text
+            need = min(_MIN_PREFIX_LITERAL, t.weight)
+            if len(flat) <= len(t.flat_lead):  # the text ends inside the leading literal
+                covered = len(flat.replace(" ", ""))
+                if covered >= need and t.flat_lead.startswith(flat):
+                    best = (covered, t, {}, 0)
+                continue
+            if t.lead and not text.startswith(t.lead):
+                continue
+            for covered, k, following, rx in t.prefixes:
+                if best is not None and covered + len(following) <= best[0]:
+                    break
+                m = rx.fullmatch(text)
+                if m is None:
+                    continue
+                # the cut placeholder absorbed the rest: count the start of the next literal it ends with
+                values = m.groupdict()
+                name = "rest" if values.get("rest") is not None else f"p{k}"
+                value, extra = _cut_literal(values.get(name) or "", following)
+                values[name] = value
+                if covered + extra >= need and (best is None or covered + extra > best[0]):
+                    best = (covered + extra, t, values, k)
+                break  # a later (shorter) prefix of the same template cannot cover more
+        return None if best is None else (best[1], best[2], best[3])
+
+    def classify(self, text: str, truncated: bool, depth: int = 0) -> _Res:
+        stripped = text.strip()
+        hit = self.match(stripped, truncated) if stripped else None
+        if hit is None:
+            return _Res(text, masked=mask(stripped) if stripped else EMPTY_SIGNATURE)
+        tpl, groups, cut = hit
+        values = {int(k[1:]): v for k, v in groups.items() if k[0] == "p" and v is not None}
+        for a, b in tpl.pairs:  # "%1 %2": split caption and key at a known caption (else at the last blank)
+            if a in values and b in values and tpl.kinds.get(a) in ("table", "parent-table"):
+                values[a], values[b] = _split_caption(values[a], values[b])
+        child = None
+        if tpl.inner is not None and depth < _MAX_DEPTH and tpl.inner in values:
+            inner_cut = cut == tpl.inner
+            child = self.classify(values[tpl.inner], inner_cut, depth + 1)
+            if child.tpl is None and tpl.parts[-1] == "." and not values[tpl.inner].rstrip().endswith("."):
+                # the wrapper's own period may be the inner text's (one dot where BC writes two)
+                alt = self.classify(values[tpl.inner].rstrip() + ".", inner_cut, depth + 1)
+                child = alt if alt.tpl is not None else child
+        head, tail = _render(tpl, values, split=tpl.inner if child is not None else None)
+        parent: tuple[str | None, str | None] = (None, None)
+        spec = _PARENTS.get(tpl.text)
+        if spec is not None:
+            fmt = {f"p{k}": _clean(v) for k, v in values.items()}
+            try:
+                table = spec[0].format(**fmt)
+                key = spec[1].format(**fmt) if spec[1] is not None else None
+                parent = (table or None, key or None)
+            except KeyError:  # a cut text lacks the placeholder
+                parent = (None, None)
+        return _Res(text, tpl, head, tail, child, parent=parent)
+
+
+def _cut_literal(value: str, following: str) -> tuple[str, int]:
+    """Split off the start of the literal ``following`` that a cut value ends with; return (value, chars)."""
+    clean = _clean(value)
+    for j in range(min(len(following), len(clean)), 0, -1):
+        if clean.endswith(following[:j]):
+            return clean[:-j].rstrip(), len(following[:j].replace(" ", ""))
+    return value, 0
+
+
+def _split_caption(a: str, b: str) -> tuple[str, str]:
+    combined = _clean(f"{a} {b}")
+    for cap in TABLE_CAPTIONS:
+        if combined.startswith(cap + " ") and len(combined) > len(cap) + 1:
+            return cap, combined[len(cap) + 1:]
+    if " " in combined:
+        head, _, last = combined.rpartition(" ")
+        return head, last
+    return a, b
+
+
+def _render(tpl: Template, values: dict[int, str], split: int | None) -> tuple[str, str]:
+    """Render the template with tokens; when ``split`` is a placeholder, return the text before and after it."""
+    out: list[str] = []
+    head = None
+    for part in tpl.parts:
+        if isinstance(part, str):
+            out.append(part.replace("\\\\", " "))
+            continue
+        if part == split and head is None:
+            head = "".join(out)
+            out = []
+            continue
+        kind = tpl.kinds.get(part, "value")
+        value = _clean(values.get(part, ""))
+        if kind in _KEPT and value and len(value) <= 60:
+            out.append(value)
+        else:
+            out.append(_TOKENS.get(kind, "<value>"))
+    if head is None:
+        return _clean("".join(out)), ""
+    tail = "".join(out)
+    return _clean(head) + (" " if head[-1:].isspace() else ""), (" " if tail[:1].isspace() else "") + _clean(tail)
+
+
+@lru_cache(maxsize=1)
+def _matcher() -> _Matcher:
+    return _Matcher()
+
+
+# ------------------------------------------------------------------------------------------------
+# Classification of many texts
+
+
+def _cluster(masked: Iterable[str], known: dict[str, str]) -> dict[str, str]:
+    """Group masked texts: each joins the first earlier representative with ratio >= CLUSTER_CUTOFF.
+
+    ``known`` maps representatives already in use (e.g. stored signatures) to their signature.
+    Texts are visited in sorted order and compared within their first word, so the result depends
+    only on the set of texts.
+    """
+    reps: dict[str, list[str]] = {}
+    sig_of_rep: dict[str, str] = {}
+    for rep, sig in sorted(known.items()):
+        key = rep[:_CLUSTER_KEY_LEN]
+        reps.setdefault(_bucket(rep), []).append(key)
+        sig_of_rep.setdefault(key, sig)
+    out: dict[str, str] = {}
+    for m in sorted(set(masked)):
+        key = m[:_CLUSTER_KEY_LEN]
+        if key in sig_of_rep:
+            out[m] = sig_of_rep[key]
+            continue
+        bucket = reps.setdefault(_bucket(m), [])
+        best = process.extractOne(key, bucket, scorer=fuzz.ratio, score_cutoff=CLUSTER_CUTOFF) if bucket else None
+        if best is not None:
+            out[m] = sig_of_rep[best[0]]
+            sig_of_rep[key] = out[m]
+            continue
+        sig = m if len(m) <= _MAX_UNMATCHED_SIG else m[:_MAX_UNMATCHED_SIG - 1].rstrip() + "…"
+        bucket.append(key)
+        sig_of_rep[key] = sig
+        out[m] = sig
+    return out
+
+
+def _bucket(masked: str) -> str:
+    return masked.split(" ", 1)[0].lower()
+
+
+def _signature(r: _Res, leaf_sigs: dict[str, str]) -> str:
+    if r.tpl is None:
+        return leaf_sigs.get(r.masked or "", r.masked or EMPTY_SIGNATURE)
+    if r.child is None:
+        return r.head
+    return r.head + _signature(r.child, leaf_sigs) + r.tail
+
+
+def _distinct(messages: Iterable[str] | pd.Series) -> list[str]:
+    s = messages if isinstance(messages, pd.Series) else pd.Series(list(messages), dtype=object)
+    s = s[s.notna()]
+    return [str(x) for x in pd.unique(s.astype(object))]
+
+
+def _chunks(items: list[str], progress: bool, desc: str) -> Iterator[str]:
+    if not progress:
+        yield from items
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(items, desc=desc, unit="text", mininterval=0.5)
+
+
+def _classify_texts(texts: list[str], known: dict[str, str] | None = None, progress: bool = False) -> pd.DataFrame:
+    m = _matcher()
+    results = [m.classify(t, _maybe_truncated(t)) for t in _chunks(texts, progress, "Classifying error texts")]
+    leaves = [r.leaf() for r in results]
+    leaf_sigs = _cluster((lf.masked for lf in leaves if lf.tpl is None and lf.masked), known or {})
+    rows = []
+    for r in results:
+        d = r.decisive()
+        leaf = r.leaf()
+        if d.tpl is None:
+            template, cause, inner = None, UNCLASSIFIED, None
+        else:
+            template, cause = d.tpl.text, d.tpl.category
+            inner = d.text if d is not r else (leaf.text if leaf is not r else None)
+        rows.append((r.text, _signature(r, leaf_sigs), template, cause, inner, d.parent[0], d.parent[1]))
+    return pd.DataFrame(rows, columns=COLUMNS, dtype=object)
+
+
+def classify(messages: Iterable[str] | pd.Series, *, progress: bool = False) -> pd.DataFrame:
+    """Classify error texts: signature, catalogue template, cause, inner text and parent record.
+
+    Parameters
+    ----------
+    messages
+        Error texts (duplicates and missing values are fine; each distinct text is classified once).
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per distinct text, in order of first appearance, with columns ``error_message,
+        signature, template, cause, inner_message, parent_table, parent_key``. ``template`` is
+        ``None`` and ``cause`` is ``"unclassified"`` when no template matches.
+
+    Examples
+    --------
+    >>> row = classify(["Salesperson/Purchaser NEWSP must be coupled to a Dataverse row."]).iloc[0]
+    >>> row.signature, row.cause, row.parent_table, row.parent_key
+    ('Salesperson/Purchaser <key> must be coupled to a Dataverse row.', 'not-coupled', 'Salesperson/Purchaser', 'NEWSP')
+    """
+    return _classify_texts(_distinct(messages), progress=progress)
+
+
+# ------------------------------------------------------------------------------------------------
+# Workspace
+
+def error_text_sql(alias: str = "") -> str:
+    """SQL for the text of a ``job_errors`` row, the key of ``signatures``: Error Message, else Message.
+
+    Parameters
+    ----------
+    alias
+        Table alias to qualify the columns with (e.g. ``"e"``), or empty.
+
+    Examples
+    --------
+    >>> error_text_sql("e")
+    "coalesce(nullif(e.error_message, ''), nullif(e.message, ''))"
+    """
+    p = f"{alias}." if alias else ""
+    return f"coalesce(nullif({p}error_message, ''), nullif({p}message, ''))"
+
+
+_NEW_TEXTS_SQL = f"""
+SELECT DISTINCT t.text FROM (
+    SELECT {error_text_sql()} AS text FROM job_errors
+    UNION ALL
+    SELECT nullif(error_message, '') FROM skipped_records
+) t
+WHERE t.text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM signatures s WHERE s.error_message = t.text)
+ORDER BY t.text
+"""
+
+
+def _known_representatives(ws: Workspace) -> dict[str, str]:
+    """Masked representatives of the unmatched groups already stored, with their signatures.
+
+    New unmatched texts join these groups, so signatures stay stable across incremental runs.
+    """
+    m = _matcher()
+    wrappers = [t.text for t in m.templates if t.inner is not None]
+    rows = ws.con.execute(
+        "SELECT error_message, signature FROM signatures WHERE template IS NULL OR list_contains(?, template)",
+        [wrappers],
+    ).fetchall()
+    known: dict[str, str] = {}
+    for text, sig in rows:
+        r = m.classify(text, _maybe_truncated(text))
+        leaf = r.leaf()
+        if leaf.tpl is not None or not leaf.masked:
+            continue
+        # strip the wrappers' rendered heads and tails to recover the stored group signature
+        node, inner_sig = r, sig
+        while node.tpl is not None and node.child is not None:
+            if inner_sig.startswith(node.head) and inner_sig.endswith(node.tail):
+                inner_sig = inner_sig[len(node.head):len(inner_sig) - len(node.tail) if node.tail else None]
+            node = node.child
+        known.setdefault(leaf.masked, inner_sig)
+    return known
+
+
+def assign_signatures(ws: Workspace, *, progress: bool = False) -> int:
+    """Classify the workspace's new error texts and set ``job_errors.signature`` / ``cause``.
+
+    Every distinct text of ``job_errors`` (Error Message, else Message: :func:`error_text_sql`) and of
+    ``skipped_records.error_message`` that is not in the ``signatures`` table yet is classified
+    once (see :func:`classify`) and stored there; then job errors without a signature or cause get
+    them by a set-based update. Runs in one transaction; running it again does nothing.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    progress
+        Show a progress bar while classifying.
+
+    Returns
+    -------
+    int
+        The number of new distinct texts classified.
+    """
+    with ws.transaction() as con:
+        texts = [r[0] for r in con.execute(_NEW_TEXTS_SQL).fetchall()]
+        if texts:
+            frame = _classify_texts(texts, _known_representatives(ws), progress)
+            con.register("_new_signatures", frame)
+            try:
+                con.execute(f"INSERT INTO signatures SELECT {', '.join(COLUMNS)} FROM _new_signatures")
+            finally:
+                con.unregister("_new_signatures")
+        con.execute(
+            f"""UPDATE job_errors SET signature = s.signature, cause = s.cause
+            FROM signatures s
+            WHERE (job_errors.signature IS NULL OR job_errors.cause IS NULL)
+              AND s.error_message = {error_text_sql("job_errors")}"""
+        )
+    return len(texts)
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+
+
+def run_classify(messages: list[str], *, as_json: bool) -> str:
+    """Return what ``syncanalysis classify [MESSAGE...] [--json]`` prints for ``messages``.
+
+    Parameters
+    ----------
+    messages
+        Error texts, in the order to report them (repeats are reported again).
+    as_json
+        Return a JSON array (one object per message) instead of text blocks.
+
+    Returns
+    -------
+    str
+        For each message: signature, template, cause with its title, remedy and action, and the
+        parent record when the text names one.
+    """
+    frame = classify(messages).set_index("error_message", drop=False)
+    items = []
+    for msg in messages:
+        row = frame.loc[msg]
+        info = cause_info(row.cause)
+        items.append({
+            "message": msg, "signature": row.signature, "template": row.template, "cause": row.cause,
+            "title": info.title, "transient": info.transient, "remedy": info.remedy, "action": info.action,
+            "bc_action": info.bc_action, "inner_message": row.inner_message,
+            "parent_table": row.parent_table, "parent_key": row.parent_key,
+        })
+    if as_json:
+        return json.dumps(items, indent=2, ensure_ascii=False)
+    blocks = []
+    for it in items:
+        lines = [
+            f"Message:   {it['message']}",
+            f"Signature: {it['signature']}",
+            f"Template:  {it['template'] if it['template'] is not None else '(none: no catalogue template matches)'}",
+            f"Cause:     {it['cause']} - {it['title']}{' (transient)' if it['transient'] else ''}",
+        ]
+        if it["inner_message"]:
+            lines.append(f"Inner:     {it['inner_message']}")
+        if it["parent_table"]:
+            lines.append(f"Parent:    {it['parent_table']} {it['parent_key'] or '(key not named)'}")
+        lines += [f"Action:    {it['action']}", f"Remedy:    {it['remedy']}"]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
