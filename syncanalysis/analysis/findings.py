@@ -1,0 +1,655 @@
+"""The diagnosis: coded findings with a time window, evidence, a remedy and the selection to triage.
+
+:func:`diagnose` classifies the error texts (signatures), then looks for:
+
+===========================  =================================================================================
+code                         what it means
+===========================  =================================================================================
+``CONNECTION_DISABLED``      every mapping stopped right after a privilege error: BC disabled the connection
+``SYNC_STOPPED_ALL``         every mapping stopped, with no privilege error to explain it (job queue down)
+``SYNC_STOPPED``             one mapping's job queue entry stopped running (e.g. set On Hold by someone)
+``PARENT_NOT_COUPLED``       a parent record (salesperson, currency, unit, company…) blocks its children
+``BROKEN_PARENTS``           many children blocked by parents that were deleted or lost their coupling
+``DELETED_BURST``            a burst of "coupled to a deleted record" failures (mass deletion in one app)
+``CONFLICT_BURST``           a burst of update conflicts (the same records edited in both apps)
+``FIELD_LENGTH_BURST``       a burst of values too long for the other app's field (an import)
+``TRANSIENT_ERRORS``         Dataverse time-outs or service protection limits; heals by itself
+``PERMISSION_ERRORS``        the integration user lacks a privilege
+``ERROR_BURST``              any other cause failing many records at once
+``CHRONIC_ERRORS``           a cause that fails records steadily, week after week
+``NO_DELETION_RULE``         deletions keep failing because Resolve Deletion Conflicts is blank
+``NO_CONFLICT_RULE``         conflicts keep failing because Resolve Update Conflicts is blank
+``SKIPPED_BACKLOG``          couplings excluded from synchronization (Skipped) waiting for an admin
+``BROKEN_COUPLINGS``         couplings whose record in one app no longer exists
+``RETRY_WITHOUT_FIX``        records retried again and again that fail the same way each time
+``HIGH_FAILURE_RATE``        a mapping fails a large share of what it processes
+``SLOW_RUNS``                a mapping's runs are much slower than usual at times
+``UNFINISHED_JOBS``          jobs with no finish time (crashed or still running)
+===========================  =================================================================================
+
+Bursts are found on *onsets* (the first failure of each record for a cause) counted per job-queue run:
+steady background failures give runs with zero or one onset, an incident gives runs with several. The
+window starts at the first run of the burst (one run earlier when that run already had an onset) and
+ends at the last error of the records that started failing in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..workspace import Workspace
+from .causes import cause_info
+from .dependencies import dependency_graph, errors_with_signatures_sql
+from .health import INTERVAL_MIN, gaps, job_health, runs_sql, stopped_periods
+from .records import Selection
+from .signatures import assign_signatures
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+_PARENT_STATE = {"ok": "coupled since", "not coupled": "still not coupled", "deleted": "deleted in one app",
+                 "skipped": "itself skipped", "failed": "itself failing", "unknown": "not in a mapping"}
+MIN_STOP_MINUTES = 180  # shorter pauses are listed by health.gaps but are not worth a finding
+_EPISODE_CODES = {"deleted": "DELETED_BURST", "conflict": "CONFLICT_BURST", "field-length": "FIELD_LENGTH_BURST",
+                  "permission": "PERMISSION_ERRORS"}
+
+
+@dataclass
+class Finding:
+    """One coded finding of the diagnosis (see the module docstring for the codes)."""
+
+    code: str
+    severity: str
+    title: str
+    environment: str
+    company: str
+    mapping: str | None
+    start: dt.datetime | None
+    end: dt.datetime | None
+    ongoing: bool
+    affected: int
+    evidence: dict[str, Any] = field(default_factory=dict)
+    remedy: str = ""
+    action: str | None = None
+    selection: Selection | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (selection as a dict, times as ISO text)."""
+        out = dataclasses.asdict(self)
+        out["selection"] = self.selection.to_dict() if self.selection else None
+        for k in ("start", "end"):
+            out[k] = pd.Timestamp(out[k]).isoformat() if out[k] is not None else None
+        out["evidence"] = _jsonable(self.evidence)
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (pd.Timestamp, dt.datetime)):
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _ts(value: Any) -> dt.datetime | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+
+# ------------------------------------------------------------------------------------------------
+def diagnose(ws: Workspace, *, environment: str | None = None, company: str | None = None,
+             progress: bool = False) -> list[Finding]:
+    """Diagnose the history of ``ws`` and return the findings, most severe and earliest first.
+
+    Parameters
+    ----------
+    ws
+        A workspace (writable, so that error signatures can be assigned and cached; a read-only one
+        works when they already are).
+    environment, company
+        Limit the diagnosis to one environment / company.
+    progress
+        Show a progress bar over the steps.
+    """
+    steps = [_signatures, _stops, _parents, _episodes, _configuration, _backlog, _retries, _job_health]
+    findings: list[Finding] = []
+    ctx = _Context(ws, environment, company)
+    for step in tqdm(steps, desc="diagnosing", disable=not progress):
+        findings += step(ctx)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    findings.sort(key=lambda f: (order[f.severity], f.start or dt.datetime.max, f.code, f.mapping or ""))
+    return findings
+
+
+def findings_frame(findings: list[Finding]) -> pd.DataFrame:
+    """One row per finding (selection and evidence as dicts), for display and export."""
+    cols = [f.name for f in dataclasses.fields(Finding)]
+    return pd.DataFrame([f.to_dict() for f in findings], columns=cols)
+
+
+def kpis(ws: Workspace, *, environment: str | None = None, company: str | None = None,
+         since: dt.datetime | None = None, until: dt.datetime | None = None) -> dict[str, Any]:
+    """Headline figures: jobs, errors, failing and skipped records, failure rate, time range."""
+    where, params = [], []
+    for col, value in (("environment", environment), ("company", company)):
+        if value is not None:
+            where.append(f"{col} = ?")
+            params.append(value)
+    jw = list(where)
+    jp = list(params)
+    if since is not None:
+        jw.append("start_datetime >= ?")
+        jp.append(since)
+    if until is not None:
+        jw.append("start_datetime <= ?")
+        jp.append(until)
+    jwhere = (" WHERE " + " AND ".join(jw)) if jw else ""
+    ewhere = jwhere.replace("start_datetime", "logged_at")
+    cwhere = (" WHERE " + " AND ".join(where)) if where else ""
+    jobs = ws.con.execute(
+        "SELECT count(*), coalesce(sum(failed), 0), coalesce(sum(inserted + modified + deleted + unchanged + skipped"
+        f" + failed), 0), min(start_datetime), max(start_datetime), count(DISTINCT mapping_name) FROM jobs{jwhere}",
+        jp).fetchall()[0]
+    errors, signatures = ws.con.execute(
+        f"SELECT count(*), count(DISTINCT signature) FROM job_errors{ewhere}", jp).fetchall()[0]
+    coup = ws.con.execute(
+        "SELECT count(*), count(*) FILTER (skipped), count(*) FILTER (bc_record_exists IS false OR "
+        "crm_record_exists IS false), count(*) FILTER (NOT coalesce(skipped, false) AND (last_synch_result = "
+        f"'Failure' OR last_synch_crm_result = 'Failure')) FROM couplings{cwhere}", params).fetchall()[0]
+    return {
+        "jobs": jobs[0], "failed": int(jobs[1]), "processed": int(jobs[2]),
+        "failure_rate": (jobs[1] / jobs[2]) if jobs[2] else 0.0,
+        "first_job": _ts(jobs[3]), "last_job": _ts(jobs[4]), "mappings": jobs[5],
+        "errors": errors, "signatures": signatures, "couplings": coup[0], "skipped": coup[1], "broken": coup[2],
+        "failing": coup[3],
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class _Context:
+    ws: Workspace
+    environment: str | None
+    company: str | None
+    _errors: pd.DataFrame | None = None
+
+    def scope(self, prefix: str = "") -> tuple[str, list]:
+        clauses, params = [], []
+        for col, value in (("environment", self.environment), ("company", self.company)):
+            if value is not None:
+                clauses.append(f"{prefix}{col} = ?")
+                params.append(value)
+        return " AND ".join(clauses), params
+
+    @property
+    def history_end(self) -> dt.datetime | None:
+        where, params = self.scope()
+        row = self.ws.con.execute(
+            f"SELECT max(coalesce(finish_datetime, start_datetime)) FROM jobs{' WHERE ' + where if where else ''}",
+            params).fetchall()[0]
+        return _ts(row[0])
+
+
+def _signatures(ctx: _Context) -> list[Finding]:
+    if not ctx.ws.con.execute("SELECT count(*) FROM job_errors WHERE signature IS NULL").fetchall()[0][0]:
+        return []
+    if getattr(ctx.ws, "read_only", False):
+        return []
+    assign_signatures(ctx.ws)
+    return []
+
+
+def _stops(ctx: _Context) -> list[Finding]:
+    """CONNECTION_DISABLED / SYNC_STOPPED_ALL from global stops, SYNC_STOPPED from one mapping's."""
+    ws = ctx.ws
+    out: list[Finding] = []
+    periods = stopped_periods(ws, environment=ctx.environment, company=ctx.company)
+    for p in periods.itertuples():
+        # the privilege error that made BC disable the connection comes just before the stop
+        perm = ws.con.execute(f"""
+            SELECT min(logged_at), count(*), arg_min(text, logged_at), arg_min(mapping_name, logged_at)
+            FROM ({errors_with_signatures_sql()})
+            WHERE environment = ? AND company = ? AND cause = 'permission'
+              AND logged_at BETWEEN ? - INTERVAL 2 HOUR AND ?""",
+            [p.environment, p.company, p.start, p.end]).fetchall()[0]
+        evidence = {"mappings": list(p.mappings), "hours": round(p.minutes / 60, 1)}
+        if perm[0] is not None:
+            evidence.update(first_error=perm[2], errors=perm[1])
+            out.append(Finding(
+                "CONNECTION_DISABLED", "critical",
+                f"Synchronization stopped for {p.minutes / 60:.0f} h after a privilege error: BC disabled the "
+                "Dataverse connection",
+                p.environment, p.company, perm[3], _ts(perm[0]), _ts(p.end), False, len(p.mappings), evidence,
+                "Give the integration user the missing privilege (its security role in Dataverse), enable the "
+                "connection again in Dataverse Connection Setup, then Retry All the records skipped meanwhile.",
+                "Retry All", Selection(environment=p.environment, company=p.company, cause="permission")))
+        else:
+            out.append(Finding(
+                "SYNC_STOPPED_ALL", "critical",
+                f"No mapping synchronized for {p.minutes / 60:.0f} h although work was waiting",
+                p.environment, p.company, None, _ts(p.start), _ts(p.end), False, len(p.mappings), evidence,
+                "Check the job queue (is it running, are the synchronization entries Ready?) and the Dataverse "
+                "connection setup; look at the Job Queue Log Entries for errors raised before any record.",
+                None, None))
+    g = gaps(ws, environment=ctx.environment, company=ctx.company)
+    slack = pd.Timedelta(minutes=2 * INTERVAL_MIN)
+    for r in g[(g["kind"] == "stopped") & (g["minutes"] >= MIN_STOP_MINUTES)].itertuples():
+        # a stop of every mapping explains this one if it covers it (give or take two intervals), or if the
+        # mapping was idle on hold before and the stop is what kept it from waking up
+        same = (periods["environment"] == r.environment) & (periods["company"] == r.company) if len(periods) \
+            else pd.Series(dtype=bool)
+        explained = len(periods) > 0 and (
+            (same & (periods["start"] - slack <= r.gap_start) & (periods["end"] + slack >= r.gap_end)).any()
+            or (not r.previous_busy and (same & (periods["start"] < r.gap_end) & (periods["end"] + slack >= r.gap_end)).any()))
+        if explained:
+            continue
+        start = r.due if not pd.isna(r.due) else r.gap_start
+        out.append(Finding(
+            "SYNC_STOPPED", "high",
+            f"{r.mapping_name} did not synchronize for {r.minutes / 60:.0f} h",
+            r.environment, r.company, r.mapping_name, _ts(start), _ts(r.gap_end), False, 1,
+            {"gap_minutes": round(r.minutes), "last_run_end": _ts(r.gap_start), "previous_run_busy": bool(r.previous_busy)},
+            f"Open the job queue entry of {r.mapping_name} (Job Queue Entries): it was not Ready — set On Hold, "
+            "in error or deleted. Set it to Ready; records changed meanwhile are picked up by the next run.",
+            None, Selection(environment=r.environment, company=r.company, mapping=r.mapping_name)))
+    return out
+
+
+def _parents(ctx: _Context) -> list[Finding]:
+    """PARENT_NOT_COUPLED per parent with several children; BROKEN_PARENTS for the many small ones."""
+    g = dependency_graph(ctx.ws, environment=ctx.environment, company=ctx.company)
+    out: list[Finding] = []
+    if g.empty:
+        return out
+    end = ctx.history_end
+    # a parent blocking a few children because it was itself deleted belongs to the aggregate finding
+    big = (g["blocked_records"] >= 10) | ((g["blocked_records"] >= 3) & (g["parent_state"] != "deleted"))
+    for r in g[big].itertuples():
+        ongoing = r.still_blocking > 0 and r.parent_state != "ok" and end is not None and \
+            (end - pd.Timestamp(r.last_seen).to_pydatetime()) < dt.timedelta(days=2)
+        sev = "high" if r.blocked_records >= 20 else "medium"
+        info = cause_info(r.cause)
+        out.append(Finding(
+            "PARENT_NOT_COUPLED", sev,
+            f"{r.parent_record_id} blocked {r.blocked_records} {r.child_mapping} record(s)"
+            f" ({_PARENT_STATE.get(r.parent_state, r.parent_state)})",
+            r.environment, r.company, r.child_mapping, _ts(r.first_seen), _ts(r.last_seen), bool(ongoing),
+            int(r.blocked_records),
+            {"parent": r.parent_record_id, "parent_mapping": r.parent_mapping, "parent_state": r.parent_state,
+             "errors": int(r.errors), "still_blocking": int(r.still_blocking), "fix_order": int(r.fix_order),
+             "cause": r.cause},
+            f"Couple or synchronize {r.parent_record_id} first (Set Up Coupling or Synchronize on it"
+            f"{' in ' + r.parent_mapping if isinstance(r.parent_mapping, str) else ''}), then Retry its "
+            f"{r.child_mapping} records. {info.remedy}",
+            "Retry", Selection(environment=r.environment, company=r.company, mapping=r.child_mapping,
+                               search=str(r.parent_key))))
+    small = g[~big]
+    for (env, comp, child), grp in small.groupby(["environment", "company", "child_mapping"]):
+        blocked = int(grp["blocked_records"].sum())
+        if blocked < 10:
+            continue
+        states = grp["parent_state"].value_counts().to_dict()
+        out.append(Finding(
+            "BROKEN_PARENTS", "medium",
+            f"{blocked} {child} record(s) blocked by {len(grp)} parent records that are deleted or not coupled",
+            env, comp, child, _ts(grp["first_seen"].min()), _ts(grp["last_seen"].max()),
+            bool((grp["still_blocking"] > 0).any()), blocked,
+            {"parents": len(grp), "parent_states": states,
+             "examples": grp.sort_values("blocked_records", ascending=False)["parent_record_id"].head(5).tolist()},
+            "The parents themselves fail (deleted in one app, skipped): resolve them first (Restore Records or "
+            "Delete Records for deleted ones), then Retry the children.",
+            "Retry", Selection(environment=env, company=comp, mapping=child, cause=str(grp["cause"].mode().iat[0]))))
+    return out
+
+
+def _episode_group(cause: pd.Series, signature: pd.Series) -> pd.Series:
+    transient = cause.map(lambda c: cause_info(c).transient)
+    return signature.where(~transient, "transient")
+
+
+def _error_frame(ctx: _Context) -> pd.DataFrame:
+    if ctx._errors is None:
+        where, params = ctx.scope("je.")
+        ctx._errors = ctx.ws.con.execute(
+            f"SELECT environment, company, error_no, logged_at, mapping_name, job_start, job_queue_log_entry_no, "
+            f"job_id, record_id, signature, cause, parent_table, parent_key, text "
+            f"FROM ({errors_with_signatures_sql('WHERE ' + where if where else '')})", params).df()
+    return ctx._errors
+
+
+def _episodes(ctx: _Context) -> list[Finding]:
+    """Bursts of new failing records per (mapping, cause group), and the chronic rest."""
+    e = _error_frame(ctx)
+    out: list[Finding] = []
+    if e.empty:
+        return out
+    # errors naming a parent are the dependency graph's; a record naming itself is not a parent
+    own = e["parent_key"].isna() | (e["record_id"] == e["parent_table"].astype(str) + ": " + e["parent_key"].astype(str))
+    e = e[own].copy()
+    e["group"] = _episode_group(e["cause"], e["signature"])
+    runs_all = _runs(ctx)
+    end_of_history = ctx.history_end
+    keys = ["environment", "company", "mapping_name", "group"]
+    onset_idx = e.sort_values("error_no").groupby(keys + ["record_id"], sort=False)["error_no"].idxmin()
+    onsets = e.loc[onset_idx]
+    # only a record's first failure ever starts a burst: records failing again after Retry All (their
+    # skipped changes now conflict, say) show up in waves that are not incidents
+    first_ever = e.groupby(["environment", "company", "mapping_name", "record_id"])["error_no"].transform("min")
+    onsets = onsets[onsets["error_no"].to_numpy() == first_ever.loc[onsets.index].to_numpy()]
+    resumed = _resumptions(ctx)
+    for key, o in onsets.groupby(keys, sort=True):
+        env, comp, mapping, group = key
+        errs = e[(e["environment"] == env) & (e["company"] == comp) & (e["mapping_name"] == mapping) & (e["group"] == group)]
+        runs = runs_all.get((env, comp, mapping))
+        if runs is None or runs.empty:
+            continue
+        # each onset counts for the job-queue run it happened in (foreground runs are not on the cadence)
+        starts = runs["run_start"].to_numpy()
+        o_pos = np.clip(np.searchsorted(starts, o["logged_at"].to_numpy(), side="right") - 1, 0, len(runs) - 1)
+        counts = np.bincount(o_pos, minlength=len(runs)).astype(float)
+        # a burst in the first run after the sync stopped is the backlog catching up, not an incident
+        after_stop = resumed.get((env, comp, mapping), np.array([], dtype="datetime64[ns]"))
+        episodes = [(a, b) for a, b in _find_bursts(starts, counts)
+                    if not (np.abs(after_stop - starts[a]) <= np.timedelta64(5, "m")).any()]
+        in_episode = np.zeros(len(o), bool)
+        cause = str(o["cause"].mode().iat[0])
+        info = cause_info(cause)
+        e_pos = np.clip(np.searchsorted(starts, errs["logged_at"].to_numpy(), side="right") - 1, 0, len(runs) - 1)
+        for first, last in episodes:
+            sel = (o_pos >= first) & (o_pos <= last)
+            in_episode |= sel
+            # the episode's records: every record failing this way during the burst (also those that had
+            # failed before), followed to their last error
+            during = (e_pos >= first) & (e_pos <= last)
+            recs = set(errs.loc[during, "record_id"])
+            rec_errs = errs[errs["record_id"].isin(recs)]
+            start, stop = errs.loc[during, "logged_at"].min(), rec_errs["logged_at"].max()
+            out.append(_episode_finding(env, comp, mapping, group, cause, info, len(recs), rec_errs, start, stop,
+                                        end_of_history))
+        rest = o[~in_episode]
+        days = (rest["logged_at"].max() - rest["logged_at"].min()).days if len(rest) else 0
+        if len(rest) >= 20 and days >= 14:
+            weekly = len(rest) / max(days / 7, 1)
+            sig = group if group != "transient" else None
+            out.append(Finding(
+                "CHRONIC_ERRORS", "medium" if not info.transient else "low",
+                f"{mapping}: {len(rest)} records failed with {info.title.lower()} over {days} days "
+                f"(about {weekly:.0f} a week)",
+                env, comp, mapping, _ts(rest["logged_at"].min()), _ts(rest["logged_at"].max()),
+                _recent(rest["logged_at"].max(), end_of_history), len(rest),
+                {"cause": cause, "signature": group, "per_week": round(weekly, 1),
+                 "examples": errs["text"].drop_duplicates().head(3).tolist()},
+                info.remedy, info.bc_action,
+                Selection(environment=env, company=comp, mapping=mapping, cause=cause, signature=sig)))
+    return out
+
+
+def _resumptions(ctx: _Context) -> dict[tuple[str, str, str], np.ndarray]:
+    """Per mapping, when its job queue entry ran again after it had stopped."""
+    g = gaps(ctx.ws, environment=ctx.environment, company=ctx.company)
+    g = g[g["kind"] == "stopped"]
+    return {k: grp["gap_end"].to_numpy(dtype="datetime64[ns]")
+            for k, grp in g.groupby(["environment", "company", "mapping_name"])}
+
+
+def _recent(ts: Any, end: dt.datetime | None) -> bool:
+    return end is not None and ts is not None and (end - pd.Timestamp(ts).to_pydatetime()) < dt.timedelta(days=2)
+
+
+def _episode_finding(env: str, comp: str, mapping: str, group: str, cause: str, info: Any, n: int,
+                     errs: pd.DataFrame, start: Any, stop: Any, end_of_history: dt.datetime | None) -> Finding:
+    code = "TRANSIENT_ERRORS" if group == "transient" else _EPISODE_CODES.get(cause, "ERROR_BURST")
+    severity = {"TRANSIENT_ERRORS": "low", "PERMISSION_ERRORS": "critical"}.get(code, "high" if n >= 50 else "medium")
+    hours = (pd.Timestamp(stop) - pd.Timestamp(start)).total_seconds() / 3600
+    title = {
+        "DELETED_BURST": f"{n} {mapping} records coupled to rows deleted at once",
+        "CONFLICT_BURST": f"{n} {mapping} records edited in both apps: update conflicts",
+        "FIELD_LENGTH_BURST": f"{n} {mapping} records with values too long for the other app",
+        "TRANSIENT_ERRORS": f"{n} {mapping} records hit Dataverse time-outs or service limits for {hours:.1f} h",
+        "PERMISSION_ERRORS": f"{n} {mapping} records failed on missing privileges",
+    }.get(code, f"{n} {mapping} records started failing with {info.title.lower()}")
+    examples = errs["text"].drop_duplicates().head(3).tolist()
+    healed = None
+    if code == "TRANSIENT_ERRORS":
+        healed = "It healed by itself: the records synchronized on later runs." if not _recent(stop, end_of_history) \
+            else "Still happening at the end of the history."
+    sig = None if group == "transient" else group
+    return Finding(
+        code, severity, title, env, comp, mapping, _ts(start), _ts(stop), _recent(stop, end_of_history), n,
+        {"cause": cause, "signature": group, "errors": len(errs), "examples": examples,
+         **({"note": healed} if healed else {})},
+        info.remedy, info.bc_action,
+        Selection(environment=env, company=comp, mapping=mapping, cause=None if sig else cause, signature=sig,
+                  since=_ts(start), until=None))
+
+
+def _runs(ctx: _Context) -> dict[tuple[str, str, str], pd.DataFrame]:
+    sql, params = runs_sql(ctx.environment, ctx.company)
+    df = ctx.ws.con.execute(f"SELECT * FROM ({sql}) WHERE trigger = 'job queue' ORDER BY run_start", params).df()
+    return {k: g.reset_index(drop=True) for k, g in df.groupby(["environment", "company", "mapping_name"])}
+
+
+def _find_bursts(starts: np.ndarray, counts: np.ndarray, *, tail: float = 1e-4) -> list[tuple[int, int]]:
+    """Runs where several records started failing at once: (first, last) run positions of each burst.
+
+    ``counts`` are onsets per run. The background rate is the mean over runs with at most two onsets; a
+    burst run has a count a Poisson background would reach with probability below ``tail`` (and at
+    least 2). Burst runs less than a day apart form one episode of at least 10 records. The episode then
+    starts at the run that maximises the likelihood of "burst from here on" against "background until
+    here", and the run just before may join as a partial run (the incident began between two runs) when
+    its onsets are likelier as part of the burst than as background.
+    """
+    if not len(counts) or counts.sum() < 10:
+        return []
+    quiet = counts[counts <= 2]
+    lam0 = max(float(quiet.mean()) if len(quiet) else 0.0, 1e-3)
+    # smallest count c >= 2 with P(X >= c) < tail under Poisson(lam0)
+    c, term, cdf = 0, float(np.exp(-lam0)), 0.0
+    while True:
+        cdf += term
+        c += 1
+        term *= lam0 / c
+        if c >= 2 and 1 - cdf < tail:
+            break
+    burst = np.flatnonzero(counts >= c)
+    if not len(burst):
+        return []
+    episodes: list[list[int]] = [[int(burst[0]), int(burst[0])]]
+    day = np.timedelta64(1, "D")
+    for i in burst[1:]:
+        if starts[i] - starts[episodes[-1][1]] <= day:
+            episodes[-1][1] = int(i)
+        else:
+            episodes.append([int(i), int(i)])
+    out = []
+    for first, last in episodes:
+        if counts[first:last + 1].sum() < 10:
+            continue
+        lam_b = max(float(counts[first:last + 1].mean()), lam0 * 1.01)
+        gain = counts * np.log(lam_b / lam0) - (lam_b - lam0)  # log-likelihood ratio per run
+        best, total, k = first, 0.0, first
+        lo = max(0, first - 8)
+        while k > lo:
+            k -= 1
+            if starts[first] - starts[k] > 8 * np.timedelta64(INTERVAL_MIN, "m"):
+                break
+            total += gain[k]
+            if total > 0:
+                best, total = k, 0.0
+        # the incident usually starts between two runs, so the run before sees only part of the burst
+        # rate: averaged over that unknown part, P(c) is about 1/lam_b; background gives Poisson(c; lam0)
+        adjacent = np.timedelta64(int(1.5 * INTERVAL_MIN), "m")
+
+        def partial(k: int, nxt: int, lam_b: float = lam_b, adjacent: np.timedelta64 = adjacent) -> bool:
+            if not (0 <= k < len(counts)) or counts[k] < 1 or abs(starts[nxt] - starts[k]) > adjacent:
+                return False
+            c_k = int(counts[k])
+            log_bg = c_k * np.log(lam0) - lam0 - float(np.sum(np.log(np.arange(1, c_k + 1))))
+            return -np.log(lam_b) > log_bg
+
+        if partial(best - 1, best):
+            best -= 1
+        # the same on the way out: the tail of a burst thins out over the last runs
+        end, total, k = last, 0.0, last
+        hi = min(len(counts) - 1, last + 8)
+        while k < hi:
+            k += 1
+            if starts[k] - starts[last] > 8 * np.timedelta64(INTERVAL_MIN, "m"):
+                break
+            total += gain[k]
+            if total > 0:
+                end, total = k, 0.0
+        if partial(end + 1, end):
+            end += 1
+        out.append((int(best), int(end)))
+    return out
+
+
+def _configuration(ctx: _Context) -> list[Finding]:
+    """NO_DELETION_RULE / NO_CONFLICT_RULE: mappings whose blank setting makes failures pile up."""
+    where, params = ctx.scope("m.")
+    df = ctx.ws.con.execute(f"""
+        SELECT m.environment, m.company, m.name, m.direction, m.deletion_conflict_resolution AS del_rule,
+               m.update_conflict_resolution AS upd_rule, e.cause, count(DISTINCT e.record_id) AS records,
+               min(e.logged_at) AS first_seen, max(e.logged_at) AS last_seen
+        FROM mappings m JOIN ({errors_with_signatures_sql()}) e
+          ON e.environment = m.environment AND e.company = m.company AND e.mapping_name = m.name
+        WHERE e.cause IN ('deleted', 'conflict') {'AND ' + where if where else ''}
+        GROUP BY ALL""", params).df()
+    out = []
+    for r in df.itertuples():
+        if r.cause == "deleted" and (pd.isna(r.del_rule) or r.del_rule in ("None", "")):
+            out.append(Finding(
+                "NO_DELETION_RULE", "medium",
+                f"{r.name}: Resolve Deletion Conflicts is blank, so {r.records} records coupled to deleted rows fail",
+                r.environment, r.company, r.name, _ts(r.first_seen), _ts(r.last_seen), True, int(r.records),
+                {"setting": "Resolve Deletion Conflicts", "value": r.del_rule or "None"},
+                f"Decide what a deletion in one app means for {r.name}: set Resolve Deletion Conflicts to "
+                "'Restore records' or 'Delete coupling' on the Integration Table Mapping; for the records failing "
+                "now use Restore Records or Delete Records.",
+                "Restore Records", Selection(environment=r.environment, company=r.company, mapping=r.name,
+                                             state="broken")))
+        if r.cause == "conflict" and (pd.isna(r.upd_rule) or r.upd_rule in ("None", "")):
+            out.append(Finding(
+                "NO_CONFLICT_RULE", "medium",
+                f"{r.name}: Resolve Update Conflicts is blank, so {r.records} records edited in both apps fail",
+                r.environment, r.company, r.name, _ts(r.first_seen), _ts(r.last_seen), True, int(r.records),
+                {"setting": "Resolve Update Conflicts", "value": r.upd_rule or "None"},
+                f"Choose which app wins for {r.name}: set Resolve Update Conflicts to 'Send data update to "
+                "integration table' or 'Get data update from integration table'; for the records failing now use "
+                "Synchronize with the winning side.",
+                "Synchronize", Selection(environment=r.environment, company=r.company, mapping=r.name,
+                                         cause="conflict")))
+    return out
+
+
+def _backlog(ctx: _Context) -> list[Finding]:
+    """SKIPPED_BACKLOG and BROKEN_COUPLINGS from the couplings as they are now."""
+    where, params = ctx.scope("c.")
+    df = ctx.ws.con.execute(f"""
+        SELECT c.environment, c.company, coalesce(m.name, 'TABLE ' || c.table_id) AS mapping,
+               count(*) FILTER (c.skipped) AS skipped,
+               count(*) FILTER (c.bc_record_exists IS false OR c.crm_record_exists IS false) AS broken,
+               count(*) FILTER (c.bc_record_exists IS false) AS bc_gone,
+               count(*) FILTER (c.crm_record_exists IS false) AS crm_gone, count(*) AS couplings
+        FROM couplings c LEFT JOIN (SELECT environment, company, table_id, min(name) AS name FROM mappings GROUP BY ALL) m
+          ON m.environment = c.environment AND m.company = c.company AND m.table_id = c.table_id
+        {'WHERE ' + where if where else ''}
+        GROUP BY ALL""", params).df()
+    e = _error_frame(ctx)
+    end = ctx.history_end
+    out = []
+    for r in df.itertuples():
+        if r.skipped:
+            oldest = e[(e["environment"] == r.environment) & (e["company"] == r.company) & (e["mapping_name"] == r.mapping)]
+            since = oldest["logged_at"].min() if len(oldest) else None
+            out.append(Finding(
+                "SKIPPED_BACKLOG", "high" if r.skipped >= 100 else "medium",
+                f"{r.skipped} {r.mapping} couplings are skipped (excluded from synchronization)",
+                r.environment, r.company, r.mapping, _ts(since), end, True, int(r.skipped),
+                {"skipped": int(r.skipped), "couplings": int(r.couplings),
+                 "share": round(r.skipped / r.couplings, 4) if r.couplings else 0},
+                "BC stops synchronizing a record after the same error twice. Fix the causes (see the other "
+                "findings), then Retry them (or Retry All); Retry alone only repeats the failure.",
+                "Retry", Selection(environment=r.environment, company=r.company, mapping=r.mapping, state="skipped")))
+        if r.broken:
+            out.append(Finding(
+                "BROKEN_COUPLINGS", "medium",
+                f"{r.broken} {r.mapping} couplings point to a record that no longer exists "
+                f"({r.crm_gone} deleted in Dataverse, {r.bc_gone} in Business Central)",
+                r.environment, r.company, r.mapping, None, end, True, int(r.broken),
+                {"crm_deleted": int(r.crm_gone), "bc_deleted": int(r.bc_gone)},
+                "Restore Records re-creates the deleted record from the surviving one and couples it again; "
+                "Delete Records deletes the survivor too. Choose per record, or set Resolve Deletion Conflicts.",
+                "Restore Records", Selection(environment=r.environment, company=r.company, mapping=r.mapping,
+                                             state="broken")))
+    return out
+
+
+def _retries(ctx: _Context) -> list[Finding]:
+    """RETRY_WITHOUT_FIX: records that failed the same way in three or more separate retry rounds."""
+    e = _error_frame(ctx)
+    if e.empty:
+        return []
+    d = e.sort_values("logged_at")[["environment", "company", "mapping_name", "record_id", "signature", "cause",
+                                    "logged_at"]].copy()
+    d["day"] = d["logged_at"].dt.floor("D")
+    rounds = d.groupby(["environment", "company", "mapping_name", "record_id", "signature"]).agg(
+        days=("day", "nunique"), cause=("cause", "first"), first=("logged_at", "min"), last=("logged_at", "max"))
+    rep = rounds[rounds["days"] >= 3].reset_index()
+    out = []
+    for (env, comp, mapping), g in rep.groupby(["environment", "company", "mapping_name"]):
+        if len(g) < 10:
+            continue
+        cause = str(g["cause"].mode().iat[0])
+        out.append(Finding(
+            "RETRY_WITHOUT_FIX", "medium",
+            f"{len(g)} {mapping} records were retried on 3 or more days and failed the same way each time",
+            env, comp, mapping, _ts(g["first"].min()), _ts(g["last"].max()), _recent(g["last"].max(), ctx.history_end),
+            len(g), {"median_days": float(g["days"].median()), "top_cause": cause},
+            "Retry All only puts these records back in the queue; the next run fails them again and skips them. "
+            "Fix what the error says first (see the cause findings), then retry.",
+            None, Selection(environment=env, company=comp, mapping=mapping, cause=cause)))
+    return out
+
+
+def _job_health(ctx: _Context) -> list[Finding]:
+    """HIGH_FAILURE_RATE, SLOW_RUNS and UNFINISHED_JOBS per mapping."""
+    h = job_health(ctx.ws, environment=ctx.environment, company=ctx.company)
+    out = []
+    for r in h.itertuples():
+        if r.processed and r.processed >= 100 and (r.failed_share or 0) >= 0.1:
+            out.append(Finding(
+                "HIGH_FAILURE_RATE", "medium",
+                f"{r.mapping_name} failed {r.failed_share:.0%} of the {int(r.processed):,} records it processed",
+                r.environment, r.company, r.mapping_name, _ts(r.first_run), _ts(r.last_run), True, int(r.failed),
+                {"failed": int(r.failed), "processed": int(r.processed), "failed_share": round(r.failed_share, 4)},
+                "Most failures repeat: see the cause and backlog findings of this mapping.",
+                None, Selection(environment=r.environment, company=r.company, mapping=r.mapping_name)))
+        if r.duration_p95_s and r.duration_p50_s and r.duration_p95_s > max(5 * r.duration_p50_s, 300):
+            out.append(Finding(
+                "SLOW_RUNS", "low",
+                f"{r.mapping_name}: 5% of runs take over {r.duration_p95_s:.0f} s (median {r.duration_p50_s:.0f} s)",
+                r.environment, r.company, r.mapping_name, _ts(r.first_run), _ts(r.last_run), False, int(r.jobs),
+                {"p50_s": r.duration_p50_s, "p95_s": r.duration_p95_s},
+                "Long runs usually process a backlog (after a stop, a full synchronization or a mass change) or hit "
+                "Dataverse limits; check what they processed.", None, None))
+    where, params = ctx.scope()
+    unfinished = ctx.ws.con.execute(
+        "SELECT environment, company, mapping_name, count(*), min(start_datetime), max(start_datetime) FROM jobs "
+        f"WHERE finish_datetime IS NULL {'AND ' + where if where else ''} GROUP BY ALL", params).fetchall()
+    for env, comp, mapping, n, first, last in unfinished:
+        out.append(Finding(
+            "UNFINISHED_JOBS", "medium", f"{n} {mapping} jobs never finished (crashed or still running)",
+            env, comp, mapping, _ts(first), _ts(last), False, n, {"jobs": n},
+            "A job without Finish Date/Time crashed (session ended, time-out) or is still running; check the Job "
+            "Queue Log Entries of that time for the error.", None, None))
+    return out
