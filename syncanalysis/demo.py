@@ -92,5 +92,8 @@ def scratch_workspace(name: str, *, source: str | Path = DEFAULT_WORKSPACE, fres
     source = ensure_demo(source) if Path(source) == DEFAULT_WORKSPACE else Path(source)
     target = Path(source).parent / f"{name}.duckdb"
     if fresh or not target.exists():
+        Path(f"{target}.wal").unlink(missing_ok=True)  # left by a killed kernel: it belongs to the old copy
         shutil.copyfile(source, target)
+        if Path(f"{source}.wal").exists():  # changes of the source not checkpointed yet
+            shutil.copyfile(f"{source}.wal", f"{target}.wal")
     return Workspace(target)

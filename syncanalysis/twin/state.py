@@ -138,6 +138,18 @@ def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, sour
     return load.report
 
 
+def attach_twin(ws: Workspace, sim: Simulation, *, scenario: str) -> None:
+    """Store ``sim`` as the twin behind history that is already in ``ws`` (e.g. loaded from its exported files).
+
+    Nothing of the history is written: the twin's jobs and errors so far count as published, so later
+    actions and :func:`publish` add only what happens from now on.
+    """
+    w = sim.world
+    with ws.loading(source=f"twin:{scenario}", kind=KIND, environment=w.environment, company=w.company) as load:
+        w.errors.drop()
+        _save(load, sim, scenario)
+
+
 def twin_summary(jobs: list) -> pd.DataFrame:
     """Sum the counters of ``jobs`` (twin Job objects) per mapping and type, for a readable report."""
     if not jobs:
