@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--environment")
     p.add_argument("--company")
     p.set_defaults(func=_report)
+    from .actions.cli import register as register_actions
+
+    register_actions(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

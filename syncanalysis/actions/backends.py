@@ -1,0 +1,842 @@
+"""Where an action runs: the twin (changes the simulated apps) or a plan file (a change set to apply in BC).
+
+Both take a :class:`~syncanalysis.actions.base.Plan` and return an
+:class:`~syncanalysis.actions.base.ActionResult`; both write the audit row in the same transaction
+as what they change. :func:`backend_for` picks the twin when the workspace holds one for the
+environment/company, else a plan file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .. import bc
+from ..twin import operations as ops
+from ..twin.model import BC, DV, FROM, TO
+from ..twin.scenario import Simulation
+from ..twin.state import has_twin, load_twin, publish, twin_summary
+from ..workspace import LoadReport, Workspace
+from .audit import write_audit
+from .base import CAPTIONS, DIRECTION_TEXT, ActionError, ActionResult, Plan, Progress
+
+_DIR = {"to-dataverse": TO, "from-dataverse": FROM, "merge": None}
+_RESULT_OF_STATUS = {"no-op": "no-op", "refused": "refused"}
+
+
+def scopes(ws: Workspace) -> list[tuple[str, str]]:
+    """The (environment, company) pairs the workspace holds couplings, mappings or a twin for."""
+    rows = ws.con.execute(
+        "SELECT DISTINCT environment, company FROM (SELECT environment, company FROM couplings UNION ALL "
+        "SELECT environment, company FROM mappings UNION ALL SELECT environment, company FROM twin_state) "
+        "WHERE environment IS NOT NULL ORDER BY ALL").fetchall()
+    return [(str(e), str(c)) for e, c in rows]
+
+
+class _Steps:
+    """Progress over the groups an action runs: a tqdm bar, a callback ``f(done, total)``, or nothing."""
+
+    def __init__(self, progress: Progress, total: int, desc: str) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self.callback: Callable[[float, float | None], None] | None = progress if callable(progress) else None
+        self.bar = tqdm(total=self.total, desc=desc, disable=progress is not True)
+
+    def step(self) -> None:
+        self.done += 1
+        self.bar.update(1)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _counts(result: np.ndarray, *, planned: int = 0) -> dict[str, int]:
+    vc = pd.Series(result, dtype=object).value_counts()
+    return {"targets": len(result), "changed": int(vc.get("changed", 0)), "planned": planned,
+            "no_op": int(vc.get("no-op", 0)), "refused": int(vc.get("refused", 0)), "failed": int(vc.get("failed", 0))}
+
+
+def _initial_outcome(targets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Result/detail before running: no-op and refused targets keep their planned outcome."""
+    result = targets["status"].map(_RESULT_OF_STATUS).to_numpy(dtype=object)
+    detail = targets["outcome"].to_numpy(dtype=object).copy()
+    return result, detail
+
+
+class Backend:
+    """Interface of an action backend: refine a plan, then run it."""
+
+    name = "backend"
+
+    def evaluate(self, ws: Workspace, plan: Plan) -> None:  # pragma: no cover - interface
+        """Refine ``plan.targets`` in place with what this backend knows (nothing by default)."""
+
+    def execute(self, ws: Workspace, plan: Plan, *, who: str, progress: Progress = False) -> ActionResult:
+        """Run the plan's ``change`` targets and write the audit row in the same transaction."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+# ============================================================================================
+class TwinBackend(Backend):
+    """Run actions on the twin stored in the workspace, with BC's semantics (``twin.operations``).
+
+    The twin is loaded, changed, and published together with the audit row in one transaction:
+    the changed couplings, the jobs run at once (one-off synchronization, uncoupling) and their
+    errors, and the twin itself. The next scheduled runs show after ``twin advance``.
+    """
+
+    name = "twin"
+
+    def __init__(self, environment: str | None = None, company: str | None = None) -> None:
+        self.environment = environment
+        self.company = company
+        self._sim: Simulation | None = None
+        self._version: tuple | None = None
+
+    def _state_version(self, ws: Workspace, env: str | None, comp: str | None) -> tuple:
+        row = ws.con.execute(
+            "SELECT environment, company, hash(state), octet_length(state), clock, jobs_exported, errors_exported "
+            "FROM twin_state WHERE (? IS NULL OR environment = ?) AND (? IS NULL OR company = ?)",
+            [env, env, comp, comp]).fetchall()
+        return tuple(row)
+
+    def simulation(self, ws: Workspace, environment: str | None = None, company: str | None = None) -> Simulation:
+        """The stored twin; reused between :meth:`evaluate` and :meth:`execute` while the stored state is unchanged."""
+        env, comp = environment or self.environment, company or self.company
+        version = self._state_version(ws, env, comp)
+        if self._sim is None or version != self._version:
+            self._sim = load_twin(ws, env, comp)
+            self._version = version
+        return self._sim
+
+    # -- evaluation ------------------------------------------------------------------------
+    def evaluate(self, ws: Workspace, plan: Plan) -> None:
+        """Refine the plan on the twin: the fields that differ, whether Merge is offered, the recommended
+        direction, whether Remove Coupling runs an uncoupling job, and couplings the twin does not have."""
+        t = plan.targets
+        if plan.action not in ("synchronize", "remove-coupling", "restore-records"):
+            return  # nothing the twin adds to the plan; execute checks each target again
+        live = t["found"].to_numpy(dtype=bool) & (t["status"] != "no-op").to_numpy()
+        if not live.any():
+            return
+        sim = self.simulation(ws, plan.environment, plan.company)
+        w = sim.world
+        out = {c: t[c].to_numpy(dtype=object).copy() for c in ("status", "outcome", "reason", "suggest", "winner",
+                                                             "fields")}
+        for mapping, idx in _groups(t, live):
+            if mapping not in w.tables:
+                out["status"][idx] = "no-op"
+                out["reason"][idx] = f"the twin has no mapping {mapping}"
+                continue
+            tb = w.table(mapping)
+            rows = ops.rows_for_ids(w, mapping, t["integration_id"].to_numpy()[idx])
+            gone = (rows < 0) | ~tb.coupled[np.maximum(rows, 0)]
+            out["status"][idx[gone]] = "no-op"
+            out["reason"][idx[gone]] = "not coupled in the twin (publish the twin again?)"
+            idx, rows = idx[~gone], rows[~gone]
+            if plan.action == "synchronize":
+                _evaluate_sync(tb, t, idx, rows, out)
+            elif plan.action == "remove-coupling":
+                change = idx[out["status"][idx] == "change"]
+                if ops.uses_uncoupling_job(tb.config):
+                    out["outcome"][change] = np.where(out["outcome"][change] == "will remove the coupling",
+                                                      "will remove the coupling (uncoupling job)", out["outcome"][change])
+                else:
+                    out["outcome"][change] = "will delete the coupling row (the mapping has no uncoupling job)"
+            elif plan.action == "restore-records":
+                sel = out["status"][idx] == "change"
+                bc_alive = tb.exists[BC][rows[sel]]
+                names_to = _field_names(tb, TO)
+                names_from = _field_names(tb, FROM)
+                out["fields"][idx[sel]] = np.where(bc_alive, names_to, names_from)
+        _finish_texts(out)
+        for c, values in out.items():
+            t[c] = values
+
+    # -- execution -------------------------------------------------------------------------
+    def execute(self, ws: Workspace, plan: Plan, *, who: str, progress: Progress = False) -> ActionResult:
+        """Run the plan's ``change`` targets on the twin and publish it with the audit row (one transaction)."""
+        t = plan.targets
+        result, detail = _initial_outcome(t)
+        extra = {"new_integration_id": np.full(len(t), None, object), "new_crm_id": np.full(len(t), None, object)}
+        change = (t["status"] == "change").to_numpy()
+        notes: list[str] = []
+        jobs: list = []
+        if not change.any():
+            outcome = t.assign(result=result, detail=detail)
+            counts = _counts(result)
+            with ws.transaction() as con:
+                action_id = write_audit(con, plan=plan, who=who, dry_run=False, outcome=outcome, counts=counts,
+                                        notes=plan.notes)
+            return ActionResult(action_id, plan, False, outcome, counts, twin_summary([]))
+        sim = self.simulation(ws, plan.environment, plan.company)
+        self._sim = None  # the object is changed below: never reuse it for another plan
+        w = sim.world
+        at = sim.clock
+        # when the action happened in the twin's world (its Synchronization Log places it there)
+        twin_clock = dt.datetime.fromtimestamp(at / 1000, dt.UTC).replace(tzinfo=None).isoformat()
+        order = {name: i for i, name in enumerate(w.tables)}
+        groups = sorted(_groups(t, change, by_role=True), key=lambda g: (g[0][0] != "parent", order.get(g[0][1], 99)))
+        steps = _Steps(progress, len(groups), CAPTIONS[plan.action])
+        try:
+            if plan.action in ("retry-all", "find-for-deleted"):
+                only = {}
+                for (_, mapping), idx in groups:
+                    if mapping in w.tables:
+                        only[mapping] = (idx, ops.rows_for_ids(w, mapping, t["integration_id"].to_numpy()[idx]))
+                    else:
+                        result[idx], detail[idx] = "no-op", f"no-op: the twin has no mapping {mapping}"
+                _run_whole_company(w, plan.action, only, result, detail)
+                for _ in groups:
+                    steps.step()
+            else:
+                for (_, mapping), idx in groups:
+                    if mapping not in w.tables:
+                        result[idx], detail[idx] = "no-op", f"no-op: the twin has no mapping {mapping}"
+                        steps.step()
+                        continue
+                    rows = ops.rows_for_ids(w, mapping, t["integration_id"].to_numpy()[idx])
+                    known = rows >= 0
+                    result[idx[~known]] = "no-op"
+                    detail[idx[~known]] = "no-op: not in the twin"
+                    idx, rows = idx[known], rows[known]
+                    new = _run_group(w, plan.action, mapping, t, idx, rows, at, result, detail, extra)
+                    if new:
+                        jobs += new
+                        at = max(at, max(j.finish for j in new) + 1000)
+                    steps.step()
+        finally:
+            steps.close()
+        result[change & (result == None)] = "no-op"  # noqa: E711 - elementwise
+        if plan.action in ("retry", "retry-all"):
+            notes += _next_runs(sim, t.loc[result == "changed", "mapping_name"].unique())
+        outcome = t.assign(result=result, detail=detail, **extra)
+        counts = _counts(result)
+        job_ids = [j.id for j in jobs]
+
+        written: dict[str, int] = {}
+
+        def audit(load: Any) -> None:  # runs inside publish's transaction, before the history is written
+            written["id"] = write_audit(load.con, plan=plan, who=who, dry_run=False, outcome=outcome, counts=counts,
+                                        job_ids=job_ids, notes=plan.notes + notes, extra={"twin_clock": twin_clock})
+
+        publish(ws, sim, before=[audit], **_changed_couplings(outcome, change))
+        return ActionResult(written["id"], plan, False, outcome, counts, twin_summary(jobs), job_ids, None,
+                            plan.notes + notes)
+
+
+def _changed_couplings(outcome: pd.DataFrame, change: np.ndarray) -> dict[str, pd.DataFrame]:
+    """``publish(couplings=...)``: the coupling keys the action may have changed, when publish can take them.
+
+    The twin's operations touch only the targets' rows, so writing those couplings (and the new keys of
+    re-created records) is enough; older versions of publish rewrite every coupling instead.
+    """
+    if "couplings" not in inspect.signature(publish).parameters:
+        return {}
+    acted = outcome.loc[change, ["table_id", "integration_id", "new_integration_id"]]
+    new = acted.dropna(subset=["new_integration_id"])
+    keys = pd.concat([acted[["table_id", "integration_id"]],
+                      new[["table_id", "new_integration_id"]].rename(columns={"new_integration_id": "integration_id"})],
+                     ignore_index=True).drop_duplicates()
+    return {"couplings": keys.astype({"table_id": "int64", "integration_id": str})}
+
+
+def _groups(t: pd.DataFrame, mask: np.ndarray, *, by_role: bool = False) -> Iterator[tuple[Any, np.ndarray]]:
+    """Positions of the masked targets grouped by mapping (and role), as integer arrays."""
+    pos = np.flatnonzero(mask)
+    keys = [t["role"].to_numpy()[pos], t["mapping_name"].to_numpy()[pos]] if by_role else \
+        [t["mapping_name"].to_numpy()[pos]]
+    frame = pd.DataFrame({f"k{i}": k for i, k in enumerate(keys)})
+    for key, part in frame.groupby(list(frame.columns), sort=True).indices.items():
+        key = key if isinstance(key, tuple) else (key,)
+        yield (key if by_role else key[0]), pos[part]
+
+
+def _field_names(tb: Any, direction: int) -> str:
+    names = [f.bc_field for f in tb.config.fields if f.transfers(direction)]
+    return ", ".join(names) if names else "(no field mapped this way)"
+
+
+def _mask_texts(tb: Any, masks: np.ndarray, suffix: dict[int, str] | None = None) -> np.ndarray:
+    """Field-name lists for bitmasks over the mapping's fields, computed once per distinct mask."""
+    fields = tb.config.fields
+    uniq, inv = np.unique(masks, return_inverse=True)
+    texts = []
+    for m in uniq:
+        names = [f.bc_field + ((suffix or {}).get(c, "")) for c, f in enumerate(fields) if m >> c & 1]
+        texts.append(", ".join(names) if names else "nothing (no mapped field differs)")
+    return np.array(texts, dtype=object)[inv] if len(masks) else np.empty(0, object)
+
+
+def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, out: dict[str, np.ndarray]) -> None:
+    """Synchronize on the twin: fields to overwrite per direction, Merge offered or not, no-ops, recommendation."""
+    cfg = tb.config
+    bits = np.left_shift(1, np.arange(len(cfg.fields), dtype=np.int64))
+    differs = (tb.vals[BC][rows] != tb.vals[DV][rows]) | (tb.lens[BC][rows] != tb.lens[DV][rows])
+    to_cols = np.array([f.transfers(TO) for f in cfg.fields], bool)
+    from_cols = np.array([f.transfers(FROM) for f in cfg.fields], bool)
+    bi_cols = np.array([f.direction == bc.BIDIRECTIONAL for f in cfg.fields], bool)
+    # §6.6: the side that changed since the last synchronization is the recommended one (To when both)
+    bc_changed = tb.mod[BC][rows] > tb.wm[BC][rows]
+    dv_changed = tb.mod[DV][rows] > tb.wm[DV][rows]
+    recommend = np.where(dv_changed & ~bc_changed, "from-dataverse", "to-dataverse").astype(object)
+    status = out["status"][idx]
+    eff = t["direction"].to_numpy(dtype=object)[idx]
+    skipped = tb.skipped[rows]
+    # refused for want of a direction: say which one BC would recommend
+    need = (status == "refused") & (out["reason"][idx] == "the mapping is Bidirectional (or unknown): choose a direction")
+    out["suggest"][idx[need]] = "Synchronize to-dataverse or from-dataverse (recommended: " + recommend[need] + ")"
+    change = status == "change"
+    for name, d in (("to-dataverse", TO), ("from-dataverse", FROM)):
+        sel = change & (eff == name)
+        if not sel.any():
+            continue
+        over = differs[sel] & (to_cols if d == TO else from_cols)
+        masks = (over * bits).sum(axis=1)
+        failed_before = tb.result[d][rows[sel]] == bc.RESULT_FAILURE
+        noop = ~skipped[sel] & (masks == 0) & ~failed_before
+        out["fields"][idx[sel]] = _mask_texts(tb, masks)
+        sel_idx = idx[sel]
+        out["status"][sel_idx[noop]] = "no-op"
+        out["reason"][sel_idx[noop]] = "already in sync (no mapped field differs and the last result is not Failure)"
+    sel = change & (eff == "merge")
+    if sel.any():
+        bi_diff = differs[sel] & bi_cols
+        refuse = bi_diff.any(axis=1)
+        sel_idx = idx[sel]
+        bi_masks = (bi_diff * bits).sum(axis=1)
+        out["status"][sel_idx[refuse]] = "refused"
+        out["reason"][sel_idx[refuse]] = ("Merge not offered: the bidirectional field(s) "
+                                          + _mask_texts(tb, bi_masks[refuse])
+                                          + " differ between Business Central and Dataverse")
+        out["suggest"][sel_idx[refuse]] = ("Synchronize to-dataverse or from-dataverse (recommended: "
+                                           + recommend[sel][refuse] + ")")
+        one_way = differs[sel] & ~bi_cols & (to_cols | from_cols)
+        suffix = {c: (" → Dataverse" if to_cols[c] else " → Business Central") for c in range(len(cfg.fields))}
+        masks = (one_way * bits).sum(axis=1)
+        out["fields"][sel_idx] = _mask_texts(tb, masks, suffix)
+        failed_before = (tb.result[TO][rows[sel]] == bc.RESULT_FAILURE) | (tb.result[FROM][rows[sel]] == bc.RESULT_FAILURE)
+        noop = ~refuse & ~skipped[sel] & (masks == 0) & ~failed_before
+        out["status"][sel_idx[noop]] = "no-op"
+        out["reason"][sel_idx[noop]] = "already in sync (no mapped field differs and the last result is not Failure)"
+
+
+def _finish_texts(out: dict[str, np.ndarray]) -> None:
+    """Rewrite outcome texts of targets whose status the backend changed."""
+    status, reason, suggest = out["status"], out["reason"], out["suggest"]
+    noop, refused = status == "no-op", status == "refused"
+    out["outcome"][noop] = "no-op: " + reason[noop].astype(str)
+    has = np.array([isinstance(s, str) for s in suggest[refused]], bool) if refused.any() else np.zeros(0, bool)
+    out["outcome"][refused] = "refused: " + reason[refused].astype(str) + np.where(
+        has, " – use " + suggest[refused].astype(str), "")
+    for c in ("winner", "fields"):
+        out[c][status != "change"] = None
+
+
+def _run_whole_company(w: Any, action: str, only: dict[str, tuple[np.ndarray, np.ndarray]],
+                       result: np.ndarray, detail: np.ndarray) -> None:
+    """Retry All / Find for Deleted on exactly the planned couplings."""
+    rows_by_mapping = {m: rows[rows >= 0] for m, (_, rows) in only.items()}
+    before = {m: w.table(m).skipped.copy() for m in only}
+    if action == "retry-all":
+        ops.retry_all(w, only=rows_by_mapping)
+    else:
+        ops.find_for_deleted(w, only=rows_by_mapping)
+    for mapping, (idx, rows) in only.items():
+        tb = w.table(mapping)
+        safe = np.maximum(rows, 0)
+        flipped = (rows >= 0) & (before[mapping][safe] != tb.skipped[safe])
+        result[idx[flipped]] = "changed"
+        detail[idx[flipped]] = "un-skipped" if action == "retry-all" else "marked Skipped"
+        result[idx[~flipped]] = "no-op"
+        detail[idx[~flipped]] = "no-op: " + ("not skipped any more" if action == "retry-all"
+                                             else "already Skipped, or its BC record exists") + " (changed since the plan)"
+
+
+def _run_group(w: Any, action: str, mapping: str, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, at: int,
+               result: np.ndarray, detail: np.ndarray, extra: dict[str, np.ndarray]) -> list:
+    """Apply one action to the rows of one mapping; fill result/detail per target; return the jobs run."""
+    tb = w.table(mapping)
+    if action == "retry":
+        done = ops.retry(w, mapping, rows=rows)
+        hit = np.isin(rows, done)
+        result[idx[hit]] = "changed"
+        detail[idx[hit]] = "un-skipped (the next scheduled run retries it)"
+        result[idx[~hit]] = "no-op"
+        detail[idx[~hit]] = "no-op: not skipped, or its BC record is gone (changed since the plan)"
+        return []
+    if action == "synchronize":
+        eff = t["direction"].to_numpy(dtype=object)[idx]
+        jobs: list = []
+        for name in ("to-dataverse", "from-dataverse", "merge"):
+            sel = eff == name
+            if not sel.any():
+                continue
+            new = ops.synchronize_now(w, mapping, None, _DIR[name], at, rows=rows[sel])
+            jobs += new
+            at = max(j.finish for j in new) + 1000
+            _sync_outcome(w, tb, new, idx[sel], rows[sel], name, t, result, detail)
+        return jobs
+    if action == "remove-coupling":
+        was = tb.coupled[rows].copy()
+        job = ops.remove_coupling(w, mapping, None, at, rows=rows)
+        hit = was & ~tb.coupled[rows]
+        result[idx[hit]] = "changed"
+        detail[idx[hit]] = "coupling removed" + (" (uncoupling job)" if job is not None else " (row deleted)")
+        result[idx[~hit]] = "no-op"
+        detail[idx[~hit]] = "no-op: not coupled any more"
+        return [job] if job is not None else []
+    if action == "restore-records":
+        bc_alive = tb.exists[BC][rows].copy()
+        eligible = tb.coupled[rows] & (tb.exists[BC][rows] ^ tb.exists[DV][rows])
+        jobs = ops.restore_records(w, mapping, None, at, rows=rows)
+        ok = eligible & tb.coupled[rows] & tb.exists[BC][rows] & tb.exists[DV][rows]
+        result[idx[ok]] = "changed"
+        detail[idx[ok]] = np.where(bc_alive[ok], "re-created in Dataverse and coupled",
+                                   "re-created in Business Central and coupled")
+        extra["new_crm_id"][idx[ok]] = tb.ids[DV][rows[ok]]
+        extra["new_integration_id"][idx[ok]] = tb.ids[BC][rows[ok]]
+        bad = eligible & ~ok
+        result[idx[bad]] = "failed"
+        detail[idx[bad]] = "failed: " + _job_errors(w, jobs, tb.key[rows[bad]])
+        result[idx[~eligible]] = "no-op"
+        detail[idx[~eligible]] = "no-op: not exactly one record exists any more"
+        return jobs
+    if action == "delete-records":
+        bc_alive = tb.exists[BC][rows].copy()
+        done = ops.delete_records(w, mapping, None, at, rows=rows)
+        hit = np.isin(rows, done)
+        result[idx[hit]] = "changed"
+        detail[idx[hit]] = np.where(bc_alive[hit], "deleted the Business Central record and the coupling",
+                                    "deleted the Dataverse row and the coupling")
+        result[idx[~hit]] = "no-op"
+        detail[idx[~hit]] = "no-op: not exactly one record exists any more"
+        return []
+    raise ActionError(f"The twin backend cannot run {action!r}.")  # pragma: no cover - guarded by ACTIONS
+
+
+def _job_errors(w: Any, jobs: list, keys: np.ndarray) -> np.ndarray:
+    """The latest error text of each BC key in ``jobs`` (from the twin's error log, not yet published)."""
+    log = w.errors
+    if not jobs or not log.job or not len(keys):
+        return np.full(len(keys), "see the job's errors", dtype=object)
+    frame = pd.DataFrame({"job": np.concatenate(log.job), "key": np.concatenate(log.key),
+                          "text": np.concatenate(log.text)})
+    frame = frame[frame["job"].isin([j.index for j in jobs])].drop_duplicates("key", keep="last")
+    found = pd.Series(keys, dtype=object).map(frame.set_index("key")["text"])
+    return found.fillna("see the job's errors").to_numpy(dtype=object)
+
+
+def _sync_outcome(w: Any, tb: Any, jobs: list, idx: np.ndarray, rows: np.ndarray, name: str, t: pd.DataFrame,
+                  result: np.ndarray, detail: np.ndarray) -> None:
+    """Per target of a one-off Synchronize: synchronized, or failed (and Skipped again) with the message."""
+    new = np.array([j.index for j in jobs])
+    directions = [TO, FROM] if name == "merge" else [_DIR[name]]
+    failed = np.zeros(len(rows), bool)
+    message = np.full(len(rows), None, dtype=object)
+    for d in directions:
+        f = (tb.result[d][rows] == bc.RESULT_FAILURE) & np.isin(tb.job[d][rows], new)
+        message[f & ~failed] = tb.last_msg[d][rows[f & ~failed]]
+        failed |= f
+    ran = np.zeros(len(rows), bool)
+    for d in directions:
+        ran |= np.isin(tb.job[d][rows], new)
+    fields = t["fields"].to_numpy(dtype=object)[idx]
+    ok = ran & ~failed
+    result[idx[ok]] = "changed"
+    detail[idx[ok]] = "synchronized " + DIRECTION_TEXT[name] + np.where(
+        pd.isna(fields[ok]), "", "; overwritten: " + fields[ok].astype(str))
+    again = tb.skipped[rows]
+    result[idx[failed]] = "failed"
+    detail[idx[failed]] = np.where(again[failed], "failed and Skipped again: ", "failed: ") + message[failed].astype(str)
+    result[idx[~ran]] = "no-op"
+    detail[idx[~ran]] = "no-op: the one-off job did not process it"
+
+
+def _next_runs(sim: Simulation, mappings: Any) -> list[str]:
+    """When the job queue retries un-skipped records (Retry synchronizes nothing at once)."""
+    out = []
+    for mapping in mappings:
+        entry = sim.entries.get(mapping)
+        if entry is None:
+            continue
+        when = dt.datetime.fromtimestamp(max(entry.next_run, sim.clock) / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        hours = max(entry.next_run - sim.clock, 0) / 3_600_000
+        out.append(f"{mapping}: the next scheduled run ({when} UTC, job queue entry {entry.status}) retries them; "
+                   f"`syncanalysis twin advance --hours {max(1, int(np.ceil(hours + 0.5)))}` shows it.")
+    return out
+
+
+# ============================================================================================
+_PAGE_5333 = ("Coupled Data Synchronization Errors", 5333)
+_PAGE_5339 = ("Integration Synchronization Errors", 5339)
+_BC_ACTION_5333 = {"retry": "Retry", "retry-all": "Retry All", "synchronize": "Synchronize",
+                   "remove-coupling": "Delete Couplings", "restore-records": "Restore Records",
+                   "delete-records": "Delete Records", "find-for-deleted": "Find for Deleted"}
+_BC_ACTION_5339 = {"synchronize": "Synchronize", "remove-coupling": "Coupling › Delete Coupling"}
+_CHOOSE = {"to-dataverse": "Send data update to Dataverse.", "from-dataverse": "Get data update from Dataverse.",
+           "merge": "Merge data."}
+BATCH = 100  # page 5333 loads 100 lines at a time
+_FILTER_SPECIAL = re.compile(r"[&|()*@<>=.'\s]")
+
+
+def bc_filter(values: list[str]) -> str:
+    """A BC filter expression matching exactly ``values`` (``A|B|C``; values with operators quoted).
+
+    Examples
+    --------
+    >>> bc_filter(["C00010", "C&D", "O'Neil"])
+    "C00010|'C&D'|'O''Neil'"
+    """
+    out = []
+    for v in values:
+        v = str(v)
+        out.append("'" + v.replace("'", "''") + "'" if _FILTER_SPECIAL.search(v) else v)
+    return "|".join(out)
+
+
+def _md(value: Any) -> str:
+    """A Markdown table cell: no newlines, pipes escaped."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    return str(value).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+
+
+def _yes(value: Any) -> str:
+    """BC shows booleans as Yes/No; unknown stays blank."""
+    return "" if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else (
+        "Yes" if value else "No")
+
+
+def default_plan_path(plan: Plan, ws: Workspace | None = None) -> Path:
+    """``plans/<action>-<environment>-<company>-<UTC time>.json`` beside the workspace file (for the demo
+    workspace ``build/demo.duckdb`` that is ``build/plans/``); ``build/plans/`` under the project root for an
+    in-memory workspace."""
+    from ..demo import project_root
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    parts = [plan.action, plan.environment or "all", plan.company or "all", stamp]
+    name = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", p).strip("_") for p in parts)
+    folder = ws.path.parent / "plans" if ws is not None and ws.path is not None else project_root() / "build" / "plans"
+    return folder / f"{name}.json"
+
+
+class PlanFileBackend(Backend):
+    """Write the plan as a reviewable change set for an admin to apply in BC; the workspace data stays as is.
+
+    Three files with the same stem: ``.json`` (machine-readable), ``.md`` (to read and follow) and
+    ``.csv`` (every target). Steps are grouped the way an admin applies them: per page (Coupled Data
+    Synchronization Errors 5333 / Integration Synchronization Errors 5339 / the table's list), per
+    mapping and table, per action, in batches of 100 with the filter to type in BC, and the
+    record descriptions BC shows (Description = the BC primary key, Coupled To = the Dataverse name).
+
+    Parameters
+    ----------
+    path
+        Where to write (any of the three suffixes, or none); default ``plans/`` beside the workspace file.
+    """
+
+    name = "plan"
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+
+    def evaluate(self, ws: Workspace, plan: Plan) -> None:
+        """Nothing to add: loaded history has no field values (the plan says which fields are mapped)."""
+
+    def files(self, plan: Plan, ws: Workspace | None = None) -> dict[str, Path]:
+        """The json/md/csv paths this backend writes for ``plan`` (default: see :func:`default_plan_path`)."""
+        base = self.path or default_plan_path(plan, ws)
+        if base.suffix.lower() in (".json", ".md", ".csv"):
+            base = base.with_suffix("")
+        return {ext: base.with_name(base.name + "." + ext) for ext in ("json", "md", "csv")}
+
+    def execute(self, ws: Workspace, plan: Plan, *, who: str, progress: Progress = False) -> ActionResult:
+        """Write the plan files and the audit row (one transaction: a failed write leaves no audit row)."""
+        t = plan.targets
+        result, detail = _initial_outcome(t)
+        change = (t["status"] == "change").to_numpy()
+        result[change] = "planned"
+        detail[change] = "in the plan file: " + t["outcome"].to_numpy(dtype=object)[change].astype(str)
+        outcome = t.assign(result=result, detail=detail)
+        counts = _counts(result, planned=int(change.sum()))
+        paths = self.files(plan, ws)
+        steps = _Steps(progress, 3, "writing plan")
+        try:
+            with ws.transaction() as con:
+                action_id = write_audit(con, plan=plan, who=who, dry_run=False, outcome=outcome, counts=counts,
+                                        plan_file=str(paths["json"]), notes=plan.notes)
+                document = plan_document(plan, action_id=action_id, who=who)
+                _write_atomic(paths["json"], json.dumps(document, indent=1, default=str, ensure_ascii=False))
+                steps.step()
+                _write_atomic(paths["md"], plan_markdown(document))
+                steps.step()
+                _write_atomic(paths["csv"], plan_csv(document).to_csv(index=False))
+                steps.step()
+        finally:
+            steps.close()
+        return ActionResult(action_id, plan, False, outcome, counts, twin_summary([]), [], paths["json"],
+                            [f"Apply the steps in {paths['md']} in Business Central; nothing was changed here."])
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _page_of(plan: Plan, frame: pd.DataFrame) -> pd.Series:
+    """Where an admin finds each target: page 5333 lists Skipped couplings; others via errors or the list page."""
+    skipped = frame["skipped"].astype("boolean").fillna(False)
+    if plan.action not in _BC_ACTION_5339:
+        return pd.Series("5333", index=frame.index)
+    has_error = frame["error_no"].notna()
+    return pd.Series(np.where(skipped, "5333", np.where(has_error, "5339", "list")), index=frame.index)
+
+
+def plan_document(plan: Plan, *, action_id: int | None = None, who: str | None = None) -> dict[str, Any]:
+    """The plan file's content: steps grouped per page, mapping/table and action, in batches with BC filters."""
+    t = plan.targets
+    change = t[t["status"] == "change"].copy()
+    change["description"] = change["bc_record_id"].astype(str).str.split(": ", n=1).str[-1]
+    change = change.sort_values(["description", "integration_id"], kind="stable")
+    change["page"] = _page_of(plan, change)
+    steps: list[dict[str, Any]] = []
+    if plan.action in ("retry-all", "find-for-deleted") and len(change):
+        steps.append({"page": _PAGE_5333[0], "page_id": 5333, "mapping": None, "table_id": None,
+                      "table_caption": None, "bc_action": _BC_ACTION_5333[plan.action],
+                      "how": f"Open page {_PAGE_5333[0]} and choose {_BC_ACTION_5333[plan.action]} (no selection"
+                             + (", confirm the question" if plan.action == "find-for-deleted" else "") + ").",
+                      "count": len(change), "batches": [_batch(change, None)]})
+    else:
+        for (page, role, mapping, table_id, direction), part in change.groupby(
+                ["page", "role", "mapping_name", "table_id", change["direction"].astype(object).fillna("")], sort=False):
+            steps.append(_step(plan, page, role, mapping, int(table_id), direction or None, part))
+        order = {"5333": 0, "5339": 1, "list": 2}
+        steps.sort(key=lambda s: (s["role"] != "parent", order[s["page_key"]]))
+    others = t[t["status"] != "change"]
+    not_applied = []
+    for (status, reason, suggest), part in others.groupby(
+            ["status", others["reason"].astype(object).fillna(""), others["suggest"].astype(object).fillna("")], sort=True):
+        not_applied.append({"status": status, "reason": reason or None, "suggest": suggest or None,
+                            "count": len(part), "records": _records(part)})
+    return {
+        "format": "syncanalysis-plan/1", "action_id": action_id, "action": plan.action, "caption": plan.caption,
+        "environment": plan.environment, "company": plan.company, "created": plan.created.isoformat(), "who": who,
+        "parameters": plan.parameters, "counts": plan.counts, "notes": plan.notes, "steps": steps,
+        "not_applied": not_applied,
+    }
+
+
+def _records(part: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = {"bc_record_id": "record", "crm_description": "coupled_to", "bc_record_exists": "record_exists",
+            "crm_record_exists": "coupled_record_exists", "error_no": "error_no", "table_id": "table_id",
+            "integration_id": "integration_id", "crm_id": "crm_id", "outcome": "outcome"}
+    frame = part[[c for c in cols if c in part.columns]].rename(columns=cols)
+    if "description" in part.columns:
+        frame.insert(0, "description", part["description"])
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict("records")
+
+
+def _batch(part: pd.DataFrame, filter_text: str | None) -> dict[str, Any]:
+    return {"filter": filter_text, "records": _records(part)}
+
+
+def _step(plan: Plan, page: str, role: str, mapping: str, table_id: int, direction: str | None,
+          part: pd.DataFrame) -> dict[str, Any]:
+    caption = bc.BC_TABLES.get(table_id, f"table {table_id}")
+    choose = _CHOOSE.get(direction or "")
+    confirm = plan.action in ("remove-coupling", "restore-records", "delete-records")
+    batches = []
+    for lo in range(0, len(part), BATCH):
+        chunk = part.iloc[lo:lo + BATCH]
+        if page == "5333":
+            text = f"Table ID: {table_id}; Description: {bc_filter(chunk['description'].tolist())}"
+        elif page == "5339":
+            text = "No.: " + bc_filter([str(int(n)) for n in chunk["error_no"]])
+        else:
+            text = f"No.: {bc_filter(chunk['description'].tolist())}"
+        batches.append(_batch(chunk, text))
+    if page == "5333":
+        name, bc_action = _PAGE_5333[0], _BC_ACTION_5333[plan.action]
+        how = (f"Open page {name} (Load More Errors until the lines appear), filter each batch below, select all "
+               f"lines and choose {bc_action}")
+    elif page == "5339":
+        name, bc_action = _PAGE_5339[0], _BC_ACTION_5339[plan.action]
+        how = (f"Open page {name}, filter each batch below on No. (the records' latest errors), select all lines "
+               f"and choose {bc_action}")
+    else:
+        name = f"{caption} list"
+        bc_action = {"synchronize": "Dataverse › Synchronize",
+                     "remove-coupling": "Dataverse › Coupling › Delete Coupling"}[plan.action]
+        how = f"Open the {caption} list, filter each batch below on No., select all lines and choose {bc_action}"
+    if choose:
+        how += f"; answer {choose!r}"
+    if confirm:
+        how += "; confirm the question"
+    how += "."
+    if plan.action in ("restore-records", "delete-records") and not part["skipped"].astype("boolean").fillna(False).all():
+        how += (" Page 5333 lists only Skipped couplings: for the others run Find for Deleted first (unidirectional "
+                "mappings), or wait until the failing synchronization marks them Skipped.")
+    return {"page": name, "page_id": {"5333": 5333, "5339": 5339}.get(page), "page_key": page, "role": role,
+            "mapping": mapping, "table_id": table_id, "table_caption": caption, "bc_action": bc_action,
+            "direction": direction, "choose": choose, "how": how, "count": len(part), "batches": batches}
+
+
+def plan_markdown(document: dict[str, Any]) -> str:
+    """The plan file as Markdown: steps with filters, the first batch's records, what is not applied."""
+    d = document
+    c = d["counts"]
+    lines = [f"# {d['caption']} – {d['environment']} / {d['company']}", "",
+             f"Plan #{d['action_id']} created {d['created'][:19]} UTC by {d['who']} (syncanalysis, plan backend: "
+             "nothing was changed; apply the steps below in Business Central).", "",
+             f"Parameters: `{json.dumps(d['parameters'], default=str)}`", "",
+             f"**{c['targets']:,} target(s): {c['will_change']:,} to apply, {c['no_op']:,} no-op, "
+             f"{c['refused']:,} refused.**", ""]
+    lines += [f"> {n}" for n in d["notes"]]
+    for i, s in enumerate(d["steps"], 1):
+        where = f"{s['mapping']} – {s['table_caption']} (table {s['table_id']})" if s["mapping"] else "all mappings"
+        role = " – parents first" if s.get("role") == "parent" else ""
+        page = f"{s['page']} (page {s['page_id']})" if s.get("page_id") else s["page"]
+        lines += ["", f"## Step {i}. {page}: {s['bc_action']} – {where}{role}", "",
+                  f"{s['how']} {s['count']:,} record(s) in {len(s['batches'])} batch(es).", ""]
+        for j, b in enumerate(s["batches"], 1):
+            if b["filter"]:
+                lines.append(f"{j}. `{b['filter']}`")
+        first = (s["batches"][0]["records"] if s["batches"] else [])[:BATCH]
+        if first:
+            lines += ["", "| Description | Coupled To | Record Exists | Coupled Record Exists | Will |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {_md(r.get('description'))} | {_md(r.get('coupled_to'))} | {_yes(r.get('record_exists'))} "
+                      f"| {_yes(r.get('coupled_record_exists'))} | {_md(r.get('outcome'))} |" for r in first]
+            if s["count"] > len(first):
+                lines.append(f"\n(the first {len(first):,} shown; all {s['count']:,} records are in the CSV file)")
+    if d["not_applied"]:
+        lines += ["", "## Not applied", "", "| Status | Reason | Use instead | Records | Examples |", "|---|---|---|---|---|"]
+        for g in d["not_applied"]:
+            ex = ", ".join(str(r.get("record") or r.get("integration_id")) for r in g["records"][:3])
+            lines.append(f"| {_md(g['status'])} | {_md(g['reason'])} | {_md(g['suggest'])} | {g['count']:,} | {_md(ex)} |")
+    return "\n".join(lines) + "\n"
+
+
+def plan_csv(document: dict[str, Any]) -> pd.DataFrame:
+    """Every target of the plan file, one row each, with its step, batch and filter."""
+    rows = []
+    for i, s in enumerate(document["steps"], 1):
+        for j, b in enumerate(s["batches"], 1):
+            for r in b["records"]:
+                rows.append({"step": i, "page": s["page"], "mapping": s["mapping"], "bc_action": s["bc_action"],
+                             "choose": s.get("choose"), "batch": j, "filter": b["filter"], "status": "change", **r})
+    for g in document["not_applied"]:
+        for r in g["records"]:
+            rows.append({"step": None, "page": None, "mapping": None, "bc_action": None, "choose": None, "batch": None,
+                         "filter": None, "status": g["status"], **r})
+    return pd.DataFrame(rows)
+
+
+# ============================================================================================
+def backend_for(ws: Workspace, environment: str | None, company: str | None, plan_file: str | Path | None = None,
+                *, kind: str | None = None) -> Backend:
+    """The backend for an environment/company: the twin when the workspace holds one, else a plan file.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    environment, company
+        Where the action runs.
+    plan_file
+        Write a plan file there (implies the plan backend).
+    kind
+        ``"twin"`` or ``"plan"`` to choose explicitly.
+    """
+    if kind not in (None, "twin", "plan"):
+        raise ActionError(f"Unknown backend {kind!r}; use 'twin' or 'plan'.")
+    if kind == "plan" or (kind is None and plan_file is not None):
+        return PlanFileBackend(plan_file)
+    twin = has_twin(ws, environment, company) and (
+        environment is not None and company is not None or len(ws.con.execute(
+            "SELECT 1 FROM twin_state").fetchall()) == 1)
+    if kind == "twin" and not twin:
+        raise ActionError(f"The workspace holds no twin for {environment!r}/{company!r}; use the plan backend "
+                          "(loaded customer history becomes a plan file to apply in BC).")
+    return TwinBackend(environment, company) if twin else PlanFileBackend(plan_file)
+
+
+@dataclass
+class TwinAdvance:
+    """What ``twin advance`` did: the runs (summed per mapping and type) and the backlog before and after."""
+
+    environment: str
+    company: str
+    hours: float
+    clock_before: dt.datetime
+    clock_after: dt.datetime
+    jobs: pd.DataFrame
+    before: dict[str, int]
+    after: dict[str, int]
+    report: LoadReport | None = field(default=None, repr=False)
+
+    def summary(self) -> str:
+        """Readable lines: the period, the runs, and skipped/failed/broken before → after."""
+        lines = [f"Twin {self.environment} / {self.company}: advanced {self.hours:g} h, "
+                 f"{self.clock_before:%Y-%m-%d %H:%M} → {self.clock_after:%Y-%m-%d %H:%M} UTC."]
+        lines.append(self.jobs.to_string(index=False) if len(self.jobs) else "No job ran.")
+        lines.append("Couplings " + ", ".join(f"{k} {self.before[k]:,} → {self.after[k]:,}" for k in self.before) + ".")
+        return "\n".join(lines)
+
+
+def backlog_counts(ws: Workspace, environment: str, company: str) -> dict[str, int]:
+    """Skipped, failed (not skipped) and broken couplings of one environment/company."""
+    row = ws.con.execute(
+        "SELECT count(*) FILTER (skipped), count(*) FILTER (NOT coalesce(skipped, false) AND "
+        "(last_synch_result = 'Failure' OR last_synch_crm_result = 'Failure')), "
+        "count(*) FILTER (bc_record_exists IS false OR crm_record_exists IS false) "
+        "FROM couplings WHERE environment = ? AND company = ?", [environment, company]).fetchall()[0]
+    return {"skipped": int(row[0]), "failed": int(row[1]), "broken": int(row[2])}
+
+
+def advance_twin(ws: Workspace, hours: float, *, activity: bool = False, environment: str | None = None,
+                 company: str | None = None) -> TwinAdvance:
+    """Run the twin's job queue forward by ``hours`` and publish what happened (one transaction).
+
+    Parameters
+    ----------
+    ws
+        A workspace holding a twin.
+    hours
+        How far to run the clock.
+    activity
+        Let users keep editing both apps meanwhile (default: only the job queue runs).
+    environment, company
+        Which twin (needed when the workspace holds several).
+    """
+    if not hours or hours <= 0:
+        raise ActionError(f"--hours must be positive; got {hours}.")
+    sim = load_twin(ws, environment, company)
+    env, comp = sim.world.environment, sim.world.company
+    before = backlog_counts(ws, env, comp)
+    start = sim.clock
+    jobs = sim.advance(hours, activity=activity)
+    report = publish(ws, sim)
+    after = backlog_counts(ws, env, comp)
+
+    def ts(ms: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
+
+    return TwinAdvance(env, comp, hours, ts(start), ts(sim.clock), twin_summary(jobs), before, after, report)

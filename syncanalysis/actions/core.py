@@ -1,0 +1,475 @@
+"""Plan, run and audit BC's resolution actions on a selection of couplings (spec §5.1, §6.4-§6.6).
+
+:func:`plan` resolves the selection in SQL, applies BC's enablement per target (vectorised), lets
+the backend refine it (on the twin: which fields differ, whether Merge is offered) and returns the
+:class:`~syncanalysis.actions.base.Plan` - the dry run. :func:`execute` runs exactly that plan on its
+backend in one transaction with its audit row; :func:`run` does both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.records import Selection, records_relation
+from ..twin.state import twin_summary
+from ..workspace import Workspace
+from .audit import current_user, write_audit
+from .backends import Backend, backend_for, scopes
+from .base import (
+    CAPTIONS,
+    DIRECTION_TEXT,
+    KEY,
+    TARGET_COLUMNS,
+    WHOLE_COMPANY,
+    WINNERS,
+    ActionError,
+    ActionResult,
+    Plan,
+    Progress,
+    check_action,
+    check_direction,
+)
+
+_BI, _TO, _FROM = "Bidirectional", "ToIntegrationTable", "FromIntegrationTable"
+_MAPPINGS_SQL = (
+    "SELECT environment, company, name AS mapping_name, direction AS mapping_direction, "
+    "integration_table_caption, table_caption FROM mappings"
+)
+_TARGET_SELECT = """
+    SELECT r.environment, r.company, r.table_id, CAST(r.integration_id AS VARCHAR) AS integration_id,
+           CAST(r.crm_id AS VARCHAR) AS crm_id, r.mapping_name, r.bc_record_id, r.crm_description, r.state,
+           r.skipped, r.bc_record_exists, r.crm_record_exists, r.error_no,
+           {error_message} AS error_message, m.mapping_direction, true AS found
+    FROM ({sql}) r
+    LEFT JOIN ({mappings}) m ON m.environment = r.environment AND m.company = r.company
+                            AND m.mapping_name = r.mapping_name
+"""
+
+
+def _target_select(sql: str, with_errors: bool) -> str:
+    # the latest error's text is only read for parents-first: 100,000 long strings cost time to fetch
+    return _TARGET_SELECT.format(sql=sql, mappings=_MAPPINGS_SQL,
+                                 error_message="r.error_message" if with_errors else "CAST(NULL AS VARCHAR)")
+
+
+# -- enablement ------------------------------------------------------------------------------
+def _exists(col: pd.Series) -> np.ndarray:
+    """Unknown existence (page exports) counts as existing, as records() does for the state."""
+    return col.astype("boolean").fillna(True).to_numpy(dtype=bool)
+
+
+def enabled_actions(rows: pd.DataFrame) -> dict[str, bool]:
+    """BC's enablement of page 5333's actions for the selected ``rows`` (columns of ``records()``).
+
+    Retry and Synchronize need a row where both records exist, Restore Records and Delete Records one
+    where exactly one exists, Remove Coupling any row; Retry All and Find for Deleted take no selection.
+    A mixed selection enables an action when some rows fit it (the rest is refused with a reason).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"bc_record_exists": [True], "crm_record_exists": [False]})
+    >>> enabled_actions(rows)["restore-records"], enabled_actions(rows)["retry"]
+    (True, False)
+    """
+    if rows is None or len(rows) == 0:
+        return {a: a in WHOLE_COMPANY for a in CAPTIONS}
+    bc_ex, dv_ex = _exists(rows["bc_record_exists"]), _exists(rows["crm_record_exists"])
+    both, one = bool((bc_ex & dv_ex).any()), bool((bc_ex ^ dv_ex).any())
+    return {"retry": both, "retry-all": True, "synchronize": both, "remove-coupling": True,
+            "restore-records": one, "delete-records": one, "find-for-deleted": True}
+
+
+def _refusals(bc_ex: np.ndarray, dv_ex: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reason and suggested action for rows that do not ``fit`` the action, by which record exists."""
+    reason = np.select(
+        [~bc_ex & ~dv_ex, bc_ex & ~dv_ex, ~bc_ex & dv_ex, bc_ex & dv_ex],
+        ["neither record exists", "the Dataverse row was deleted", "the Business Central record was deleted",
+         "both records exist"], None).astype(object)
+    suggest = np.select(
+        [~bc_ex & ~dv_ex, bc_ex ^ dv_ex, bc_ex & dv_ex],
+        ["Remove Coupling", "Restore Records or Delete Records", "Synchronize or Retry"], None).astype(object)
+    reason[fit] = None
+    suggest[fit] = None
+    return reason, suggest
+
+
+def _effective_direction(requested: str | None, mapping_direction: pd.Series, role: pd.Series) -> tuple:
+    """Per row: the direction Synchronize runs in, or why it is refused (and what fits instead)."""
+    md = mapping_direction.astype(object).fillna("").to_numpy(dtype=object)
+    to_only, from_only, bi = md == _TO, md == _FROM, md == _BI
+    parent = role.to_numpy(dtype=object) == "parent"
+    n = len(md)
+    eff = np.full(n, requested, dtype=object)
+    reason = np.full(n, None, dtype=object)
+    suggest = np.full(n, None, dtype=object)
+    only = np.where(to_only, "to-dataverse", np.where(from_only, "from-dataverse", None)).astype(object)
+    only_text = np.where(to_only, "only to Dataverse", "only from Dataverse").astype(object)
+    uni = to_only | from_only
+    if requested is None:
+        eff[uni] = only[uni]
+        need = ~uni
+        reason[need] = "the mapping is Bidirectional (or unknown): choose a direction"
+        suggest[need] = "Synchronize to-dataverse (BC wins) or from-dataverse (Dataverse wins)"
+        eff[need] = None
+        return eff, reason, suggest
+    wrong = uni & (only != requested)
+    # a parent on a one-way mapping is synchronized in the one direction its mapping runs
+    eff[wrong & parent] = only[wrong & parent]
+    bad = wrong & ~parent
+    if requested == "merge":
+        reason[bad] = "Merge needs a Bidirectional mapping; this one synchronizes " + only_text[bad]
+        unknown = ~uni & ~bi
+        reason[unknown] = "Merge needs a Bidirectional mapping; this mapping's direction is unknown"
+        suggest[unknown] = "Synchronize to-dataverse or from-dataverse"
+        bad = bad | unknown
+    else:
+        reason[bad] = "the mapping synchronizes " + only_text[bad]
+    suggest[wrong & ~parent] = "Synchronize " + only[wrong & ~parent]
+    eff[bad] = None
+    return eff, reason, suggest
+
+
+def classify(targets: pd.DataFrame, action: str, direction: str | None) -> pd.DataFrame:
+    """Apply BC's enablement and the action's rules to every target (vectorised); return the frame.
+
+    Adds ``enabled``, ``status``, ``outcome``, ``reason``, ``suggest``, ``winner``, ``fields`` and
+    ``direction``. The backend may refine these (e.g. the twin knows which fields differ).
+    """
+    t = targets
+    n = len(t)
+    found = t["found"].to_numpy(dtype=bool)
+    bc_ex, dv_ex = _exists(t["bc_record_exists"]), _exists(t["crm_record_exists"])
+    skipped = t["skipped"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    md = t["mapping_direction"].astype(object).fillna("").to_numpy(dtype=object)
+    status = np.full(n, "change", dtype=object)
+    outcome = np.full(n, None, dtype=object)
+    winner = np.full(n, None, dtype=object)
+    fields = np.full(n, None, dtype=object)
+    eff = np.full(n, None, dtype=object)
+    both, one = bc_ex & dv_ex, bc_ex ^ dv_ex
+
+    if action in ("retry", "synchronize"):
+        enabled = both
+    elif action in ("restore-records", "delete-records"):
+        enabled = one
+    else:
+        enabled = np.ones(n, bool)
+    reason, suggest = _refusals(bc_ex, dv_ex, enabled)
+    status[~enabled] = "refused"
+
+    if action == "retry":
+        noop = enabled & ~skipped
+        status[noop] = "no-op"
+        reason[noop] = "not skipped"
+        outcome[status == "change"] = "will un-skip"
+    elif action == "retry-all":
+        outcome[:] = "will un-skip"
+    elif action == "synchronize":
+        eff, why, alt = _effective_direction(direction, t["mapping_direction"], t["role"])
+        bad = enabled & (eff == None)  # noqa: E711 - elementwise on an object array
+        status[bad] = "refused"
+        reason[bad], suggest[bad] = why[bad], alt[bad]
+        ok = status == "change"
+        for d, text in DIRECTION_TEXT.items():
+            sel = ok & (eff == d)
+            outcome[sel] = f"will synchronize {text}"
+            winner[sel] = WINNERS[d]
+            fields[sel] = {"to-dataverse": "fields mapped to Dataverse", "from-dataverse": "fields mapped from Dataverse",
+                           "merge": "fields mapped each way"}[d] + " (field list unknown on loaded history)"
+    elif action == "remove-coupling":
+        outcome[:] = np.where(~bc_ex & ~dv_ex, "will delete the coupling row (neither record exists)",
+                              "will remove the coupling")
+    elif action == "restore-records":
+        # the one-off job writes the missing side: a one-way mapping cannot write the other one
+        cannot = enabled & ((bc_ex & (md == _FROM)) | (dv_ex & (md == _TO)))
+        status[cannot] = "refused"
+        reason[cannot] = np.where(md[cannot] == _FROM, "the mapping synchronizes only from Dataverse, so it cannot "
+                                  "re-create the Dataverse row", "the mapping synchronizes only to Dataverse, so it "
+                                  "cannot re-create the Business Central record")
+        suggest[cannot] = "Delete Records or Remove Coupling"
+        ok = status == "change"
+        outcome[ok & bc_ex] = "will re-create the Dataverse row from Business Central and couple it"
+        outcome[ok & dv_ex] = "will re-create the Business Central record from Dataverse and couple it"
+        winner[ok & bc_ex], winner[ok & dv_ex] = "Business Central", "Dataverse"
+        fields[ok & bc_ex] = "all fields mapped to Dataverse"
+        fields[ok & dv_ex] = "all fields mapped from Dataverse"
+    elif action == "delete-records":
+        ok = status == "change"
+        outcome[ok & bc_ex] = "will delete the Business Central record and the coupling"
+        outcome[ok & dv_ex] = "will delete the Dataverse row and the coupling"
+    elif action == "find-for-deleted":
+        bi = md == _BI
+        status[bi] = "no-op"
+        reason[bi] = "Bidirectional mapping (Find for Deleted marks only unidirectional mappings)"
+        outcome[status == "change"] = "will mark Skipped (its Business Central record was deleted)"
+
+    missing = ~found
+    status[missing] = "no-op"
+    reason[missing] = "no coupling with this key (already removed?)"
+    suggest[missing] = None
+    enabled = enabled & found
+    noop = status == "no-op"
+    refused = status == "refused"
+    outcome[noop] = "no-op: " + reason[noop].astype(str)
+    outcome[refused] = "refused: " + reason[refused].astype(str) + np.where(
+        suggest[refused] == None, "", " – use " + suggest[refused].astype(str))  # noqa: E711
+    for arr in (winner, fields):
+        arr[status != "change"] = None
+    out = t.assign(enabled=enabled, status=status, outcome=outcome, reason=reason, suggest=suggest, winner=winner,
+                   fields=fields, direction=eff if action == "synchronize" else None)
+    return out
+
+
+# -- target resolution -----------------------------------------------------------------------
+def _scope_of(ws: Workspace, sel: Selection | None, frame: pd.DataFrame | None) -> tuple[str | None, str | None]:
+    """The one environment/company of the plan: from the selection, the targets or the workspace."""
+    env = sel.environment if sel is not None else None
+    comp = sel.company if sel is not None else None
+    if frame is not None and len(frame):
+        pairs = frame[["environment", "company"]].drop_duplicates()
+        if len(pairs) > 1:
+            listed = ", ".join(f"{e!r}/{c!r}" for e, c in pairs.head(5).itertuples(index=False))
+            raise ActionError(
+                f"The selection spans {len(pairs)} environments/companies ({listed}); an action runs in one. "
+                "Choose one with environment=/company= (CLI: --environment/--company).")
+        return str(pairs.iloc[0, 0]), str(pairs.iloc[0, 1])
+    if env is not None and comp is not None:
+        return env, comp
+    known = [s for s in scopes(ws) if (env is None or s[0] == env) and (comp is None or s[1] == comp)]
+    if len(known) == 1:
+        return known[0]
+    return env, comp
+
+
+def _resolve(ws: Workspace, sel: Selection, with_errors: bool = False) -> pd.DataFrame:
+    """The couplings of ``sel`` (one SQL query), plus explicit keys that have no coupling."""
+    sql, params = records_relation(ws, sel)
+    frame = ws.con.execute(_target_select(sql, with_errors), params).df()
+    if sel.keys:
+        keys = pd.DataFrame(list(sel.keys), columns=KEY).astype({"table_id": "int64", "integration_id": str})
+        keys["integration_id"] = keys["integration_id"].str.strip("{}").str.lower()
+        ws.con.register("_action_keys", keys)
+        try:
+            missing = ws.con.execute(
+                "SELECT k.environment, k.company, k.table_id, k.integration_id, "
+                "coalesce(m.name, 'TABLE ' || k.table_id) AS mapping_name, false AS found "
+                "FROM _action_keys k LEFT JOIN (SELECT environment, company, table_id, min(name) AS name "
+                "FROM mappings GROUP BY ALL) m USING (environment, company, table_id) "
+                "WHERE NOT EXISTS (SELECT 1 FROM couplings c WHERE c.environment = k.environment "
+                "AND c.company = k.company AND c.table_id = k.table_id "
+                "AND c.integration_id = TRY_CAST(k.integration_id AS UUID))").df()
+        finally:
+            ws.con.unregister("_action_keys")
+        if len(missing):
+            missing = missing.reindex(columns=frame.columns)
+            frame = pd.concat([frame, missing], ignore_index=True) if len(frame) else missing
+    return frame
+
+
+def _whole_company(ws: Workspace, action: str, env: str | None, comp: str | None) -> pd.DataFrame:
+    """Targets of Retry All (every skipped coupling) or Find for Deleted (non-skipped, BC record gone)."""
+    if env is None or comp is None:
+        raise ActionError(f"{CAPTIONS[action]} acts on one environment/company; the workspace has several "
+                          f"({', '.join('/'.join(s) for s in scopes(ws)) or 'none'}). Choose one with "
+                          "environment=/company= (CLI: --environment/--company).")
+    where = "c.skipped" if action == "retry-all" else "NOT coalesce(c.skipped, false) AND c.bc_record_exists IS false"
+    sel = Selection(environment=env, company=comp)
+    sql, params = records_relation(ws, sel)
+    # records_relation's WHERE has only the scope; the action's own condition goes on top
+    sql = f"SELECT * FROM ({sql}) c WHERE {where}"
+    return ws.con.execute(_target_select(sql, False), params).df()
+
+
+def _parents(ws: Workspace, targets: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Couplings of the parents named by the targets' latest errors (``signatures.parent_table/key``)."""
+    msgs = targets.loc[targets["error_message"].notna(), ["environment", "company", "error_message"]].drop_duplicates()
+    if msgs.empty:
+        notes.append("Parents first: the selected records' errors name no parent record.")
+        return targets.iloc[:0]
+    _ensure_signatures(ws, msgs["error_message"], notes)
+    ws.con.register("_action_msgs", msgs)
+    try:
+        parents = ws.con.execute(
+            "SELECT DISTINCT m.environment, m.company, s.parent_table, s.parent_key, "
+            "s.parent_table || ': ' || s.parent_key AS parent_record_id "
+            "FROM _action_msgs m JOIN signatures s ON s.error_message = m.error_message "
+            "WHERE s.parent_key IS NOT NULL AND s.parent_table IS NOT NULL").df()
+    finally:
+        ws.con.unregister("_action_msgs")
+    if parents.empty:
+        notes.append("Parents first: the selected records' errors name no parent record.")
+        return targets.iloc[:0]
+    env, comp = parents.iloc[0]["environment"], parents.iloc[0]["company"]
+    sql, params = records_relation(ws, Selection(environment=env, company=comp))
+    ws.con.register("_action_parents", parents[["parent_record_id"]])
+    try:
+        found = ws.con.execute(
+            _target_select(f"SELECT * FROM ({sql}) p WHERE p.bc_record_id IN "
+                           "(SELECT parent_record_id FROM _action_parents)", True),
+            params).df()
+    finally:
+        ws.con.unregister("_action_parents")
+    uncoupled = sorted(set(parents["parent_record_id"]) - set(found["bc_record_id"]))
+    if uncoupled:
+        shown = ", ".join(uncoupled[:5]) + (f" and {len(uncoupled) - 5:,} more" if len(uncoupled) > 5 else "")
+        notes.append(f"Parents first: {shown} {'is' if len(uncoupled) == 1 else 'are'} not coupled at all – couple "
+                     "them first (Set Up Coupling on the record, or match-based coupling); their children fail "
+                     "again until then.")
+    return found
+
+
+def _ensure_signatures(ws: Workspace, messages: pd.Series, notes: list[str]) -> None:
+    """Assign signatures when some of ``messages`` have none yet (the parent is read from them)."""
+    ws.con.register("_action_sig_msgs", messages.to_frame("error_message"))
+    try:
+        unknown = ws.con.execute("SELECT count(*) FROM _action_sig_msgs m WHERE NOT EXISTS "
+                                 "(SELECT 1 FROM signatures s WHERE s.error_message = m.error_message)").fetchall()[0][0]
+    finally:
+        ws.con.unregister("_action_sig_msgs")
+    if not unknown:
+        return
+    try:
+        from ..analysis.signatures import assign_signatures
+    except ImportError:
+        notes.append("Parents first: error signatures are not available, so parents could not be read from errors.")
+        return
+    assign_signatures(ws)
+
+
+def _selection_record(sel: Selection | None) -> dict[str, Any] | None:
+    """The selection for the audit trail: the filter as given; explicit keys only counted (they are the targets)."""
+    if sel is None:
+        return None
+    out = sel.to_dict()
+    if "keys" in out:
+        out["keys_count"] = len(out.pop("keys"))
+    return out
+
+
+def plan(ws: Workspace, action: str, selection: Selection | None = None, *, direction: str | None = None,
+         backend: str | Backend | None = None, parents_first: bool = False) -> Plan:
+    """Plan ``action`` on ``selection``: per target what will change, who wins, what is refused and why.
+
+    Nothing is written. The plan runs with :func:`execute`.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    action
+        One of :data:`~syncanalysis.actions.ACTIONS`.
+    selection
+        Explicit keys, a filter, or a finding's selection. Retry All and Find for Deleted take none
+        (only its environment/company).
+    direction
+        Synchronize only: ``to-dataverse`` (BC wins), ``from-dataverse`` (Dataverse wins) or ``merge``
+        (where BC offers it). ``None`` runs one-way mappings in their direction and refuses the rest.
+    backend
+        ``"twin"``, ``"plan"``, a backend object, or ``None`` for the twin when the workspace holds one
+        for the environment/company, else a plan file.
+    parents_first
+        Add the couplings of the parent records named by the targets' errors and act on them first.
+
+    Returns
+    -------
+    Plan
+        The dry run.
+
+    Raises
+    ------
+    ActionError
+        Unknown action or direction, a direction given to another action, a selection given to an
+        action of the whole company, or a selection spanning several environments/companies.
+    """
+    check_action(action)
+    check_direction(direction)
+    if direction is not None and action != "synchronize":
+        raise ActionError(f"Only Synchronize takes a direction; {CAPTIONS[action]} was given {direction!r}.")
+    sel = selection
+    notes: list[str] = []
+    if action in WHOLE_COMPANY:
+        if sel is not None and {k for k in sel.to_dict() if k not in ("environment", "company", "finding")}:
+            raise ActionError(f"{CAPTIONS[action]} takes no selection: it acts on the whole environment/company "
+                              f"(page 5333 runs it without one); got {sel.describe()}. Use Retry for a selection.")
+        env, comp = _scope_of(ws, sel, None)
+        frame = _whole_company(ws, action, env, comp)
+        parents_first = False
+    else:
+        sel = sel or Selection()
+        frame = _resolve(ws, sel, with_errors=parents_first)
+        env, comp = _scope_of(ws, sel, frame)
+    frame = frame.assign(role="target")
+    if parents_first and len(frame):
+        found = _parents(ws, frame[frame["found"]], notes)
+        if len(found):
+            is_parent = frame["bc_record_id"].isin(found["bc_record_id"])
+            frame.loc[is_parent, "role"] = "parent"
+            extra = found[~found["bc_record_id"].isin(frame["bc_record_id"])].assign(role="parent")
+            frame = pd.concat([extra, frame], ignore_index=True) if len(extra) else frame
+        frame = frame.sort_values("role", kind="stable", key=lambda s: s.ne("parent")).reset_index(drop=True)
+    frame = classify(frame, action, direction)
+    impl = backend if isinstance(backend, Backend) else backend_for(ws, env, comp, kind=backend)
+    params: dict[str, Any] = {"direction": direction, "selection": _selection_record(sel),
+                              "parents_first": parents_first}
+    p = Plan(action=action, selection=sel, parameters=params, backend=impl.name, targets=frame,
+             environment=env, company=comp, notes=notes, backend_impl=impl)
+    impl.evaluate(ws, p)
+    p.targets = p.targets[[c for c in TARGET_COLUMNS if c in p.targets.columns]
+                          + [c for c in p.targets.columns if c not in TARGET_COLUMNS]]
+    return p
+
+
+# -- running ---------------------------------------------------------------------------------
+def execute(ws: Workspace, plan: Plan, *, who: str | None = None, progress: Progress = False) -> ActionResult:
+    """Run exactly the planned targets on the plan's backend, with the audit row, in one transaction.
+
+    Only targets planned as ``change`` are acted on; the backend checks each again (a target that
+    changed since the plan reports a no-op). Any failure leaves the workspace and the stored twin as
+    they were.
+
+    Parameters
+    ----------
+    ws
+        The workspace the plan was made on.
+    plan
+        The plan (from :func:`plan`).
+    who
+        Recorded in the audit trail (default: the operating-system user).
+    progress
+        ``True`` for a progress bar, or a callback ``f(done, total)``.
+
+    Returns
+    -------
+    ActionResult
+        The outcome per target, the jobs run at once and the audit row's id.
+    """
+    impl = plan.backend_impl if plan.backend_impl is not None else backend_for(ws, plan.environment, plan.company,
+                                                                               kind=plan.backend)
+    return impl.execute(ws, plan, who=who or current_user(), progress=progress)
+
+
+def audit_dry_run(ws: Workspace, plan: Plan, *, who: str | None = None) -> ActionResult:
+    """Record ``plan`` as a dry run (the audit row only) and return it as a result."""
+    outcome = plan.targets.assign(result=plan.targets["status"].map({"change": "planned"}).fillna(
+        plan.targets["status"]), detail=plan.targets["outcome"])
+    c = plan.counts
+    counts = {"targets": c["targets"], "changed": 0, "planned": c["will_change"], "no_op": c["no_op"],
+              "refused": c["refused"], "failed": 0}
+    with ws.transaction() as con:
+        action_id = write_audit(con, plan=plan, who=who or current_user(), dry_run=True, outcome=outcome,
+                                counts=counts, notes=plan.notes)
+    return ActionResult(action_id=action_id, plan=plan, dry_run=True, outcome=outcome, counts=counts,
+                        jobs=twin_summary([]))
+
+
+def run(ws: Workspace, action: str, selection: Selection | None = None, *, direction: str | None = None,
+        dry_run: bool = False, backend: str | Backend | None = None, who: str | None = None,
+        parents_first: bool = False, progress: Progress = False) -> ActionResult:
+    """Plan ``action`` and execute it (or, with ``dry_run``, only audit the plan). See :func:`plan`."""
+    p = plan(ws, action, selection, direction=direction, backend=backend, parents_first=parents_first)
+    if dry_run:
+        return audit_dry_run(ws, p, who=who)
+    return execute(ws, p, who=who, progress=progress)
