@@ -248,6 +248,8 @@ TABLES: dict[str, Table] = {
                 ("clock", "TIMESTAMP"),
                 ("jobs_exported", "BIGINT"),
                 ("errors_exported", "BIGINT"),
+                # raised by every save, so a process can tell whether the twin it holds is still current
+                ("revision", "BIGINT"),
                 ("state", "BLOB"),
             ),
             ("environment", "company"),

@@ -26,7 +26,7 @@ from .. import bc
 from ..twin import operations as ops
 from ..twin.model import BC, DV, FROM, TO
 from ..twin.scenario import Simulation
-from ..twin.state import has_twin, load_twin, publish, twin_summary
+from ..twin.state import forget_twin, has_twin, load_twin, publish, twin_summary
 from ..workspace import LoadReport, Workspace
 from .audit import write_audit
 from .base import CAPTIONS, DIRECTION_TEXT, ActionError, ActionResult, Plan, Progress
@@ -103,24 +103,10 @@ class TwinBackend(Backend):
     def __init__(self, environment: str | None = None, company: str | None = None) -> None:
         self.environment = environment
         self.company = company
-        self._sim: Simulation | None = None
-        self._version: tuple | None = None
-
-    def _state_version(self, ws: Workspace, env: str | None, comp: str | None) -> tuple:
-        row = ws.con.execute(
-            "SELECT environment, company, hash(state), octet_length(state), clock, jobs_exported, errors_exported "
-            "FROM twin_state WHERE (? IS NULL OR environment = ?) AND (? IS NULL OR company = ?)",
-            [env, env, comp, comp]).fetchall()
-        return tuple(row)
 
     def simulation(self, ws: Workspace, environment: str | None = None, company: str | None = None) -> Simulation:
-        """The stored twin; reused between :meth:`evaluate` and :meth:`execute` while the stored state is unchanged."""
-        env, comp = environment or self.environment, company or self.company
-        version = self._state_version(ws, env, comp)
-        if self._sim is None or version != self._version:
-            self._sim = load_twin(ws, env, comp)
-            self._version = version
-        return self._sim
+        """The stored twin, kept loaded by the workspace while its stored revision is unchanged."""
+        return load_twin(ws, environment or self.environment, company or self.company, cached=True)
 
     # -- evaluation ------------------------------------------------------------------------
     def evaluate(self, ws: Workspace, plan: Plan) -> None:
@@ -173,8 +159,6 @@ class TwinBackend(Backend):
         result, detail = _initial_outcome(t)
         extra = {"new_integration_id": np.full(len(t), None, object), "new_crm_id": np.full(len(t), None, object)}
         change = (t["status"] == "change").to_numpy()
-        notes: list[str] = []
-        jobs: list = []
         if not change.any():
             outcome = t.assign(result=result, detail=detail)
             counts = _counts(result)
@@ -183,7 +167,19 @@ class TwinBackend(Backend):
                                         notes=plan.notes)
             return ActionResult(action_id, plan, False, outcome, counts, twin_summary([]))
         sim = self.simulation(ws, plan.environment, plan.company)
-        self._sim = None  # the object is changed below: never reuse it for another plan
+        try:
+            return self._execute(ws, plan, sim, who=who, progress=progress, result=result, detail=detail,
+                                 extra=extra, change=change)
+        except BaseException:
+            forget_twin(ws, sim.world.environment, sim.world.company)  # changed but not stored: reload next time
+            raise
+
+    def _execute(self, ws: Workspace, plan: Plan, sim: Simulation, *, who: str, progress: Progress,
+                 result: np.ndarray, detail: np.ndarray, extra: dict[str, np.ndarray],
+                 change: np.ndarray) -> ActionResult:
+        t = plan.targets
+        notes: list[str] = []
+        jobs: list = []
         w = sim.world
         at = sim.clock
         # when the action happened in the twin's world (its Synchronization Log places it there)
@@ -828,12 +824,16 @@ def advance_twin(ws: Workspace, hours: float, *, activity: bool = False, environ
     """
     if not hours or hours <= 0:
         raise ActionError(f"--hours must be positive; got {hours}.")
-    sim = load_twin(ws, environment, company)
+    sim = load_twin(ws, environment, company, cached=True)
     env, comp = sim.world.environment, sim.world.company
     before = backlog_counts(ws, env, comp)
     start = sim.clock
-    jobs = sim.advance(hours, activity=activity)
-    report = publish(ws, sim)
+    try:
+        jobs = sim.advance(hours, activity=activity)
+        report = publish(ws, sim)
+    except BaseException:
+        forget_twin(ws, env, comp)
+        raise
     after = backlog_counts(ws, env, comp)
 
     def ts(ms: int) -> dt.datetime:

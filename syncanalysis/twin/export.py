@@ -32,11 +32,13 @@ def _ts(ms: np.ndarray | list[int]) -> pd.Series:
     return pd.Series(out)
 
 
-def canonical_frames(sim: Simulation, *, since_job: int = 0) -> dict[str, pd.DataFrame]:
+def canonical_frames(sim: Simulation, *, since_job: int = 0,
+                     coupling_rows: dict[str, np.ndarray] | None = None) -> dict[str, pd.DataFrame]:
     """Return the twin's history as canonical frames (mappings, jobs, job_errors, couplings, incidents).
 
     ``since_job`` limits jobs to those from that index on; errors are those still in the world's
-    log (numbered on from what was dropped). Couplings and mappings are always a full snapshot.
+    log (numbered on from what was dropped). Couplings are a full snapshot, or only the coupled ones
+    among ``coupling_rows`` (mapping name to twin rows) when given; mappings are always all of them.
     """
     w = sim.world
     env, company = w.environment, w.company
@@ -88,9 +90,15 @@ def canonical_frames(sim: Simulation, *, since_job: int = 0) -> dict[str, pd.Dat
         "exception_detail": [CALL_STACKS[f] for f in family],
     })
 
+    results = np.array(bc.RESULT_NAMES, dtype=object)
+    job_or_none = np.append(job_ids, None)  # index -1 (no job) picks the trailing None
     parts = []
-    for t in w.tables.values():
-        rows = np.flatnonzero(t.coupled)
+    for name, t in w.tables.items():
+        if coupling_rows is None:
+            rows = np.flatnonzero(t.coupled)
+        else:
+            rows = np.asarray(coupling_rows.get(name, []), dtype=np.int64)
+            rows = rows[(rows >= 0) & t.coupled[np.maximum(rows, 0)]] if len(rows) else rows
         cfg = t.config
         parts.append(pd.DataFrame({
             "table_id": cfg.table_id,
@@ -98,14 +106,14 @@ def canonical_frames(sim: Simulation, *, since_job: int = 0) -> dict[str, pd.Dat
             "crm_id": t.ids[DV][rows],
             "last_synch_modified_on": _ts(t.wm[BC][rows]),
             "last_synch_crm_modified_on": _ts(t.wm[DV][rows]),
-            "last_synch_result": [bc.RESULT_NAMES[r] for r in t.result[FROM][rows]],
-            "last_synch_crm_result": [bc.RESULT_NAMES[r] for r in t.result[TO][rows]],
-            "last_synch_job_id": [job_ids[j] if j >= 0 else None for j in t.job[FROM][rows]],
-            "last_synch_crm_job_id": [job_ids[j] if j >= 0 else None for j in t.job[TO][rows]],
+            "last_synch_result": results[t.result[FROM][rows]],
+            "last_synch_crm_result": results[t.result[TO][rows]],
+            "last_synch_job_id": job_or_none[t.job[FROM][rows]],
+            "last_synch_crm_job_id": job_or_none[t.job[TO][rows]],
             "skipped": t.skipped[rows],
             "bc_record_exists": t.exists[BC][rows],
             "crm_record_exists": t.exists[DV][rows],
-            "bc_record_id": [bc.record_id(cfg.bc_caption, k) for k in t.key[rows]],
+            "bc_record_id": (cfg.bc_caption + ": ") + pd.Series(t.key[rows], dtype=object),
             "crm_description": t.name[rows],
         }))
     couplings = pd.concat(parts, ignore_index=True)

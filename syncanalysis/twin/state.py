@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
-import zlib
 
+import numpy as np
 import pandas as pd
 
 from ..errors import TwinError
 from ..workspace import Load, LoadReport, Workspace
+from . import operations as ops
 from .export import canonical_frames
 from .scenario import Simulation
 
@@ -42,8 +43,20 @@ def _rows(ws: Workspace, environment: str | None, company: str | None) -> list[t
     return ws.con.execute(sql + " ORDER BY ALL", params).fetchall()
 
 
-def load_twin(ws: Workspace, environment: str | None = None, company: str | None = None) -> Simulation:
+def load_twin(ws: Workspace, environment: str | None = None, company: str | None = None, *,
+              cached: bool = False) -> Simulation:
     """Return the twin stored for ``environment``/``company`` (either may be omitted when only one twin fits).
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    environment, company
+        Which twin.
+    cached
+        Reuse the twin this workspace object last loaded or published when the stored one has not
+        changed since (no unpickling). The caller then owns that object: it must :func:`publish` its
+        changes or call :func:`forget_twin` — otherwise later cached loads see unpublished changes.
 
     Raises
     ------
@@ -59,26 +72,54 @@ def load_twin(ws: Workspace, environment: str | None = None, company: str | None
         )
     if len(rows) > 1:
         raise TwinError(f"Several twins fit ({rows}); say which with --environment and --company.")
+    key = tuple(rows[0])
+    revision = ws.con.execute(
+        "SELECT revision FROM twin_state WHERE environment = ? AND company = ?", list(key)).fetchall()[0][0]
+    cache = _cache(ws)
+    if cached and key in cache and cache[key][0] == revision:
+        return cache[key][1]
     blob = ws.con.execute(
-        "SELECT state FROM twin_state WHERE environment = ? AND company = ?", list(rows[0])
-    ).fetchone()[0]
-    return pickle.loads(zlib.decompress(blob))  # noqa: S301 - our own state, written by save below
+        "SELECT state FROM twin_state WHERE environment = ? AND company = ?", list(key)).fetchall()[0][0]
+    sim = pickle.loads(blob)  # noqa: S301 - our own state, written by _save below
+    if cached:
+        cache[key] = (revision, sim)
+    return sim
 
 
-def _save(load: Load, sim: Simulation, scenario: str) -> None:
+def forget_twin(ws: Workspace, environment: str | None = None, company: str | None = None) -> None:
+    """Drop the cached twin(s) of ``ws`` (after a change that will not be published)."""
+    cache = _cache(ws)
+    for key in list(cache):
+        if environment in (None, key[0]) and company in (None, key[1]):
+            del cache[key]
+
+
+def _cache(ws: Workspace) -> dict[tuple[str, str], tuple[int, Simulation]]:
+    if not hasattr(ws, "_twins"):
+        ws._twins = {}
+    return ws._twins
+
+
+def _save(load: Load, sim: Simulation, scenario: str) -> int:
+    """Store ``sim`` (inside the load's transaction) and return its new revision."""
     w = sim.world
     if sim._events:  # pending planted events are closures; only a finished scenario is stored
         raise TwinError("Cannot store a twin with scenario events still pending; run the scenario to its end first.")
-    blob = zlib.compress(pickle.dumps(sim, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    # uncompressed: zlib took longer than pickling itself, and the state is numpy buffers in the main
+    blob = pickle.dumps(sim, protocol=pickle.HIGHEST_PROTOCOL)
+    old = load.con.execute("SELECT revision FROM twin_state WHERE environment = ? AND company = ?",
+                           [w.environment, w.company]).fetchall()
+    revision = (old[0][0] or 0) + 1 if old else 1
     # a bytes parameter is bound slowly (~50 MB/s); a registered one-row frame is several times faster
     row = pd.DataFrame({"environment": [w.environment], "company": [w.company], "scenario": [scenario],
                         "clock": [_now(sim)], "jobs_exported": [len(w.jobs)], "errors_exported": [w.errors.base],
-                        "state": [blob]})
+                        "revision": [revision], "state": [blob]})
     load.con.register("_twin_state_row", row)
     try:
         load.con.execute("INSERT OR REPLACE INTO twin_state SELECT * FROM _twin_state_row")
     finally:
         load.con.unregister("_twin_state_row")
+    return revision
 
 
 def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, source: str | None = None,
@@ -117,22 +158,28 @@ def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, sour
     ).fetchone()
     scenario = scenario or (row[0] if row else "twin")
     since = row[1] if row else 0
-    frames = canonical_frames(sim, since_job=since)
-    keys = frames["couplings"][["table_id", "integration_id"]].astype({"table_id": "int64", "integration_id": str})
     if couplings is None:  # a full snapshot: couplings the twin no longer has are deleted
+        frames = canonical_frames(sim, since_job=since)
+        keys = frames["couplings"][["table_id", "integration_id"]].astype({"table_id": "int64", "integration_id": str})
         gone_sql = "NOT EXISTS"
     else:  # only these couplings may have changed: write them, delete those the twin no longer couples
         touched = couplings[["table_id", "integration_id"]].astype({"table_id": "int64", "integration_id": str})
-
-        def text(k: pd.DataFrame) -> pd.Index:  # one hashable text per key: a hash lookup, no sort
-            return pd.Index(k["table_id"].astype(str).str.cat(k["integration_id"].str.lower(), sep=":"))
-
-        now, wanted = text(keys), text(touched)
-        frames["couplings"] = frames["couplings"][now.isin(wanted)]
-        keys = touched[~wanted.isin(now)]
+        by_table = {c.table_id: name for name, c in w.configs.items()}
+        rows: dict[str, np.ndarray] = {}
+        still: list[np.ndarray] = []
+        for table_id, part in touched.groupby("table_id", sort=False):
+            name = by_table.get(int(table_id))
+            r = ops.rows_for_ids(w, name, part["integration_id"].to_numpy()) if name else np.full(len(part), -1)
+            rows[name] = r
+            coupled = (r >= 0) & w.table(name).coupled[np.maximum(r, 0)] if name else np.zeros(len(part), bool)
+            still.append(part.index.to_numpy()[coupled])
+        frames = canonical_frames(sim, since_job=since, coupling_rows=rows)
+        keys = touched.drop(index=np.concatenate(still) if still else [])
         gone_sql = "EXISTS"
     if row:  # the ground truth was written with the scenario
         frames.pop("incidents")
+    key = (w.environment, w.company)
+    forget_twin(ws, *key)  # if anything below fails, no stale object stays cached
     with ws.loading(source=source or f"twin:{scenario}", kind=KIND, environment=w.environment,
                     company=w.company) as load:
         for fn in before or []:
@@ -154,8 +201,9 @@ def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, sour
             load.con.unregister("_twin_keys")
         load.count_deleted("couplings", gone)
         w.errors.drop()
-        _save(load, sim, scenario)
+        revision = _save(load, sim, scenario)
         load.watermark = _now(sim)
+    _cache(ws)[key] = (revision, sim)  # committed: this object is the stored twin
     return load.report
 
 
@@ -166,9 +214,11 @@ def attach_twin(ws: Workspace, sim: Simulation, *, scenario: str) -> None:
     actions and :func:`publish` add only what happens from now on.
     """
     w = sim.world
+    forget_twin(ws, w.environment, w.company)
     with ws.loading(source=f"twin:{scenario}", kind=KIND, environment=w.environment, company=w.company) as load:
         w.errors.drop()
-        _save(load, sim, scenario)
+        revision = _save(load, sim, scenario)
+    _cache(ws)[(w.environment, w.company)] = (revision, sim)
 
 
 def twin_summary(jobs: list) -> pd.DataFrame:
