@@ -31,7 +31,9 @@ _DERIVED: dict[str, dict[str, str]] = {
     "jobs": {
         "duration_ms": "CASE WHEN finish_datetime >= start_datetime "
         "THEN date_diff('millisecond', start_datetime, finish_datetime) END",
-        "trigger": "CASE WHEN job_queue_log_entry_no = 0 THEN 'foreground' ELSE 'job queue' END",
+        # page 5338 exports carry no Job Queue Log Entry No.: unknown, not 'job queue'
+        "trigger": "CASE WHEN job_queue_log_entry_no = 0 THEN 'foreground' "
+        "WHEN job_queue_log_entry_no > 0 THEN 'job queue' END",
     }
 }
 
@@ -289,21 +291,41 @@ class Workspace:
             else:
                 con.register(view, frame)
             try:
-                if is_relation:
-                    result.read = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
-                self._check_casts(con, table, view, provided)
+                source_types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {view})").fetchall())
+                # Only columns whose source type differs from the column type can fail to cast.
+                self._check_casts(con, table, view, [c for c in provided if source_types.get(c) != spec.types[c]])
                 nulls = " OR ".join(f'"{k}" IS NULL' for k in spec.key)
-                bad = con.execute(f"SELECT {keys} FROM {source} WHERE {nulls} LIMIT 1").fetchone()
-                if bad is not None:
-                    raise SchemaError(f"A row for table {table!r} has an empty key {dict(zip(spec.key, bad))}.")
-                dup = con.execute(
-                    f"SELECT {keys}, count(*) FROM {source} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+                read, n_null, n_distinct = con.execute(
+                    f"SELECT count(*), count(*) FILTER ({nulls}), count(DISTINCT ({keys})) FROM {source}"
                 ).fetchone()
-                if dup is not None:
+                if is_relation:
+                    result.read = read
+                if n_null:
+                    bad = con.execute(f"SELECT {keys} FROM {source} WHERE {nulls} LIMIT 1").fetchone()
+                    raise SchemaError(f"A row for table {table!r} has an empty key {dict(zip(spec.key, bad))}.")
+                if n_distinct != read:
+                    dup = con.execute(
+                        f"SELECT {keys}, count(*) FROM {source} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+                    ).fetchone()
                     raise SchemaError(
                         f"Rows for table {table!r} repeat the key {dict(zip(spec.key, dup[:-1]))} "
                         f"{dup[-1]} times; remove the duplicates."
                     )
+                overlap = con.execute(
+                    f'SELECT count(*) FROM {source} s WHERE EXISTS (SELECT 1 FROM "{table}" t WHERE {on})'
+                ).fetchone()[0] if read else 0
+                if not overlap:
+                    # Only new keys: insert straight from the source (one pass, no merge table). Same values
+                    # as the merge would give a new row: provided columns, the fidelity, derived ones, NULLs.
+                    if read:
+                        given = set(provided) | {"fidelity"}
+                        inner = ", ".join(f's."{c}"' if c in given else f'NULL AS "{c}"'
+                                          for c, _ in spec.columns if c not in derived)
+                        outer = ", ".join(f'CAST({derived[c]} AS {t}) AS "{c}"' if c in derived else f'"{c}"'
+                                          for c, t in spec.columns)
+                        con.execute(f'INSERT INTO "{table}" SELECT {outer} FROM (SELECT {inner} FROM {source} s)')
+                    result.inserted, result.updated = read, 0
+                    return result
                 con.execute(
                     f'CREATE TEMP TABLE {merged} AS SELECT {", ".join(select)}, {is_new} AS _new '
                     f'FROM {source} s LEFT JOIN "{table}" t ON {on}'
@@ -335,8 +357,8 @@ class Workspace:
         """Raise naming the first row, column and value that does not cast (one scan for all columns)."""
         types = TABLES[table].types
         bad = [f'("{c}" IS NOT NULL AND TRY_CAST("{c}" AS {types[c]}) IS NULL)' for c in columns]
-        if not bad:
-            return
+        if not bad or not con.execute(f"SELECT bool_or({' OR '.join(bad)}) FROM {view}").fetchone()[0]:
+            return  # the numbered scan below only runs to name the failing row
         values = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns)
         row = con.execute(
             f"SELECT rn, {', '.join(bad)}, {values} "
