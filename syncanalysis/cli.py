@@ -25,17 +25,25 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import build, summary
+    from .analysis.findings import diagnose
+    from .demo import build_demo, summary
+    from .report import write_report
+    from .sources import format_report
 
     path = Path(args.workspace)
     with Workspace(path) as ws:
         if ws.count("jobs") == 0:
-            print(f"Building the demo workspace {path} (90 days of a simulated company)...")
-            build(ws, progress=True)
+            print(f"Building the demo workspace {path}: loading sample_data/ (table exports, English and French "
+                  "page exports) and the twin behind it...")
+            reports = build_demo(ws, progress=True)
+            if reports:
+                print(format_report(reports))
         else:
-            print(f"Reusing the demo workspace {path}.")
+            print(f"Reusing the demo workspace {path} (delete it to build it again).")
         s = summary(ws)
         info = ws.info()
+        findings = diagnose(ws, progress=True)
+        report = write_report(ws, args.report, findings=findings)
     print(f"\nHistory {info['first_job']} .. {info['last_job']}")
     print(f"{s['jobs']:,} synchronization jobs ({s['jobs_with_failures']:,} with failures), {s['errors']:,} errors, "
           f"{s['skipped_couplings']:,} of {s['couplings']:,} couplings skipped.\n")
@@ -43,6 +51,21 @@ def _demo(args: argparse.Namespace) -> int:
     print(s["by_mapping"].to_string(index=False))
     print("\nPlanted incidents (ground truth of the twin):")
     print(s["incidents"].to_string(index=False))
+    print()
+    print(format_findings(findings))
+    print(f"HTML report: {report}")
+    print("Next: `make lab` and open notebooks/04_bulk_triage.ipynb, or "
+          f"`syncanalysis act retry --workspace {path} --finding <CODE> --dry-run`.")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    from .sources import format_report, load_files, report_json
+
+    with Workspace(args.workspace) as ws:
+        reports = load_files(ws, args.paths, environment=args.environment, company=args.company, kind=args.kind,
+                             progress=not args.json)
+    print(report_json(reports) if args.json else format_report(reports))
     return 0
 
 
@@ -136,9 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workspace", default=":memory:", help="DuckDB file (default: in memory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_simulate)
-    p = sub.add_parser("demo", help="build (or reuse) the demo workspace and summarise it")
+    p = sub.add_parser("demo", help="build (or reuse) the demo workspace, diagnose it and write the report")
     p.add_argument("--workspace", default=str(DEFAULT_WORKSPACE))
+    p.add_argument("--report", default=str(DEFAULT_WORKSPACE.parent / "report.html"), help="HTML report path")
     p.set_defaults(func=_demo)
+    from .sources import KINDS
+
+    p = sub.add_parser("load", help="load BC export files (page or table exports, xlsx/csv, any language)")
+    p.add_argument("paths", nargs="+", help="files or folders")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--environment", help="written on every row (default: from the file, else 'default')")
+    p.add_argument("--company", help="written on every row (default: from the file, else 'default')")
+    p.add_argument("--kind", default="auto", choices=list(KINDS), help="what the files are (default: recognise)")
+    p.add_argument("--json", action="store_true", help="the load reports as JSON")
+    p.set_defaults(func=_load)
     p = sub.add_parser("info", help="row counts, loads, date range, environments")
     p.add_argument("--workspace", required=True)
     p.add_argument("--json", action="store_true")

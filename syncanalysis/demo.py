@@ -1,4 +1,10 @@
-"""Build the demo workspace from the twin and summarise it."""
+"""The demo workspace: the twin's exported files loaded like a customer's, with the twin kept behind them.
+
+``sample_data/`` holds what the twin (seed 7) exports: table CSVs and English/French page exports. The
+demo loads them through the file loaders, exactly as a consultant loads a customer's exports, then
+simulates the same twin again and stores it beside that history (:func:`~syncanalysis.twin.state.attach_twin`),
+so that resolution actions act on it and ``twin advance`` shows their effect.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from typing import Any
 
 from .twin.export import write_sample_data
 from .twin.scenario import ScenarioConfig, Simulation
-from .twin.state import publish
+from .twin.state import attach_twin, publish
 from .workspace import LoadReport, Workspace
 
 
@@ -24,6 +30,30 @@ def project_root(start: str | Path | None = None) -> Path:
 
 
 DEFAULT_WORKSPACE = project_root() / "build" / "demo.duckdb"
+
+
+DEMO = ScenarioConfig()  # the scenario sample_data/ was written from (90 days, scale 1, seed 7)
+DEMO_SCENARIO = f"demo?days={DEMO.days}&scale={DEMO.scale}&seed={DEMO.seed}"
+
+
+def build_demo(workspace: Workspace, *, sample_data: str | Path | None = None, progress: bool = False) -> list:
+    """Load ``sample_data/`` into ``workspace`` through the file loaders and attach the twin behind it.
+
+    Falls back to publishing the twin's history directly when there is no ``sample_data/`` folder (an
+    installed package without the repository). Returns the file load reports (empty on the fallback).
+    """
+    folder = Path(sample_data) if sample_data is not None else project_root() / "sample_data"
+    if not (folder / "tables").is_dir():
+        build(workspace, progress=progress)
+        return []
+    from .sources import load_sample_data
+
+    sim = Simulation(DEMO, progress=progress)
+    reports = load_sample_data(workspace, folder, environment=DEMO.environment, company=DEMO.company,
+                               progress=progress)
+    sim.run()
+    attach_twin(workspace, sim, scenario=DEMO_SCENARIO)
+    return reports
 
 
 def build(workspace: Workspace, *, days: int = 90, scale: float = 1.0, seed: int = 7,
@@ -69,7 +99,7 @@ def ensure_demo(path: str | Path = DEFAULT_WORKSPACE, *, progress: bool = False)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
     try:
         with Workspace(tmp) as ws:
-            build(ws, progress=progress)
+            build_demo(ws, progress=progress)
         if not path.exists():
             tmp.replace(path)
     finally:
