@@ -48,3 +48,22 @@ def test_committed_sample_data_is_complete_small_and_readable():
     assert list(fr.columns) == ["N°", "Date/heure", "Message d'erreur", "Lien d'aide", "Source", "Destination"]
     en = pd.read_excel(sd / "pages" / "en" / "Integration Synchronization Jobs.xlsx", engine="calamine", nrows=3)
     assert en.columns[0] == "Start Date/Time"
+
+
+def test_committed_sample_data_is_what_the_twin_writes_now(tmp_path):
+    """The demo loads sample_data/ and attaches a freshly simulated twin: both must be the same world."""
+    import hashlib
+
+    from syncanalysis.demo import DEMO
+    from syncanalysis.twin.export import write_sample_data
+    from syncanalysis.twin.scenario import Simulation
+
+    sim = Simulation(DEMO)
+    sim.run()
+    written = write_sample_data(sim, tmp_path)
+    committed = ROOT / "sample_data"
+    for path in written:
+        rel = path.relative_to(tmp_path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digest == hashlib.sha256((committed / rel).read_bytes()).hexdigest(), (
+            f"sample_data/{rel} differs from what the twin writes now: run `make sample-data` and commit it")
