@@ -315,15 +315,9 @@ class Workspace:
                     f'SELECT count(*) FROM {source} s WHERE EXISTS (SELECT 1 FROM "{table}" t WHERE {on})'
                 ).fetchone()[0] if read else 0
                 if not overlap:
-                    # Only new keys: insert straight from the source (one pass, no merge table). Same values
-                    # as the merge would give a new row: provided columns, the fidelity, derived ones, NULLs.
+                    # Only new keys: insert straight from the source (one pass, no merge table).
                     if read:
-                        given = set(provided) | {"fidelity"}
-                        inner = ", ".join(f's."{c}"' if c in given else f'NULL AS "{c}"'
-                                          for c, _ in spec.columns if c not in derived)
-                        outer = ", ".join(f'CAST({derived[c]} AS {t}) AS "{c}"' if c in derived else f'"{c}"'
-                                          for c, t in spec.columns)
-                        con.execute(f'INSERT INTO "{table}" SELECT {outer} FROM (SELECT {inner} FROM {source} s)')
+                        con.execute(_insert_new_sql(spec, provided, source))
                     result.inserted, result.updated = read, 0
                     return result
                 con.execute(
@@ -351,6 +345,25 @@ class Workspace:
                 else:
                     con.unregister(view)
         return result
+
+    def insert_new(self, table: str, sql: str, *, fidelity: int = FIDELITY_TABLE) -> int:
+        """Insert the rows of query ``sql`` as new rows of ``table`` in one pass; return how many.
+
+        For a first load of big files: no merge table and no separate checks. The rows must all be new
+        and valid: a repeated, empty or already present key (or a value that does not fit its column)
+        makes the statement fail with a :class:`duckdb.Error`, and the caller's transaction rolls back
+        (then use :meth:`upsert`, which explains what is wrong). Column names are canonical; missing ones
+        are NULL, derived ones are computed, ``fidelity`` is written where the table has it.
+        """
+        spec = _table(table)
+        with self.transaction() as con:
+            cols = [r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE ({sql}))").fetchall()]
+            unknown = [c for c in cols if c not in spec.types]
+            if unknown:
+                raise SchemaError(f"Table {table!r} has no column(s) {unknown}.")
+            fid = f", CAST({int(fidelity)} AS SMALLINT) AS fidelity" if "fidelity" in spec.types else ""
+            source = f"(SELECT *{fid} FROM ({sql}))"
+            return con.execute(_insert_new_sql(spec, [c for c in cols if c != "fidelity"], source)).fetchall()[0][0]
 
     @staticmethod
     def _check_casts(con: duckdb.DuckDBPyConnection, table: str, view: str, columns: list[str]) -> None:
@@ -595,6 +608,17 @@ class Workspace:
             "last_job": last.isoformat(sep=" ") if last else None,
             "environments": [{"environment": e, "company": c, "rows": n} for e, c, n in envs],
         }
+
+
+def _insert_new_sql(spec: Table, provided: list[str], source: str) -> str:
+    """INSERT of new rows from ``source``, with the values a merge gives a new row: the provided columns,
+    the fidelity, the derived columns computed, NULL for the rest."""
+    derived = _DERIVED.get(spec.name, {})
+    given = set(provided) | {"fidelity"}
+    inner = ", ".join(f's."{c}"' if c in given else f'NULL AS "{c}"' for c, _ in spec.columns if c not in derived)
+    outer = ", ".join(f'CAST({derived[c]} AS {t}) AS "{c}"' if c in derived else f'CAST("{c}" AS {t})'
+                      for c, t in spec.columns)
+    return f'INSERT INTO "{spec.name}" SELECT {outer} FROM (SELECT {inner} FROM {source} s)'
 
 
 def _table(name: str) -> Table:

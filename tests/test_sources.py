@@ -429,3 +429,63 @@ def test_a_failed_load_leaves_a_file_workspace_byte_for_byte_unchanged(small, tm
         with pytest.raises(Exception, match="row 2501"):
             load_files(ws, [bad], progress=False)
     assert file_hash(path) == before
+
+
+# ------------------------------------------------------------------------------------------------
+# The one-pass path for big first loads, and its fall-back to the careful path
+def _load_both_ways(monkeypatch, path: Path) -> tuple[Workspace, Workspace, FileLoadReport, FileLoadReport]:
+    import syncanalysis.sources.files as files
+
+    monkeypatch.setattr(files, "_FAST_MIN_BYTES", 0)  # every CSV tries the one-pass path
+    fast_ws = Workspace()
+    (fast,) = load_files(fast_ws, [path], environment=ENV, company=COMPANY, progress=False)
+    monkeypatch.setattr(files, "_FAST_MIN_BYTES", 1 << 60)  # never
+    careful_ws = Workspace()
+    (careful,) = load_files(careful_ws, [path], environment=ENV, company=COMPANY, progress=False)
+    return fast_ws, careful_ws, fast, careful
+
+
+def _same_rows(a: Workspace, b: Workspace, table: str) -> None:
+    key = ", ".join(TABLES_KEY[table])
+    left, right = (w.sql(f"SELECT * FROM {table} ORDER BY {key}") for w in (a, b))
+    pd.testing.assert_frame_equal(left, right)
+
+
+TABLES_KEY = {"job_errors": ["error_no"], "jobs": ["job_id"], "couplings": ["table_id", "integration_id"]}
+
+
+@pytest.mark.parametrize("name", ["Integration Synch. Job Errors", "Integration Synch. Job", "CRM Integration Record"])
+def test_the_one_pass_load_gives_the_same_rows_as_the_careful_one(monkeypatch, name):
+    table = TABLE_EXPORTS[name][0]
+    fast_ws, careful_ws, fast, careful = _load_both_ways(monkeypatch, SAMPLE / "tables" / f"{name}.csv.gz")
+    assert fast.one_pass and not careful.one_pass
+    assert fast.rows_inserted == careful.rows_inserted == fast_ws.count(table) > 1000
+    _same_rows(fast_ws, careful_ws, table)
+    assert fast.details["parts"][0]["columns"] == careful.details["parts"][0]["columns"]
+
+
+def test_a_value_after_the_first_rows_that_does_not_parse_falls_back_and_is_named(monkeypatch, tmp_path):
+    import syncanalysis.sources.files as files
+    from syncanalysis.sources import ValueParseError
+
+    path = _errors_csv(tmp_path / "e.csv", range(1, 3001))
+    text = path.read_text().splitlines()
+    text[2500] = text[2500].replace("2026-03-", "2026-13-")  # row 2501 of data: no such month
+    path.write_text("\n".join(text) + "\n")
+    monkeypatch.setattr(files, "_FAST_MIN_BYTES", 0)
+    ws = Workspace()
+    with pytest.raises(ValueParseError, match="row 2501"):
+        load_files(ws, [path], progress=False)
+    assert ws.count("job_errors") == 0 and ws.count("loads") == 0
+
+
+def test_repeated_rows_after_the_first_rows_fall_back_to_the_careful_dedupe(monkeypatch, tmp_path):
+    import syncanalysis.sources.files as files
+
+    path = _errors_csv(tmp_path / "e.csv", range(1, 3001))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines + lines[-5:]) + "\n")  # the last five rows twice
+    monkeypatch.setattr(files, "_FAST_MIN_BYTES", 0)
+    ws = Workspace()
+    (r,) = load_files(ws, [path], progress=False)
+    assert ws.count("job_errors") == 3000 and r.rows_rejected == 5 and not r.one_pass

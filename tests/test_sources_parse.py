@@ -132,3 +132,16 @@ def test_captions_cover_every_layout_column_in_three_languages():
                 continue
             langs = {lang for key in col.keys for lang in cap.LANGS if cap.captions(key)[lang]}
             assert langs == set(cap.LANGS), (layout.kind, col.target)
+
+
+def test_folded_option_mapping_knows_every_caption_and_flags_the_rest():
+    import duckdb
+
+    from syncanalysis.sources import captions as cap
+    from syncanalysis.sources.parse import folded_sql
+
+    expr, unknown = folded_sql("v", cap.results(), "VARCHAR")
+    rows = duckdb.sql(f"SELECT v, {expr}, {unknown} FROM (VALUES ('Success'), (' FAILURE '), (''), ('Maybe')) t(v)"
+                      ).fetchall()
+    assert rows == [("Success", "Success", False), (" FAILURE ", "Failure", False), ("", None, False),
+                    ("Maybe", None, True)]

@@ -56,6 +56,7 @@ from .parse import (
     TableNames,
     datetime_sql,
     duration_sql,
+    folded_sql,
     guid_sql,
     ident,
     int_sql,
@@ -96,13 +97,14 @@ class FileLoadReport(LoadReport):
     links: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    one_pass: bool = False  # read, checked and inserted by one statement (a big first load)
 
     @property
     def details(self) -> dict[str, Any]:
         """The report as stored in ``loads.details``."""
         return {"path": self.path, "kind": self.kind, "environment": self.environment, "company": self.company,
                 "environment_from": self.environment_from, "parts": self.parts, "rows_rejected": self.rows_rejected,
-                "links": self.links, "warnings": self.warnings,
+                "links": self.links, "warnings": self.warnings, "one_pass": self.one_pass,
                 "tables": {t: vars(r) for t, r in self.tables.items()}}
 
 
@@ -132,7 +134,7 @@ def format_report(reports: FileLoadReport | Iterable[FileLoadReport]) -> str:
         state = f"load #{r.load_id}" if r.load_id else "nothing new (no load recorded)"
         whence = " / ".join(dict.fromkeys(_FROM.get(w, w) for w in r.environment_from.split("/")))
         out.append(f"{r.path}: {r.kind}, environment {r.environment!r}, company {r.company!r} ({whence}) - {state}, "
-                   f"{r.seconds:.1f} s")
+                   f"{r.seconds:.1f} s{' (one pass)' if r.one_pass else ''}")
         for p in r.parts:
             where = f"sheet {p['sheet']!r}, " if p.get("sheet") else ""
             lang = {"en": "English", "fr": "French", "de": "German"}.get(p.get("language") or "", "language unknown")
@@ -317,10 +319,35 @@ def _delimiter(text: str) -> str:
     return best
 
 
-def _read_text(path: Path, head: bytes, compressed: bool, temp: _Temp) -> list[Part]:
+@dataclass
+class _CsvSource:
+    """What the first megabyte of a CSV told: delimiter, header, a sample, and what DuckDB should read."""
+
+    path: Path
+    source: Path  # the file DuckDB reads (a UTF-8 copy when the file is in another encoding)
+    compressed: bool
+    delim: str
+    skip: int  # physical lines before the first data row
+    headers: list[str]
+    header_row: int  # 0-based index of the header among the parsed rows
+    width: int
+    sample: list[list[str]]
+
+    def read_csv_sql(self) -> str:
+        """The ``read_csv(...)`` call reading every data row as VARCHAR columns ``c0..``.
+
+        DuckDB's default line limit (2 MB) is kept: a bigger buffer slowed every read by a fifth, and
+        BC's longest fields hold 2,048 characters (Error Message) or a call stack.
+        """
+        cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(self.width))
+        return (f"read_csv({lit(str(self.source))}, delim={lit(self.delim)}, quote='\"', escape='\"', header=false, "
+                f"skip={self.skip}, auto_detect=false, columns={{{cols}}}, "
+                f"compression={lit('gzip' if self.compressed else 'none')})")
+
+
+def _sniff_text(path: Path, head: bytes, compressed: bool, temp: _Temp) -> _CsvSource:
     import csv
 
-    con = temp.con
     if compressed:
         try:
             with gzip.open(path, "rb") as gz:
@@ -368,24 +395,31 @@ def _read_text(path: Path, head: bytes, compressed: bool, temp: _Temp) -> list[P
         source = temp.file(".csv")
         source.write_bytes(body.decode(enc, errors="replace").encode("utf-8"))
         compressed = False
-    n = len(rows[h])
-    cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n))
+    return _CsvSource(path, source, compressed, delim, line_after[h], headers, h, len(rows[h]), sample)
+
+
+def _read_text(path: Path, head: bytes, compressed: bool, temp: _Temp) -> list[Part]:
+    con = temp.con
+    src = _sniff_text(path, head, compressed, temp)
     table = temp.name("raw")
     try:
-        con.execute(
-            f"CREATE TEMP TABLE {table} AS SELECT * FROM read_csv({lit(str(source))}, delim={lit(delim)}, quote='\"', "
-            f"escape='\"', header=false, skip={line_after[h]}, auto_detect=false, columns={{{cols}}}, "
-            f"compression={lit('gzip' if compressed else 'none')}, max_line_size=16777216)")
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {src.read_csv_sql()}")
     except duckdb.Error as exc:
-        msg = str(exc).split("\n")
-        raise UnreadableFileError(f"the CSV cannot be read: {' '.join(m.strip() for m in msg[:3] if m.strip())}",
-                                  path=path, hint="Check that every row has the header's number of fields "
-                                  f"(separator {delim!r}) and that quotes are closed") from exc
+        raise _csv_error(path, src.delim, exc) from exc
     temp.objects.append(("TABLE", table))
+    h, n = src.header_row, src.width
     # _row = the row number in the file (the header's row + data row index), for error messages
     view = temp.view("rawv", f"SELECT rowid + {h + 2} AS _row, * FROM {table}")
     nrows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return [Part(path, None, headers + [""] * (n - len(headers)), h + 1, view, sample[:_SAMPLE_ROWS], nrows)]
+    return [Part(path, None, src.headers + [""] * (n - len(src.headers)), h + 1, view, src.sample[:_SAMPLE_ROWS],
+                 nrows)]
+
+
+def _csv_error(path: Path, delim: str, exc: duckdb.Error) -> UnreadableFileError:
+    msg = str(exc).split("\n")
+    return UnreadableFileError(f"the CSV cannot be read: {' '.join(m.strip() for m in msg[:3] if m.strip())}",
+                               path=path, hint="Check that every row has the header's number of fields "
+                               f"(separator {delim!r}) and that quotes are closed")
 
 
 def _cell_texts(col: tuple[Any, ...]) -> np.ndarray:
@@ -697,7 +731,13 @@ def _distinct(con: duckdb.DuckDBPyConnection, part: Part, col: str, header: str)
     return vals
 
 
-def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp) -> Parsed:
+def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp, *,
+           any_known: bool = False) -> Parsed:
+    """Typed values of a part (a view) and the checks on them.
+
+    Option and Yes/No columns are mapped on their distinct values; with ``any_known`` (the one-pass
+    load, which sees only the first rows) on every caption the option has, folded in SQL.
+    """
     exprs: dict[str, str] = {}
     checks: list[tuple[str, str, str, str]] = []  # (flag sql, raw col, header, problem)
     warnings: list[str] = []
@@ -726,10 +766,16 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
                                m.header, f"cut:{c.max_len}"))
         elif c.kind in _OPTIONS:
             what, table, known = _OPTIONS[c.kind]
-            mapping = map_values(_distinct(con, part, raw, m.header), table())
             sql_type = "BOOLEAN" if c.kind == cap.BOOL else "VARCHAR"
+            blank_value = table().get("") or None
+            if any_known:
+                exprs[c.target], unknown = folded_sql(raw, table(), sql_type, blank=blank_value)
+                known_sql = f" AND {unknown}"
+                checks.append((f"NOT {blank}{known_sql}", raw, m.header, f"is not a known {what} value (known: {known})"))
+                continue
+            mapping = map_values(_distinct(con, part, raw, m.header), table())
             # blank resolution options mean None (their blank caption); a blank result or Yes/No is unknown
-            expr = mapped_sql(raw, mapping, sql_type, blank=table().get("") or None)
+            expr = mapped_sql(raw, mapping, sql_type, blank=blank_value)
             known_sql = f" AND {ident(raw)} NOT IN ({', '.join(lit(k) for k in mapping)})" if mapping else ""
             checks.append((f"NOT {blank}{known_sql}", raw, m.header, f"is not a known {what} value (known: {known})"))
             exprs[c.target] = expr
@@ -1097,6 +1143,78 @@ def _resolve_env(parsed: list[Parsed], environment: str | None, company: str | N
     return found["environment"][0], found["company"][0], src
 
 
+_FAST_KINDS = ("table-5339", "table-5338", "table-5331")
+_FAST_MIN_BYTES = 16 << 20  # below this the careful path costs too little to be worth a second way
+
+
+def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, temp: _Temp, *,
+                   environment: str | None, company: str | None, kind: str, hasher: _Hasher,
+                   started: float) -> FileLoadReport | None:
+    """Load a big table export into a table with no rows of its environment/company yet, in one pass.
+
+    The layout, date formats and option values are decided on the file's first rows; then one
+    ``INSERT ... SELECT ... FROM read_csv`` parses, checks and inserts every row. A value the first
+    rows did not foresee, a repeated key or a value that does not fit raises inside that statement:
+    the transaction rolls back and ``None`` tells the caller to take the careful path (which reads
+    the file into a temporary table and explains exactly what is wrong). Returns ``None`` as well when
+    the file is not such a case.
+    """
+    con = ws.con
+    src = _sniff_text(path, head, compressed, temp)
+    n = src.width
+    rows = [(r + [""] * n)[:n] for r in src.sample]
+    frame = pd.DataFrame({f"c{i}": [r[i] for r in rows] for i in range(n)})
+    frame.insert(0, "_row", np.arange(src.header_row + 2, src.header_row + 2 + len(rows), dtype=np.int64))
+    reg = temp.name("sampledf")
+    con.execute("SELECT 1").fetchall()
+    con.register(reg, frame)
+    try:
+        sample = temp.table("sample", f"SELECT * FROM {reg}")
+    finally:
+        con.unregister(reg)
+    view = temp.view("rawv", f"SELECT * FROM {sample}")
+    part = Part(path, None, src.headers + [""] * (n - len(src.headers)), src.header_row + 1, view,
+                src.sample[:_SAMPLE_ROWS], len(rows))
+    match = recognise(part, kind)
+    if match.layout.kind not in _FAST_KINDS or match.target("_environment") or match.target("_company"):
+        return None
+    parsed = _parse(con, part, match, temp, any_known=True)
+    if parsed.rejected or any(p.order and not p.decided_by.startswith("values") for p in parsed.dates.values()):
+        return None  # repeated rows, or a date order the first rows cannot decide: read the whole file first
+    env, comp, env_from = _resolve_env([parsed], environment, company, path)
+    table = match.layout.table
+    if con.execute(f"SELECT count(*) FROM {table} WHERE environment = ? AND company = ?", [env, comp]).fetchall()[0][0]:
+        return None  # rows to merge with: the careful path
+    # the parsing views were built on the first rows; from now on they read the whole file
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT CAST(0 AS BIGINT) AS _row, * "
+                f"FROM {src.read_csv_sql()}")
+    flags = [c for c in parsed.columns if c.startswith("_f")]
+    report = FileLoadReport(source=str(path), kind=match.layout.kind, path=str(path), environment=env,
+                            company=comp, environment_from=env_from, one_pass=True)
+    sql = _canonical_sql(con, parsed, env, comp, report)
+    if flags:
+        sql += (f" WHERE CASE WHEN {' OR '.join('p.' + ident(f) for f in flags)} "
+                "THEN error('a value the first rows did not foresee') ELSE true END")
+    try:
+        with ws.loading(source=str(path), kind=report.kind, content_hash=hasher.result(), environment=env,
+                        company=comp, fidelity=FIDELITY_TABLE) as load:
+            inserted = ws.insert_new(table, sql)
+            parsed.rows = inserted
+            load.report.tables[table] = UpsertResult(table, read=inserted, inserted=inserted)
+            _relink(load, report, env, comp, {match.layout.kind})
+            report.content_hash = hasher.result()
+            report.tables = load.report.tables
+            report.parts = [_part_details(parsed)]
+            report.warnings = list(parsed.warnings)
+            report.seconds = time.perf_counter() - started
+            load.details = report.details
+    except (duckdb.Error, SourceError):
+        return None
+    report.load_id = load.report.load_id
+    report.seconds = time.perf_counter() - started
+    return report
+
+
 def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None, company: str | None = None,
               kind: str = "auto", bar: Any = None) -> FileLoadReport:
     """Load one export file as one load (see :func:`load_files`; ``bar`` is a tqdm bar to show the stage on).
@@ -1121,6 +1239,12 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
     try:
         stage("read")
         form = _sniff_bytes(path, head)
+        if form != "workbook" and path.stat().st_size >= _FAST_MIN_BYTES:
+            fast = _load_csv_fast(ws, path, head, form == "gzip", temp, environment=environment, company=company,
+                                  kind=kind, hasher=hasher, started=started)
+            if fast is not None:
+                return fast
+            temp.close()  # start over: the careful path reads the file into its own temporary tables
         if form == "workbook":
             if head[:2] == b"PK" and not zipfile.is_zipfile(path):
                 raise UnreadableFileError("this Excel workbook is truncated or corrupt (not a complete zip archive)",

@@ -412,3 +412,19 @@ def looks_like(value: str) -> str:
     if cap.normalize(v) in cap.booleans():
         return "bool"
     return "text"
+
+
+def folded_sql(col: str, table: Mapping[str, object], sql_type: str, blank: object = None) -> tuple[str, str]:
+    """Like :func:`mapped_sql`, but on every caption of ``table`` (folded keys), folding the values in SQL.
+
+    For the one-pass load, which has not seen every distinct value. Returns the expression and a
+    condition true for a non-blank value no caption matches (blanks give ``blank``). The folding (case, curly apostrophe,
+    runs of spaces) covers what :func:`captions.normalize` does to BC's captions.
+    """
+    c = ident(col)
+    folded = f"lower(regexp_replace(replace(trim({c}), chr(8217), chr(39)), '\\s+', ' ', 'g'))"
+    keys = {k: v for k, v in table.items() if k}
+    blank_sql = _sql_value(blank) if blank is not None else "NULL"
+    whens = "".join(f" WHEN {folded} = {lit(k)} THEN {_sql_value(v)}" for k, v in keys.items() if v is not None)
+    expr = f"CAST(CASE WHEN coalesce(trim({c}), '') = '' THEN {blank_sql}{whens} END AS {sql_type})"
+    return expr, f"coalesce(trim({c}), '') <> '' AND {folded} NOT IN ({', '.join(lit(k) for k in keys)})"
