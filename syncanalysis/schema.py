@@ -250,10 +250,18 @@ TABLES: dict[str, Table] = {
                 ("errors_exported", "BIGINT"),
                 # raised by every save, so a process can tell whether the twin it holds is still current
                 ("revision", "BIGINT"),
+                # the pickled simulation without its numeric arrays, which are kept in twin_buffers
                 ("state", "BLOB"),
+                ("buffers", "VARCHAR[]"),
             ),
             ("environment", "company"),
             "The embedded twin behind an environment/company, so actions and `twin advance` act on it.",
+        ),
+        Table(
+            "twin_buffers",
+            _ENV + (("digest", "VARCHAR"), ("data", "BLOB")),
+            ("environment", "company", "digest"),
+            "The twin's numeric arrays by content, so that storing it after an action writes only what changed.",
         ),
     ]
 }

@@ -288,8 +288,16 @@ class Workspace:
         with self.transaction() as con:
             if is_relation:
                 frame.create_view(view)
+            elif len(frame) > 5_000:
+                # the checks and the merge read the rows several times: convert the Python objects once
+                con.register(f"{view}_df", frame)
+                try:
+                    con.execute(f"CREATE TEMP TABLE {view} AS SELECT * FROM {view}_df")
+                finally:
+                    con.unregister(f"{view}_df")
             else:
                 con.register(view, frame)
+            materialized = not is_relation and len(frame) > 5_000
             try:
                 source_types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {view})").fetchall())
                 # Only columns whose source type differs from the column type can fail to cast.
@@ -342,8 +350,53 @@ class Workspace:
                 con.execute(f"DROP TABLE IF EXISTS {merged}")
                 if is_relation:
                     con.execute(f"DROP VIEW IF EXISTS {view}")
+                elif materialized:
+                    con.execute(f"DROP TABLE IF EXISTS {view}")
                 else:
                     con.unregister(view)
+        return result
+
+    def replace(self, table: str, frame: pd.DataFrame, *, fidelity: int = FIDELITY_TABLE) -> UpsertResult:
+        """Write ``frame``'s rows over those with the same keys, without comparing values (an update and an insert).
+
+        For an authoritative source that knows exactly which rows it changed (the twin after an action):
+        columns ``frame`` lacks become NULL. ``updated`` counts the keys that existed.
+        """
+        spec = _table(table)
+        result = UpsertResult(table, read=len(frame))
+        if frame.empty:
+            return result
+        n = next(_stage_names)
+        src = f"_replace_{n}"
+        on = " AND ".join(f't."{k}" = TRY_CAST(s."{k}" AS {spec.types[k]})' for k in spec.key)
+        with self.transaction() as con:
+            con.register(f"{src}_df", frame)
+            try:
+                con.execute(f"CREATE TEMP TABLE {src} AS SELECT * FROM {src}_df")
+            finally:
+                con.unregister(f"{src}_df")
+            try:
+                # an UPDATE leaves the primary-key index alone (a delete and re-insert costs ten times more)
+                derived = _DERIVED.get(table, {})
+                cols = [c for c in frame.columns if c not in spec.key and c not in derived]
+                sets = [f'"{c}" = TRY_CAST(s."{c}" AS {spec.types[c]})' for c in cols]
+                sets += [f'"{c}" = NULL' for c in spec.column_names
+                         if c not in spec.key and c not in cols and c not in derived and c != "fidelity"]
+                if "fidelity" in spec.types:
+                    sets.append(f"fidelity = {int(fidelity)}")
+                result.updated = con.execute(
+                    f'UPDATE "{table}" t SET {", ".join(sets)} FROM {src} s WHERE {on}').fetchall()[0][0]
+                if derived and result.updated:  # from the values just written
+                    keys_in = f"EXISTS (SELECT 1 FROM {src} s WHERE {on.replace('t.', f'{table}.')})"
+                    con.execute(f'UPDATE "{table}" SET {", ".join(f"{c} = {e}" for c, e in derived.items())} '
+                                f"WHERE {keys_in}")
+                if result.updated < result.read:
+                    anti = " AND ".join(f't."{k}" = TRY_CAST(s."{k}" AS {spec.types[k]})' for k in spec.key)
+                    self.insert_new(table, f'SELECT * FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM "{table}" t '
+                                           f"WHERE {anti})", fidelity=fidelity)
+                result.inserted = result.read - result.updated
+            finally:
+                con.execute(f"DROP TABLE IF EXISTS {src}")
         return result
 
     def insert_new(self, table: str, sql: str, *, fidelity: int = FIDELITY_TABLE) -> int:

@@ -374,14 +374,18 @@ def test_audit_row_holds_who_what_parameters_and_outcome_per_target(ws, base):
 def test_a_failure_inside_execute_rolls_everything_back(ws, base, monkeypatch):
     before = snapshot(ws)
     p = act.plan(ws, "remove-coupling", sel_of(ws, base.rids["blocked"]))
-    real = Workspace.upsert
+    real_upsert, real_replace = Workspace.upsert, Workspace.replace
 
-    def failing(self, table, frame, **kw):
-        if table == "couplings":
-            raise RuntimeError("disk full")
-        return real(self, table, frame, **kw)
+    def failing(real):
+        def write(self, table, frame, **kw):
+            if table == "couplings":
+                raise RuntimeError("disk full")
+            return real(self, table, frame, **kw)
+        return write
 
-    monkeypatch.setattr(Workspace, "upsert", failing)
+    # the couplings are the last history the action writes (after the audit row and the one-off jobs)
+    monkeypatch.setattr(Workspace, "upsert", failing(real_upsert))
+    monkeypatch.setattr(Workspace, "replace", failing(real_replace))
     with pytest.raises(RuntimeError, match="disk full"):
         act.execute(ws, p)
     monkeypatch.undo()

@@ -157,3 +157,15 @@ def test_a_failed_load_leaves_the_file_byte_for_byte_unchanged(tmp_path):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     with Workspace(path, read_only=True) as ws:
         assert ws.count("jobs") == 3 and ws.count("loads") == 1
+
+
+def test_replace_writes_rows_over_their_keys_without_comparing_and_inserts_new_ones():
+    ws = Workspace()
+    ws.ingest({"jobs": jobs_frame(3).assign(message="old")}, source="a", kind="t")
+    new = jobs_frame(4).drop(columns=["failed"]).assign(message="new")  # one more key; 'failed' not given
+    r = ws.replace("jobs", new)
+    assert (r.read, r.updated, r.inserted) == (4, 3, 1)
+    got = ws.query("jobs", order_by="start_datetime")
+    assert got["message"].tolist() == ["new"] * 4
+    assert got["failed"].isna().all()  # columns the frame lacks are written as NULL
+    assert got["duration_ms"].tolist() == [2000] * 4 and got["trigger"].tolist()[0] == "foreground"

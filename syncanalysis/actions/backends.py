@@ -9,7 +9,6 @@ environment/company, else a plan file.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import json
 import os
 import re
@@ -235,13 +234,11 @@ class TwinBackend(Backend):
 
 
 def _changed_couplings(outcome: pd.DataFrame, change: np.ndarray) -> dict[str, pd.DataFrame]:
-    """``publish(couplings=...)``: the coupling keys the action may have changed, when publish can take them.
+    """``publish(couplings=...)``: the coupling keys the action may have changed.
 
     The twin's operations touch only the targets' rows, so writing those couplings (and the new keys of
-    re-created records) is enough; older versions of publish rewrite every coupling instead.
+    re-created records) is enough.
     """
-    if "couplings" not in inspect.signature(publish).parameters:
-        return {}
     acted = outcome.loc[change, ["table_id", "integration_id", "new_integration_id"]]
     new = acted.dropna(subset=["new_integration_id"])
     keys = pd.concat([acted[["table_id", "integration_id"]],

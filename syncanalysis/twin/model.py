@@ -18,6 +18,7 @@ BC, DV = 0, 1
 TO, FROM = 0, 1
 DIRECTION_NAMES = (bc.TO_INTEGRATION, bc.FROM_INTEGRATION)
 BLANK = -1
+GUID = "<U36"  # numpy dtype of GUID text (lower case, with dashes)
 
 # Per-record faults planted on one side: the transfer *from* that side fails with the fault's text.
 FAULT_NONE = 0
@@ -121,7 +122,7 @@ class TableState:
     key: np.ndarray = field(default=None)  # BC primary key (object)
     name: np.ndarray = field(default=None)  # description shown as "Coupled To" (object)
     exists: list[np.ndarray] = field(default_factory=list)  # [BC, DV] bool
-    ids: list[np.ndarray] = field(default_factory=list)  # [BC SystemId, Dataverse id] (object, GUID text)
+    ids: list[np.ndarray] = field(default_factory=list)  # [BC SystemId, Dataverse id] (GUID text, dtype GUID)
     mod: list[np.ndarray] = field(default_factory=list)  # [SystemModifiedAt, ModifiedOn] ms
     by_integration: list[np.ndarray] = field(default_factory=list)  # last modified by the integration user
     vals: list[np.ndarray] = field(default_factory=list)  # [BC, DV] (n, F) int32 field values
@@ -144,7 +145,8 @@ class TableState:
             self.key = np.empty(0, dtype=object)
             self.name = np.empty(0, dtype=object)
             self.exists = [np.empty(0, bool), np.empty(0, bool)]
-            self.ids = [np.empty(0, object), np.empty(0, object)]
+            # fixed-width text: stored out of band with the numeric arrays (see twin.state), no per-object cost
+            self.ids = [np.empty(0, GUID), np.empty(0, GUID)]
             self.mod = [np.empty(0, np.int64), np.empty(0, np.int64)]
             self.by_integration = [np.empty(0, bool), np.empty(0, bool)]
             self.vals = [np.empty((0, self.n_fields), np.int32) for _ in range(2)]
@@ -186,7 +188,7 @@ class TableState:
         ex = [np.broadcast_to(bc_exists, k), np.broadcast_to(dv_exists, k)]
         for s, new_ids in ((BC, bc_ids), (DV, dv_ids)):
             self.exists[s] = cat([self.exists[s], ex[s]])
-            self.ids[s] = cat([self.ids[s], np.asarray(new_ids, object)])
+            self.ids[s] = cat([self.ids[s], np.asarray(new_ids, GUID)])
             self.mod[s] = cat([self.mod[s], np.broadcast_to(np.int64(mod), k)])
             self.by_integration[s] = cat([self.by_integration[s], np.zeros(k, bool)])
             self.vals[s] = cat([self.vals[s], vals.astype(np.int32)])

@@ -9,6 +9,7 @@ the twin never disagree.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import pickle
 
 import numpy as np
@@ -78,9 +79,12 @@ def load_twin(ws: Workspace, environment: str | None = None, company: str | None
     cache = _cache(ws)
     if cached and key in cache and cache[key][0] == revision:
         return cache[key][1]
-    blob = ws.con.execute(
-        "SELECT state FROM twin_state WHERE environment = ? AND company = ?", list(key)).fetchall()[0][0]
-    sim = pickle.loads(blob)  # noqa: S301 - our own state, written by _save below
+    blob, digests = ws.con.execute(
+        "SELECT state, buffers FROM twin_state WHERE environment = ? AND company = ?", list(key)).fetchall()[0]
+    stored = dict(ws.con.execute(
+        "SELECT digest, data FROM twin_buffers WHERE environment = ? AND company = ?", list(key)).fetchall())
+    # bytearray: arrays over immutable bytes would be read-only, and the twin changes them in place
+    sim = pickle.loads(blob, buffers=[bytearray(stored[d]) for d in digests or []])  # noqa: S301 - our own (_save)
     if cached:
         cache[key] = (revision, sim)
     return sim
@@ -105,20 +109,37 @@ def _save(load: Load, sim: Simulation, scenario: str) -> int:
     w = sim.world
     if sim._events:  # pending planted events are closures; only a finished scenario is stored
         raise TwinError("Cannot store a twin with scenario events still pending; run the scenario to its end first.")
-    # uncompressed: zlib took longer than pickling itself, and the state is numpy buffers in the main
-    blob = pickle.dumps(sim, protocol=pickle.HIGHEST_PROTOCOL)
-    old = load.con.execute("SELECT revision FROM twin_state WHERE environment = ? AND company = ?",
-                           [w.environment, w.company]).fetchall()
+    # Numeric arrays go out of band (pickle protocol 5) and are stored by content: after an action that
+    # un-skips 100,000 couplings only the Skipped arrays are new, not the 60 MB of the whole twin.
+    buffers: list[pickle.PickleBuffer] = []
+    blob = pickle.dumps(sim, protocol=5, buffer_callback=buffers.append)
+    digests = [hashlib.sha1(b.raw()).hexdigest() for b in buffers]  # noqa: S324 - content identity, not security
+    scope = [w.environment, w.company]
+    old = load.con.execute("SELECT revision FROM twin_state WHERE environment = ? AND company = ?", scope).fetchall()
     revision = (old[0][0] or 0) + 1 if old else 1
-    # a bytes parameter is bound slowly (~50 MB/s); a registered one-row frame is several times faster
-    row = pd.DataFrame({"environment": [w.environment], "company": [w.company], "scenario": [scenario],
-                        "clock": [_now(sim)], "jobs_exported": [len(w.jobs)], "errors_exported": [w.errors.base],
-                        "revision": [revision], "state": [blob]})
-    load.con.register("_twin_state_row", row)
+    have = {d for (d,) in load.con.execute(
+        "SELECT digest FROM twin_buffers WHERE environment = ? AND company = ?", scope).fetchall()}
+    new = {d: b for d, b in zip(digests, buffers) if d not in have}
+    # a bytes parameter is bound slowly (~50 MB/s); registered frames are several times faster
+    frames = {
+        "_twin_state_row": pd.DataFrame({
+            "environment": [w.environment], "company": [w.company], "scenario": [scenario], "clock": [_now(sim)],
+            "jobs_exported": [len(w.jobs)], "errors_exported": [w.errors.base], "revision": [revision],
+            "state": [blob], "buffers": [digests]}),
+        "_twin_new_buffers": pd.DataFrame({"environment": w.environment, "company": w.company,
+                                           "digest": list(new), "data": [bytes(b.raw()) for b in new.values()]},
+                                          columns=["environment", "company", "digest", "data"]),
+    }
+    for name, frame in frames.items():
+        load.con.register(name, frame)
     try:
         load.con.execute("INSERT OR REPLACE INTO twin_state SELECT * FROM _twin_state_row")
+        load.con.execute("INSERT INTO twin_buffers SELECT * FROM _twin_new_buffers")
+        load.con.execute("DELETE FROM twin_buffers WHERE environment = ? AND company = ? AND NOT list_contains(?, digest)",
+                         [*scope, digests])
     finally:
-        load.con.unregister("_twin_state_row")
+        for name in frames:
+            load.con.unregister(name)
     return revision
 
 
@@ -185,6 +206,11 @@ def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, sour
         for fn in before or []:
             fn(load)
         for table, frame in frames.items():
+            if table == "couplings" and couplings is not None:
+                # the twin knows exactly which couplings it changed: write them over, no value comparison
+                r = ws.replace("couplings", frame)
+                load.report.tables["couplings"] = r
+                continue
             # in slices: DuckDB's copies of a whole 600k-row error frame would double the peak memory
             for lo in range(0, max(len(frame), 1), CHUNK_ROWS):
                 load.upsert(table, frame.iloc[lo : lo + CHUNK_ROWS])
