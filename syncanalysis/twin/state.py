@@ -233,18 +233,23 @@ def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, sour
     return load.report
 
 
-def attach_twin(ws: Workspace, sim: Simulation, *, scenario: str) -> None:
+def attach_twin(ws: Workspace, sim: Simulation, *, scenario: str) -> LoadReport:
     """Store ``sim`` as the twin behind history that is already in ``ws`` (e.g. loaded from its exported files).
 
-    Nothing of the history is written: the twin's jobs and errors so far count as published, so later
-    actions and :func:`publish` add only what happens from now on.
+    The twin's jobs and errors so far count as published, so later actions and :func:`publish` add only
+    what happens from now on. Its couplings are merged in (table fidelity), so that what the exports
+    could not say (whether each side still exists, the BC record of couplings that never failed) is
+    the twin's from the start rather than after the first action.
     """
     w = sim.world
     forget_twin(ws, w.environment, w.company)
+    w.errors.drop()  # already in the workspace
+    frames = canonical_frames(sim, since_job=len(w.jobs))
     with ws.loading(source=f"twin:{scenario}", kind=KIND, environment=w.environment, company=w.company) as load:
-        w.errors.drop()
+        load.upsert("couplings", frames["couplings"])
         revision = _save(load, sim, scenario)
     _cache(ws)[(w.environment, w.company)] = (revision, sim)
+    return load.report
 
 
 def twin_summary(jobs: list) -> pd.DataFrame:
