@@ -18,7 +18,7 @@ JOB_TYPES = ("Synchronization", "Uncoupling", "Coupling")
 
 # Table 5331 "Last Synch. Result" / "Last Synch. CRM Result" (option ' ,Success,Failure').
 RESULT_BLANK, RESULT_SUCCESS, RESULT_FAILURE = 0, 1, 2
-RESULT_NAMES = ("", "Success", "Failure")
+RESULT_NAMES = ("", "Success", "Failure")  # the blank option is stored as NULL in the workspace
 
 # Enum 5337 "Integration Deletion Conflict Resolution" (field caption "Resolve Deletion Conflicts").
 DELETION_RESOLUTIONS = ("None", "Restore Records", "Remove Coupling")

@@ -26,20 +26,18 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from .analysis.findings import diagnose
-    from .demo import build_demo, summary
+    from .demo import ensure_demo, summary
     from .report import write_report
     from .sources import format_report
 
     path = Path(args.workspace)
+    if path.exists():
+        print(f"Reusing the demo workspace {path} (delete it to build it again).")
+    else:
+        print(f"Building the demo workspace {path}: loading sample_data/ (table exports, English and French "
+              "page exports) and the twin behind it...")
+        ensure_demo(path, progress=True, on_built=lambda reports: print(format_report(reports)) if reports else None)
     with Workspace(path) as ws:
-        if ws.count("jobs") == 0:
-            print(f"Building the demo workspace {path}: loading sample_data/ (table exports, English and French "
-                  "page exports) and the twin behind it...")
-            reports = build_demo(ws, progress=True)
-            if reports:
-                print(format_report(reports))
-        else:
-            print(f"Reusing the demo workspace {path} (delete it to build it again).")
         s = summary(ws)
         info = ws.info()
         findings = diagnose(ws, progress=True)
@@ -199,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (SyncAnalysisError, ValueError) as exc:
+    except SyncAnalysisError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

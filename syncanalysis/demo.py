@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +87,13 @@ def summary(workspace: Workspace) -> dict[str, Any]:
             "couplings": skipped[1], "by_mapping": by_mapping, "incidents": incidents}
 
 
-def ensure_demo(path: str | Path = DEFAULT_WORKSPACE, *, progress: bool = False) -> Path:
+def ensure_demo(path: str | Path = DEFAULT_WORKSPACE, *, progress: bool = False,
+                on_built: Callable[[list], None] | None = None) -> Path:
     """Return the path of the demo workspace, building it first when it does not exist yet.
 
     The build writes to a temporary file that is renamed at the end, so a build interrupted halfway
     never leaves a half-filled demo behind (and two notebooks starting at once do not share one).
+    ``on_built`` receives the file load reports of a build.
     """
     path = Path(path)
     if path.exists():
@@ -99,7 +102,9 @@ def ensure_demo(path: str | Path = DEFAULT_WORKSPACE, *, progress: bool = False)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
     try:
         with Workspace(tmp) as ws:
-            build_demo(ws, progress=progress)
+            reports = build_demo(ws, progress=progress)
+        if on_built is not None:
+            on_built(reports)
         if not path.exists():
             tmp.replace(path)
     finally:

@@ -160,7 +160,7 @@ def cause_pareto(totals: pd.DataFrame, *, top: int = 12, title: str = "Errors by
                        ignore_index=True)
     total = df["errors"].sum()
     cum = (df["errors"].cumsum() / total * 100 if total else df["errors"] * 0).to_numpy()
-    if "cause" in df.columns:
+    if "cause" in totals.columns:  # the "other" row adds a cause column of its own: test the input's
         colors = [cause_color(c) for c in df["cause"]]
     else:
         colors = key_colors(list(df["key"]), causes=_looks_like_causes([k for k in df["key"] if k != OTHER]))
@@ -323,13 +323,10 @@ def _timeline_inputs(data: Any, gaps: pd.DataFrame | None, incidents: pd.DataFra
     ws = data
     jobs = job_activity(ws, **filters)
     if gaps is None:
-        try:
-            from .analysis.health import gaps as health_gaps
-        except ImportError:  # job health not available in this installation
-            gaps = None
-        else:
-            gaps = health_gaps(ws, environment=filters.get("environment"), company=filters.get("company"),
-                               mapping=filters.get("mapping"))
+        from .analysis.health import gaps as health_gaps
+
+        gaps = health_gaps(ws, environment=filters.get("environment"), company=filters.get("company"),
+                           mapping=filters.get("mapping"))
     if incidents is None:
         where, params = [], []
         for col in ("environment", "company"):

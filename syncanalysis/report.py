@@ -22,6 +22,10 @@ import pandas as pd
 
 from . import plots
 from .analysis import backlog, trends
+from .analysis.causes import cause_info
+from .analysis.dependencies import dependency_graph
+from .analysis.findings import diagnose, kpis
+from .analysis.signatures import ensure_signatures
 from .workspace import Workspace
 
 SEVERITY_COLORS = {"critical": "#7f0000", "high": "#d62728", "medium": "#e6550d", "low": "#6baed6", "info": "#9e9e9e"}
@@ -105,23 +109,6 @@ def _png(fig: Any, alt: str, caption: str | None = None) -> str:
     return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}">{cap}</figure>'
 
 
-def _is_read_only(ws: Workspace) -> bool:
-    row = ws.con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
-    return bool(row and row[0][0])
-
-
-def _ensure_signatures(ws: Workspace) -> None:
-    """Assign signatures when some errors have none and the workspace can be written."""
-    missing = ws.con.execute("SELECT count(*) FROM job_errors WHERE signature IS NULL").fetchall()[0][0]
-    if not missing or _is_read_only(ws):
-        return
-    try:
-        from .analysis.signatures import assign_signatures
-    except ImportError:  # classification not available: the report groups by raw message
-        return
-    assign_signatures(ws)
-
-
 def _scopes(ws: Workspace, environment: str | None, company: str | None) -> list[tuple[str, str]]:
     where, params = [], []
     for col, value in (("environment", environment), ("company", company)):
@@ -134,32 +121,6 @@ def _scopes(ws: Workspace, environment: str | None, company: str | None) -> list
         f"UNION SELECT environment, company FROM job_errors{w} UNION SELECT environment, company FROM couplings{w}) "
         "ORDER BY ALL", params * 3).fetchall()
     return [(e, c) for e, c in rows]
-
-
-def _findings(ws: Workspace, environment: str | None, company: str | None) -> tuple[list[Any], str | None]:
-    try:
-        from .analysis.findings import diagnose
-    except ImportError:
-        return [], "The diagnosis (syncanalysis.analysis.findings) is not available in this installation."
-    return diagnose(ws, environment=environment, company=company), None
-
-
-def _kpis(ws: Workspace, environment: str, company: str) -> dict[str, Any]:
-    try:
-        from .analysis.findings import kpis
-    except ImportError:
-        kpis = None
-    if kpis is not None:
-        return kpis(ws, environment=environment, company=company)
-    row = ws.con.execute(
-        "SELECT count(*), coalesce(sum(failed), 0), min(start_datetime), max(start_datetime) FROM jobs "
-        "WHERE environment = ? AND company = ?", [environment, company]).fetchall()[0]
-    errors = ws.con.execute("SELECT count(*) FROM job_errors WHERE environment = ? AND company = ?",
-                            [environment, company]).fetchall()[0][0]
-    skipped = ws.con.execute("SELECT count(*) FILTER (skipped), count(*) FROM couplings WHERE environment = ? "
-                             "AND company = ?", [environment, company]).fetchall()[0]
-    return {"jobs": row[0], "failed": row[1], "first_job": row[2], "last_job": row[3], "errors": errors,
-            "skipped": skipped[0], "couplings": skipped[1]}
 
 
 def _kpi_html(k: dict[str, Any], extra: dict[str, str]) -> str:
@@ -253,13 +214,9 @@ def _signatures_html(ws: Workspace, environment: str, company: str) -> str:
         return "<p class=\"muted\">No errors.</p>"
     res = backlog.resolution_summary(ws, environment=environment, company=company)
     res = res.set_index("key") if not res.empty else res
-    try:
-        from .analysis.causes import cause_info
-    except ImportError:
-        cause_info = None
     rows = []
     for r in sig.itertuples(index=False):
-        info = cause_info(r.cause) if cause_info is not None else None
+        info = cause_info(r.cause)
         stats = res.loc[r.signature] if len(res) and r.signature in res.index else None
         remedy = f"<b>{_e(info.title)}.</b> {_e(info.action)}" if info is not None else ""
         mappings = ", ".join(str(m) for m in (r.mappings if r.mappings is not None else []))
@@ -307,19 +264,14 @@ def _charts_html(ws: Workspace, environment: str, company: str) -> str:
     out.append(_png(plots.resolution_times(backlog.resolution_summary(ws, **scope)), "Time to resolution",
                     "Median and 90th percentile time from first failure to success, and the share that healed "
                     "by itself, per signature."))
-    try:
-        from .analysis.dependencies import dependency_graph
-    except ImportError:
-        dependency_graph = None
-    if dependency_graph is not None:
-        out.append(_png(plots.dependency_graph(dependency_graph(ws, **scope)), "Parents blocking children",
-                        "Parent records that are not coupled and the child records they block, in the order to "
-                        "fix them."))
+    out.append(_png(plots.dependency_graph(dependency_graph(ws, **scope)), "Parents blocking children",
+                    "Parent records that are not coupled and the child records they block, in the order to "
+                    "fix them."))
     return "".join(out)
 
 
 def _section(ws: Workspace, environment: str, company: str, findings: list[Any], anchor: str) -> str:
-    k = _kpis(ws, environment, company)
+    k = kpis(ws, environment=environment, company=company)
     first, last = trends.history_range(ws, environment=environment, company=company)
     ageing = backlog.backlog_ageing(ws, by=None, environment=environment, company=company)
     old = int(ageing.loc[ageing["bucket"] == backlog.AGE_BUCKETS[-1], "records"].sum()) if len(ageing) else 0
@@ -351,10 +303,9 @@ def _section(ws: Workspace, environment: str, company: str, findings: list[Any],
 def render_report(ws: Workspace, *, environment: str | None = None, company: str | None = None,
                   findings: list[Any] | None = None, title: str = "Synchronization diagnosis") -> str:
     """Return the report as one HTML string (see :func:`write_report`)."""
-    _ensure_signatures(ws)
-    note = None
+    ensure_signatures(ws)
     if findings is None:
-        findings, note = _findings(ws, environment, company)
+        findings = diagnose(ws, environment=environment, company=company)
     scopes = _scopes(ws, environment, company)
     first, last = trends.history_range(ws, environment=environment, company=company)
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -365,7 +316,6 @@ def render_report(ws: Workspace, *, environment: str | None = None, company: str
         f'<p class="muted">Business Central ⇄ Dataverse synchronization history from {_e(_when(first))} to '
         f"{_e(_when(last))} (UTC); {len(scopes)} environment/company section(s); generated {_e(generated)} by "
         "syncanalysis.</p>",
-        f"<p class=\"muted\">{_e(note)}</p>" if note else "",
         f"<nav><ul>{nav}</ul></nav>" if len(scopes) > 1 else "",
         "<h2>How to read this</h2>", _HOW_TO_READ,
         *(sections or ["<p>The workspace holds no synchronization history.</p>"]),

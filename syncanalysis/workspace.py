@@ -131,6 +131,7 @@ class Workspace:
 
     def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
         self.path = None if path in (None, ":memory:") else Path(path)
+        self.read_only = read_only
         if self.path is not None and not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path is not None and read_only and not self.path.exists():
@@ -182,6 +183,11 @@ class Workspace:
     def schema_version(self) -> int:
         """The schema version stored in the workspace."""
         return int(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a :meth:`transaction` is open (work joins it and cannot be rolled back on its own)."""
+        return self._depth > 0
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -265,6 +271,11 @@ class Workspace:
         keys = ", ".join(f'"{k}"' for k in spec.key)
         on = " AND ".join(f's."{k}" = t."{k}"' for k in spec.key)
         is_new = f't."{spec.key[0]}" IS NULL'
+        wins = "s.fidelity >= t.fidelity" if has_fidelity else "TRUE"
+
+        def merged_value(col: str) -> str:  # a provided column after the merge
+            return f'CASE WHEN {is_new} OR {wins} THEN s."{col}" ELSE coalesce(t."{col}", s."{col}") END'
+
         select = []
         for col, typ in spec.columns:
             if col in spec.key:
@@ -274,12 +285,11 @@ class Workspace:
             elif col in derived:
                 expr = f"CAST(NULL AS {typ})"
             elif col in provided:
-                wins = "s.fidelity >= t.fidelity" if has_fidelity else "TRUE"
-                expr = f'CASE WHEN {is_new} OR {wins} THEN s."{col}" ELSE coalesce(t."{col}", s."{col}") END'
+                expr = merged_value(col)
             elif col in kept:
                 # analysis-derived values survive a reload unless the text they were derived from changed
-                expr = f'CASE WHEN s."{kept[col]}" IS DISTINCT FROM t."{kept[col]}" THEN NULL ELSE t."{col}" END' \
-                    if kept[col] in provided else f't."{col}"'
+                expr = f'CASE WHEN ({merged_value(kept[col])}) IS DISTINCT FROM t."{kept[col]}" THEN NULL ' \
+                       f'ELSE t."{col}" END' if kept[col] in provided else f't."{col}"'
             else:
                 expr = f't."{col}"'
             select.append(f'{expr} AS "{col}"')
@@ -357,18 +367,43 @@ class Workspace:
         return result
 
     def replace(self, table: str, frame: pd.DataFrame, *, fidelity: int = FIDELITY_TABLE) -> UpsertResult:
-        """Write ``frame``'s rows over those with the same keys, without comparing values (an update and an insert).
+        """Write ``frame``'s rows over those with the same keys, without comparing values.
 
-        For an authoritative source that knows exactly which rows it changed (the twin after an action):
-        columns ``frame`` lacks become NULL. ``updated`` counts the keys that existed.
+        For an authoritative source that knows exactly which rows it changed (the twin after an action).
+
+        Parameters
+        ----------
+        table
+            A canonical table name.
+        frame
+            Rows with the key columns; columns it lacks are written as NULL.
+        fidelity
+            Written on every row (tables with a ``fidelity`` column).
+
+        Returns
+        -------
+        UpsertResult
+            ``updated`` counts the keys that existed, ``inserted`` the new ones.
         """
         spec = _table(table)
+        unknown = [c for c in frame.columns if c not in spec.types]
+        if unknown:
+            raise SchemaError(f"Table {table!r} has no column(s) {unknown}; expected some of {spec.column_names}.")
         result = UpsertResult(table, read=len(frame))
         if frame.empty:
             return result
-        n = next(_stage_names)
-        src = f"_replace_{n}"
-        on = " AND ".join(f't."{k}" = TRY_CAST(s."{k}" AS {spec.types[k]})' for k in spec.key)
+        src = f"_replace_{next(_stage_names)}"
+
+        def same_key(target: str) -> str:
+            return " AND ".join(f'{target}."{k}" = TRY_CAST(s."{k}" AS {spec.types[k]})' for k in spec.key)
+
+        derived = _DERIVED.get(table, {})
+        given = [c for c in frame.columns if c not in spec.key and c not in derived]
+        sets = [f'"{c}" = TRY_CAST(s."{c}" AS {spec.types[c]})' for c in given]
+        sets += [f'"{c}" = NULL' for c in spec.column_names
+                 if c not in spec.key and c not in given and c not in derived and c != "fidelity"]
+        if "fidelity" in spec.types:
+            sets.append(f"fidelity = {int(fidelity)}")
         with self.transaction() as con:
             con.register(f"{src}_df", frame)
             try:
@@ -377,23 +412,15 @@ class Workspace:
                 con.unregister(f"{src}_df")
             try:
                 # an UPDATE leaves the primary-key index alone (a delete and re-insert costs ten times more)
-                derived = _DERIVED.get(table, {})
-                cols = [c for c in frame.columns if c not in spec.key and c not in derived]
-                sets = [f'"{c}" = TRY_CAST(s."{c}" AS {spec.types[c]})' for c in cols]
-                sets += [f'"{c}" = NULL' for c in spec.column_names
-                         if c not in spec.key and c not in cols and c not in derived and c != "fidelity"]
-                if "fidelity" in spec.types:
-                    sets.append(f"fidelity = {int(fidelity)}")
                 result.updated = con.execute(
-                    f'UPDATE "{table}" t SET {", ".join(sets)} FROM {src} s WHERE {on}').fetchall()[0][0]
-                if derived and result.updated:  # from the values just written
-                    keys_in = f"EXISTS (SELECT 1 FROM {src} s WHERE {on.replace('t.', f'{table}.')})"
-                    con.execute(f'UPDATE "{table}" SET {", ".join(f"{c} = {e}" for c, e in derived.items())} '
-                                f"WHERE {keys_in}")
+                    f'UPDATE "{table}" t SET {", ".join(sets)} FROM {src} s WHERE {same_key("t")}').fetchall()[0][0]
+                if derived and result.updated:  # computed from the values just written
+                    assignments = ", ".join(f'"{c}" = {e}' for c, e in derived.items())
+                    con.execute(f'UPDATE "{table}" SET {assignments} '
+                                f'WHERE EXISTS (SELECT 1 FROM {src} s WHERE {same_key(chr(34) + table + chr(34))})')
                 if result.updated < result.read:
-                    anti = " AND ".join(f't."{k}" = TRY_CAST(s."{k}" AS {spec.types[k]})' for k in spec.key)
                     self.insert_new(table, f'SELECT * FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM "{table}" t '
-                                           f"WHERE {anti})", fidelity=fidelity)
+                                           f'WHERE {same_key("t")})', fidelity=fidelity)
                 result.inserted = result.read - result.updated
             finally:
                 con.execute(f"DROP TABLE IF EXISTS {src}")
@@ -468,7 +495,9 @@ class Workspace:
             load.con = con
             yield load
             r = load.report
-            if r.rows_inserted or r.rows_updated or r.rows_deleted or load.rows_rejected:
+            # rows a reader rejected are recorded with a load that changed something, so that loading
+            # the same file (with its rejected rows) again leaves the workspace exactly as it was
+            if r.rows_inserted or r.rows_updated or r.rows_deleted:
                 r.load_id = con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchone()[0]
                 con.execute(
                     "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -541,12 +570,15 @@ class Workspace:
             load.details = details or {}
         return load.report
 
-    def last_load(self, source: str, kind: str | None = None) -> dict[str, Any] | None:
-        """Return the newest ``loads`` row of ``source`` (and ``kind``) as a dict, or ``None``."""
+    def last_load(self, source: str, kind: str | None = None, *, environment: str | None = None,
+                  company: str | None = None) -> dict[str, Any] | None:
+        """Return the newest ``loads`` row of ``source`` (and ``kind``, ``environment``, ``company``) as a
+        dict, or ``None``. One source loaded under two environment labels has a watermark per label."""
         where, params = "source = ?", [source]
-        if kind is not None:
-            where += " AND kind = ?"
-            params.append(kind)
+        for col, value in (("kind", kind), ("environment", environment), ("company", company)):
+            if value is not None:
+                where += f" AND {col} = ?"
+                params.append(value)
         df = self.con.execute(f"SELECT * FROM loads WHERE {where} ORDER BY load_id DESC LIMIT 1", params).df()
         return None if df.empty else df.iloc[0].to_dict()
 
@@ -647,7 +679,7 @@ class Workspace:
         counts = {name: self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in TABLES}
         first, last = self.con.execute("SELECT min(start_datetime), max(start_datetime) FROM jobs").fetchone()
         envs = self.con.execute(
-            "SELECT environment, company, count(*) AS jobs FROM ("
+            "SELECT environment, company, count(*) AS history_rows FROM ("
             " SELECT environment, company FROM jobs UNION ALL SELECT environment, company FROM job_errors"
             " UNION ALL SELECT environment, company FROM couplings UNION ALL SELECT environment, company FROM mappings"
             ") GROUP BY ALL ORDER BY ALL"

@@ -473,3 +473,26 @@ def test_sync_log_on_loaded_history_has_no_versions(ws, base):
 def test_records_columns_feed_enablement(ws, base):
     rows = records(ws, sel_of(ws, [base.rids["dv_gone"][0]]))
     assert act.enabled_actions(rows)["restore-records"] and not act.enabled_actions(rows)["retry"]
+
+
+def test_a_failed_publish_keeps_the_unwritten_history_in_the_twin(ws, monkeypatch):
+    from syncanalysis.twin.state import publish
+
+    sim = load_twin(ws, ENV, COMPANY)
+    sim.advance(30, activity=True)
+    logged = len(sim.world.errors)
+    real = Workspace.upsert
+
+    def failing(self, table, frame, **kw):
+        if table == "job_errors":
+            raise RuntimeError("disk full")
+        return real(self, table, frame, **kw)
+
+    monkeypatch.setattr(Workspace, "upsert", failing)
+    with pytest.raises(RuntimeError):
+        publish(ws, sim)
+    monkeypatch.undo()
+    assert logged and len(sim.world.errors) == logged  # nothing lost: publishing again writes them
+    before = ws.count("job_errors")
+    publish(ws, sim)
+    assert ws.count("job_errors") == before + logged

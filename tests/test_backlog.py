@@ -63,11 +63,18 @@ def hand(tmp_path_factory: pytest.TempPathFactory) -> dict:
               source="hand", kind="test")
     acted_at = _job(4)[1] + dt.timedelta(minutes=5)
     targets = {"count": 1, "tables": [{"table_id": 18, "mapping": "CUSTOMER", "integration_ids": [str(ids["E"])]}]}
-    ws.con.execute("INSERT INTO actions VALUES (1, ?, ?, ?, 'tester', 'retry', ?, '{}', 'twin', false, '{}')",
-                   [ENV, CO, acted_at, json.dumps(targets)])
+    # as write_audit records a run: the targets, and per result the couplings it changed
+    outcome = {"results": [{"table_id": 18, "result": "changed", "integration_ids": [str(ids["E"])]}]}
+    ws.con.execute("INSERT INTO actions VALUES (1, ?, ?, ?, 'tester', 'retry', ?, '{}', 'twin', false, ?)",
+                   [ENV, CO, acted_at, json.dumps(targets), json.dumps(outcome)])
     # a dry run names A, but changes nothing: it must not count as acting on A
     ws.con.execute("INSERT INTO actions VALUES (2, ?, ?, ?, 'tester', 'retry', ?, '{}', 'twin', true, '{}')",
                    [ENV, CO, _job(3)[1], json.dumps({"count": 1, "tables": [{"integration_ids": [str(ids["A"])]}]})])
+    # nor does a run that refused A
+    refused = {"results": [{"table_id": 18, "result": "refused", "integration_ids": [str(ids["A"])]}]}
+    ws.con.execute("INSERT INTO actions VALUES (3, ?, ?, ?, 'tester', 'retry', ?, '{}', 'twin', false, ?)",
+                   [ENV, CO, _job(3)[1], json.dumps({"count": 1, "tables": [{"integration_ids": [str(ids["A"])]}]}),
+                    json.dumps(refused)])
     err_at = {(r, j): errors.loc[(errors.source_record_id == f"Customer: {r}") & (errors.job_id == _job(j)[0]),
                                  "logged_at"].iloc[0] for r, j, _ in plan}
     yield {"ws": ws, "err_at": err_at}
@@ -211,3 +218,16 @@ def test_empty_workspace_and_fresh_results(hand: dict) -> None:
         assert (e["record_id"] == "Customer: E").sum() == 2
     finally:
         ws.con.execute("DELETE FROM job_errors WHERE error_no = 100")
+
+
+def test_the_synchronization_log_applies_the_same_skip_rule(hand: dict) -> None:
+    from syncanalysis.actions import sync_log
+
+    def skipped_at(record: str) -> list:
+        t = sync_log(hand["ws"], environment=ENV, company=CO, bc_record_id=f"Customer: {record}").timeline
+        return sorted(t.loc[t["event"] == "failed, Skipped", "time"].tolist())
+
+    err_at = hand["err_at"]
+    assert skipped_at("A") == [err_at[("A", 2)], err_at[("A", 5)]]  # skipped at J2, retried, re-skipped at J5
+    assert skipped_at("B") == []  # J2 ran between its two failures and did not fail it
+    assert skipped_at("C") == [err_at[("C", 3)]]  # the message changed at J2, repeated at J3

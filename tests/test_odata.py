@@ -139,7 +139,7 @@ def test_api_pages_map_record_ids_blank_options_empty_guids_and_0001_dates(token
     c = r.frame.set_index("integration_id")
     assert r.rejected == 1 and len(c) == 3  # the row with an empty Integration ID has no key
     first = c.loc["a1000000-0000-4000-8000-000000000001"]
-    assert first["last_synch_result"] == "" and first["last_synch_crm_result"] == "Failure"  # _x0020_ = blank
+    assert first["last_synch_result"] is None and first["last_synch_crm_result"] == "Failure"  # _x0020_ = blank: NULL
     assert first["last_synch_job_id"] is None and pd.isna(first["last_synch_modified_on"])
     assert first["skipped"] and first["table_id"] == 18
     assert c.loc["c5050000-0000-4000-8000-000000000001", "crm_id"] == "25a17064-1ae7-e611-80f4-e0071b661f01"

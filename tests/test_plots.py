@@ -187,3 +187,12 @@ def test_a_single_period_or_value_draws() -> None:
     ]
     for fig in figs:
         assert_readable(fig)
+
+
+def test_cause_pareto_keeps_cause_colours_with_an_other_bar():
+    from syncanalysis import plots
+
+    totals = pd.DataFrame({"key": [f"cause-{i}" for i in range(16)], "errors": range(100, 116)})
+    fig = plots.cause_pareto(totals, top=12)
+    bars = fig.axes[0].patches
+    assert len(bars) == 13 and len({tuple(b.get_facecolor()) for b in bars[:12]}) > 1

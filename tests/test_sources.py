@@ -15,6 +15,7 @@ from syncanalysis import Workspace, bc
 from syncanalysis.sources import (
     EnvironmentConflictError,
     FileLoadReport,
+    ValueParseError,
     format_report,
     load_files,
     load_sample_data,
@@ -141,8 +142,8 @@ def test_table_exports_give_back_the_twins_canonical_rows(small):
         .set_index(["table_id", "integration_id"])
     assert len(cp) == len(wantc)
     for col in ("skipped", "last_synch_result", "last_synch_crm_result"):
-        assert (cp.loc[wantc.index, col].fillna("").astype(str) == wantc[col].replace("", None).fillna("").astype(str)
-                ).all(), col
+        got, want = cp.loc[wantc.index, col].astype(object), wantc[col].astype(object)
+        assert ((got == want) | (got.isna() & want.isna())).all(), col
     # BC record ids inferred from errors agree with the twin's own record ids
     derived = cp[cp["bc_record_id"].notna()]
     assert len(derived) > 0 and derived["inferred"].all()
@@ -426,7 +427,7 @@ def test_a_failed_load_leaves_a_file_workspace_byte_for_byte_unchanged(small, tm
     text[2500] = text[2500].replace("2026-03", "2026-13")  # a month that does not exist, late in the file
     bad.write_text("\n".join(text))
     with Workspace(path) as ws:
-        with pytest.raises(Exception, match="row 2501"):
+        with pytest.raises(ValueParseError, match="row 2501"):
             load_files(ws, [bad], progress=False)
     assert file_hash(path) == before
 
@@ -466,8 +467,6 @@ def test_the_one_pass_load_gives_the_same_rows_as_the_careful_one(monkeypatch, n
 
 def test_a_value_after_the_first_rows_that_does_not_parse_falls_back_and_is_named(monkeypatch, tmp_path):
     import syncanalysis.sources.files as files
-    from syncanalysis.sources import ValueParseError
-
     path = _errors_csv(tmp_path / "e.csv", range(1, 3001))
     text = path.read_text().splitlines()
     text[2500] = text[2500].replace("2026-03-", "2026-13-")  # row 2501 of data: no such month
@@ -489,3 +488,27 @@ def test_repeated_rows_after_the_first_rows_fall_back_to_the_careful_dedupe(monk
     ws = Workspace()
     (r,) = load_files(ws, [path], progress=False)
     assert ws.count("job_errors") == 3000 and r.rows_rejected == 5 and not r.one_pass
+
+
+def test_links_hold_for_names_with_quotes_and_the_word_and(small):
+    out, _ = small
+    plain, odd = Workspace(), Workspace()
+    load_files(plain, _files(out, "tables") + _files(out, "pages/en"), environment="E", company="C", progress=False)
+    load_files(odd, _files(out, "tables") + _files(out, "pages/en"), environment="PROD AND TEST",
+               company="Smith AND Sons' Co", progress=False)
+    for col in ("bc_record_id", "crm_record_exists"):
+        n = plain.count("couplings", filters={col: None})
+        assert n < plain.count("couplings") and odd.count("couplings", filters={col: None}) == n, col
+    assert odd.count("skipped_records", filters={"integration_id": None}) == \
+        plain.count("skipped_records", filters={"integration_id": None}) < plain.count("skipped_records")
+
+
+def test_a_load_inside_a_callers_transaction_takes_the_careful_path(monkeypatch, tmp_path):
+    import syncanalysis.sources.files as files
+
+    monkeypatch.setattr(files, "_FAST_MIN_BYTES", 0)
+    path = _errors_csv(tmp_path / "e.csv", range(1, 301))
+    ws = Workspace()
+    with ws.transaction():
+        (r,) = load_files(ws, [path], progress=False)
+    assert not r.one_pass and ws.count("job_errors") == 300

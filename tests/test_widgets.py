@@ -35,8 +35,10 @@ def base_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         publish(ws, sim, scenario="widgets")
         assign_signatures(ws)
         # error texts and record names can carry markup; the panels must show it as text
+        # the latest error of a skipped coupling (what the panels show for it)
+        no = int(records(ws, Selection(state="skipped"), order_by="-error_no", limit=1)["error_no"].iloc[0])
         ws.con.execute("UPDATE job_errors SET error_message = ? || error_message, message = ? || message "
-                       "WHERE error_no IN (SELECT max(error_no) FROM job_errors)", [HOSTILE_ERROR, HOSTILE_ERROR])
+                       "WHERE error_no = ?", [HOSTILE_ERROR, HOSTILE_ERROR, no])
         ws.con.execute("UPDATE couplings SET crm_description = ? WHERE integration_id = "
                        "(SELECT integration_id FROM couplings WHERE skipped ORDER BY integration_id LIMIT 1)",
                        [HOSTILE_NAME])

@@ -169,3 +169,14 @@ def test_replace_writes_rows_over_their_keys_without_comparing_and_inserts_new_o
     assert got["message"].tolist() == ["new"] * 4
     assert got["failed"].isna().all()  # columns the frame lacks are written as NULL
     assert got["duration_ms"].tolist() == [2000] * 4 and got["trigger"].tolist()[0] == "foreground"
+
+
+def test_a_page_reload_that_cannot_change_the_text_keeps_its_signature():
+    from syncanalysis.schema import FIDELITY_PAGE
+
+    ws = Workspace()
+    ws.upsert("job_errors", errors_frame())
+    ws.con.execute("UPDATE job_errors SET signature = 'sig', cause = 'deleted'")
+    page = errors_frame(error_message=["cut text", "cut too"]).drop(columns=["job_id"])
+    assert ws.upsert("job_errors", page, fidelity=FIDELITY_PAGE).updated == 0  # the table text stays
+    assert ws.count("job_errors", filters={"cause": "deleted"}) == 2

@@ -9,6 +9,7 @@ environment/company, else a plan file.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import os
 import re
@@ -502,10 +503,10 @@ def bc_filter(values: list[str]) -> str:
 
 
 def _md(value: Any) -> str:
-    """A Markdown table cell: no newlines, pipes escaped."""
+    """A Markdown table cell: no newlines, pipes and HTML escaped (Markdown viewers render inline HTML)."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return ""
-    return str(value).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    return html.escape(str(value).replace("\r", " ").replace("\n", " "), quote=False).replace("|", "\\|")
 
 
 def _yes(value: Any) -> str:
@@ -678,7 +679,10 @@ def _step(plan: Plan, page: str, role: str, mapping: str, table_id: int, directi
         bc_action = {"synchronize": "Dataverse › Synchronize",
                      "remove-coupling": "Dataverse › Coupling › Delete Coupling"}[plan.action]
         how = f"Open the {caption} list, filter each batch below on No., select all lines and choose {bc_action}"
-    if choose:
+    if direction == "merge":  # BC offers Merge data only when one record is selected (spec §6.6)
+        how = how.replace("select all lines and choose", "then for each line on its own select it and choose")
+        how += f"; answer {choose!r} (BC offers it for one record at a time)"
+    elif choose:
         how += f"; answer {choose!r}"
     if confirm:
         how += "; confirm the question"

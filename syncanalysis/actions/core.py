@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.records import Selection, records_relation
+from ..analysis.signatures import ensure_signatures
 from ..twin.state import twin_summary
 from ..workspace import Workspace
 from .audit import current_user, write_audit
@@ -331,12 +332,9 @@ def _ensure_signatures(ws: Workspace, messages: pd.Series, notes: list[str]) -> 
         ws.con.unregister("_action_sig_msgs")
     if not unknown:
         return
-    try:
-        from ..analysis.signatures import assign_signatures
-    except ImportError:
-        notes.append("Parents first: error signatures are not available, so parents could not be read from errors.")
-        return
-    assign_signatures(ws)
+    if ensure_signatures(ws) == 0 and ws.read_only:
+        notes.append("Parents first: some errors have no signature yet and the workspace is read-only, so their "
+                     "parents could not be read.")
 
 
 def _selection_record(sel: Selection | None) -> dict[str, Any] | None:

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .. import bc
-from ..analysis.records import LOCAL_RECORD_SQL, Selection, records_relation
+from ..analysis.records import Selection, local_record_sql, records_relation
+from ..analysis.signatures import error_text_sql
 from ..twin import operations as ops
 from ..twin.model import BC, DV
 from ..twin.state import has_twin, load_twin
@@ -113,18 +114,29 @@ def sync_log(ws: Workspace, *, environment: str, company: str, bc_record_id: str
     dv_rid = None
     if record.get("crm_id") and record.get("integration_table_caption"):
         dv_rid = f"{record['integration_table_caption']}: {bc.format_guid(record['crm_id'])}"
+    # for §6.4 (see _timeline): whether a run of the mapping in that direction came between two failures
     errors = ws.con.execute(
         f"""
-        SELECT e.error_no, e.logged_at, e.job_id, j.mapping_name, j.synch_direction, e.source_record_id,
-               e.destination_record_id, e.message, coalesce(e.error_message, e.message) AS error_message,
-               e.signature, e.cause
-        FROM job_errors e LEFT JOIN jobs j ON j.environment = e.environment AND j.company = e.company
-                                          AND j.job_id = e.job_id
-        WHERE e.environment = ? AND e.company = ?
-          AND ({LOCAL_RECORD_SQL.replace("source_", "e.source_").replace("destination_", "e.destination_")} = ?
-               OR e.source_record_id = ? OR e.destination_record_id = ?)
-        ORDER BY e.error_no DESC
-        """, [environment, company, bc_rid, dv_rid, dv_rid]).df()
+        WITH e AS (
+            SELECT e.error_no, e.logged_at, e.job_id, j.mapping_name, j.synch_direction, e.source_record_id,
+                   e.destination_record_id, e.message, {error_text_sql("e")} AS error_message,
+                   e.signature, e.cause, j.start_datetime AS job_start
+            FROM job_errors e LEFT JOIN jobs j ON j.environment = e.environment AND j.company = e.company
+                                              AND j.job_id = e.job_id
+            WHERE e.environment = ? AND e.company = ?
+              AND ({local_record_sql("e")} = ?
+                   OR e.source_record_id = ? OR e.destination_record_id = ?)),
+        p AS (
+            SELECT *, lag(message) OVER w AS prev_message, lag(job_start) OVER w AS prev_start
+            FROM e WINDOW w AS (PARTITION BY synch_direction ORDER BY error_no))
+        SELECT * EXCLUDE (prev_message, prev_start),
+               coalesce(message = prev_message, false) AS same_as_previous,
+               coalesce(EXISTS (
+                   SELECT 1 FROM jobs r WHERE r.environment = ? AND r.company = ? AND r.mapping_name = p.mapping_name
+                      AND r.synch_direction = p.synch_direction AND r.job_queue_log_entry_no > 0
+                      AND r.start_datetime > p.prev_start AND r.start_datetime < p.job_start), true) AS run_between
+        FROM p ORDER BY error_no DESC
+        """, [environment, company, bc_rid, dv_rid, dv_rid, environment, company]).df()
     actions = _actions(ws, environment, company, record.get("integration_id"))
     why = pd.DataFrame({"job_id": errors["job_id"].astype(str), "why": "error for this record"})
     extra = [(record.get("last_synch_job_id"), "Last Synch. Job ID"),
@@ -173,26 +185,27 @@ def _timeline(record: dict[str, Any], errors: pd.DataFrame, jobs: pd.DataFrame,
     """The coupling's state over time, reconstructed (spec §6.4/§6.5)."""
     events: list[dict[str, Any]] = []
     finish = dict(zip(jobs["job_id"].astype(str), jobs["finish_datetime"])) if len(jobs) else {}
-    successes = []
     for col, result_col, direction, caption in (
             ("last_synch_job_id", "last_synch_result", "from Dataverse", "Last Synch. Job ID"),
             ("last_synch_crm_job_id", "last_synch_crm_result", "to Dataverse", "Last Synch. CRM Job ID")):
         job = record.get(col)
         if job is not None and record.get(result_col) == "Success" and str(job) in finish:
-            successes.append((finish[str(job)], direction))
             events.append({"time": finish[str(job)], "event": "synchronized", "direction": direction,
                            "detail": f"last successful job ({caption})", "state": "ok"})
+    # §6.4: a failure with the same Message as the previous one in that direction makes the coupling Skipped
+    # when nothing succeeded in between: no run came between (a failing coupling is retried by every run,
+    # so a run without an error for it succeeded), or the coupling was Skipped then (Retry keeps Failure)
     errs = errors.sort_values("error_no").assign(direction=errors["synch_direction"].map(_DIRECTION))
-    for direction, part in errs.groupby(errs["direction"].astype(object).fillna("(unknown)"), sort=False):
-        prev_msg, prev_time = None, None
-        for time, msg in zip(part["logged_at"], part["message"]):
-            ok_between = any(prev_time is not None and prev_time < t < time and d == direction for t, d in successes)
-            repeat = prev_msg is not None and msg == prev_msg and not ok_between
-            events.append({"time": time, "event": "failed, Skipped" if repeat else "failed", "direction": direction,
-                           "detail": ("same failure as the previous run in this direction → Skipped (§6.4, "
-                                      "reconstructed): " if repeat else "") + str(msg),
-                           "state": "skipped" if repeat else "failed"})
-            prev_msg, prev_time = msg, time
+    skipped_now: dict[object, bool] = {}
+    for time, msg, direction, same, between in zip(
+            errs["logged_at"], errs["message"], errs["direction"].astype(object).fillna("(unknown)"),
+            errs["same_as_previous"], errs["run_between"]):
+        repeat = bool(same) and (not between or skipped_now.get(direction, False))
+        skipped_now[direction] = repeat
+        events.append({"time": time, "event": "failed, Skipped" if repeat else "failed", "direction": direction,
+                       "detail": ("same failure as the previous run in this direction → Skipped (§6.4, "
+                                  "reconstructed): " if repeat else "") + str(msg),
+                       "state": "skipped" if repeat else "failed"})
     for a in actions:
         caption = CAPTIONS.get(a["action"], a["action"])
         if a["dry_run"]:

@@ -61,6 +61,8 @@ import pandas as pd
 
 from ..errors import SchemaError
 from ..workspace import Workspace
+from .records import acted_on_sql
+from .signatures import error_text_sql
 from .trends import RECORD_SQL, cause_sql, check_freq, signature_sql, where
 
 AGE_BUCKETS = ("< 1 day", "1-7 days", "7-30 days", "> 30 days")
@@ -114,7 +116,7 @@ def _build(ws: Workspace, environment: str | None, company: str | None, mapping:
         WITH e AS (
             SELECT environment, company, job_id, error_no, logged_at,
                    coalesce(message, left(error_message, 250), '') AS msg,
-                   coalesce(error_message, message) AS error_message,
+                   {error_text_sql()} AS error_message,
                    {signature_sql()} AS signature, {cause_sql()} AS cause,
                    {RECORD_SQL} AS record_id,
                    -- a failed insert has no destination yet: no coupling, so never Skipped (§6.4)
@@ -226,23 +228,12 @@ def _build_snapshot(ws: Workspace, environment: str | None, company: str | None,
               AND jt.job_id = c.last_synch_crm_job_id
         WHERE c.bc_record_id IS NOT NULL{w}{mw}
     """, params + ([mapping] if mapping is not None else []))
-    # Records an audited (not dry-run) action named, by the integration or Dataverse ids in its targets.
+    # Records an audited action really changed (not dry runs, plan files, refused or no-op targets).
     ws.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _bk_touched AS
-        WITH a AS (
-            SELECT environment, company, "at" AS acted_at, action,
-                   lower(coalesce(CAST(targets AS VARCHAR), '') || ' ' || coalesce(CAST(outcome AS VARCHAR), ''))
-                     AS txt
-            FROM actions WHERE NOT coalesce(dry_run, false) AND "at" IS NOT NULL),
-        ids AS (SELECT environment, company, acted_at, unnest(regexp_extract_all(txt, '{_UUID_RE}')) AS uid FROM a)
-        SELECT DISTINCT c.environment, c.company, c.record_id, ids.acted_at
-        FROM ids JOIN (SELECT environment, company, record_id, integration_id AS uid FROM _bk_couplings
-                       UNION ALL SELECT environment, company, record_id, crm_id FROM _bk_couplings) c
-          ON c.uid = ids.uid
-         AND coalesce(ids.environment, c.environment) = c.environment AND coalesce(ids.company, c.company) = c.company
-        UNION ALL
-        SELECT environment, company, NULL, acted_at FROM a
-        WHERE lower(action) IN ('retry all', 'retry-all', 'retry_all')
+        SELECT DISTINCT c.environment, c.company, c.record_id, a.acted_at
+        FROM ({acted_on_sql()}) a JOIN _bk_couplings c
+          ON c.environment = a.environment AND c.company = a.company AND c.integration_id = lower(a.integration_id)
     """)
     ws.con.execute("""
         CREATE OR REPLACE TEMP TABLE _bk_ends AS

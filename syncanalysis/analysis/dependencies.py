@@ -12,7 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..workspace import Workspace
-from .records import LOCAL_RECORD_SQL
+from .records import local_record_sql
+from .signatures import error_text_sql
 
 
 def errors_with_signatures_sql(where: str = "") -> str:
@@ -26,13 +27,13 @@ def errors_with_signatures_sql(where: str = "") -> str:
         SELECT je.environment, je.company, je.error_no, je.logged_at, je.job_id,
                coalesce(j.mapping_name, '(unknown)') AS mapping_name, j.synch_direction,
                j.start_datetime AS job_start, j.job_queue_log_entry_no,
-               coalesce({LOCAL_RECORD_SQL.replace("source_", "je.source_").replace("destination_", "je.destination_")},
+               coalesce({local_record_sql("je")},
                         je.source_record_id, 'error ' || je.error_no) AS record_id,
-               coalesce(je.error_message, je.message) AS text,
+               {error_text_sql("je")} AS text,
                coalesce(s.signature, je.signature, '(unclassified)') AS signature, s.template,
                coalesce(s.cause, je.cause, 'unclassified') AS cause, s.parent_table, s.parent_key
         FROM job_errors je
-        LEFT JOIN signatures s ON s.error_message = coalesce(je.error_message, je.message)
+        LEFT JOIN signatures s ON s.error_message = {error_text_sql("je")}
         LEFT JOIN jobs j ON j.environment = je.environment AND j.company = je.company AND j.job_id = je.job_id
         {where}
     """

@@ -48,10 +48,13 @@ from ..workspace import Workspace
 from .causes import cause_info
 from .dependencies import dependency_graph, errors_with_signatures_sql
 from .health import INTERVAL_MIN, gaps, job_health, runs_sql, stopped_periods
-from .records import Selection
-from .signatures import assign_signatures
+from .records import Selection, records_relation
+from .signatures import ensure_signatures
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+# BC actions the actions layer runs (syncanalysis.actions.CAPTIONS); findings suggest only these
+_ACTIONS = frozenset({"Retry", "Retry All", "Synchronize", "Remove Coupling", "Restore Records", "Delete Records",
+                      "Find for Deleted"})
 _PARENT_STATE = {"ok": "coupled since", "not coupled": "still not coupled", "deleted": "deleted in one app",
                  "skipped": "itself skipped", "failed": "itself failing", "unknown": "not in a mapping"}
 MIN_STOP_MINUTES = 180  # shorter pauses are listed by health.gaps but are not worth a finding
@@ -199,11 +202,7 @@ class _Context:
 
 
 def _signatures(ctx: _Context) -> list[Finding]:
-    if not ctx.ws.con.execute("SELECT count(*) FROM job_errors WHERE signature IS NULL").fetchall()[0][0]:
-        return []
-    if getattr(ctx.ws, "read_only", False):
-        return []
-    assign_signatures(ctx.ws)
+    ensure_signatures(ctx.ws)
     return []
 
 
@@ -230,7 +229,7 @@ def _stops(ctx: _Context) -> list[Finding]:
                 p.environment, p.company, perm[3], _ts(perm[0]), _ts(p.end), False, len(p.mappings), evidence,
                 "Give the integration user the missing privilege (its security role in Dataverse), enable the "
                 "connection again in Dataverse Connection Setup, then Retry All the records skipped meanwhile.",
-                "Retry All", Selection(environment=p.environment, company=p.company, cause="permission")))
+                "Retry All", Selection(environment=p.environment, company=p.company)))  # Retry All takes no filter
         else:
             out.append(Finding(
                 "SYNC_STOPPED_ALL", "critical",
@@ -290,7 +289,7 @@ def _parents(ctx: _Context) -> list[Finding]:
             f"{' in ' + r.parent_mapping if isinstance(r.parent_mapping, str) else ''}), then Retry its "
             f"{r.child_mapping} records. {info.remedy}",
             "Retry", Selection(environment=r.environment, company=r.company, mapping=r.child_mapping,
-                               search=str(r.parent_key))))
+                               parent=r.parent_record_id)))
     small = g[~big]
     for (env, comp, child), grp in small.groupby(["environment", "company", "child_mapping"]):
         blocked = int(grp["blocked_records"].sum())
@@ -387,7 +386,7 @@ def _episodes(ctx: _Context) -> list[Finding]:
                 _recent(rest["logged_at"].max(), end_of_history), len(rest),
                 {"cause": cause, "signature": group, "per_week": round(weekly, 1),
                  "examples": errs["text"].drop_duplicates().head(3).tolist()},
-                info.remedy, info.bc_action,
+                info.remedy, _runnable(info),
                 Selection(environment=env, company=comp, mapping=mapping, cause=cause, signature=sig)))
     return out
 
@@ -398,6 +397,11 @@ def _resumptions(ctx: _Context) -> dict[tuple[str, str, str], np.ndarray]:
     g = g[g["kind"] == "stopped"]
     return {k: grp["gap_end"].to_numpy(dtype="datetime64[ns]")
             for k, grp in g.groupby(["environment", "company", "mapping_name"])}
+
+
+def _runnable(info: Any) -> str | None:
+    """The cause's BC action when this toolkit can run it (Set Up Coupling is done in BC by hand)."""
+    return info.bc_action if info.bc_action in _ACTIONS else None
 
 
 def _recent(ts: Any, end: dt.datetime | None) -> bool:
@@ -426,7 +430,7 @@ def _episode_finding(env: str, comp: str, mapping: str, group: str, cause: str, 
         code, severity, title, env, comp, mapping, _ts(start), _ts(stop), _recent(stop, end_of_history), n,
         {"cause": cause, "signature": group, "errors": len(errs), "examples": examples,
          **({"note": healed} if healed else {})},
-        info.remedy, info.bc_action,
+        info.remedy, _runnable(info),
         Selection(environment=env, company=comp, mapping=mapping, cause=None if sig else cause, signature=sig,
                   since=_ts(start), until=None))
 
@@ -553,28 +557,23 @@ def _configuration(ctx: _Context) -> list[Finding]:
 
 def _backlog(ctx: _Context) -> list[Finding]:
     """SKIPPED_BACKLOG and BROKEN_COUPLINGS from the couplings as they are now."""
-    where, params = ctx.scope("c.")
+    sql, params = records_relation(ctx.ws, Selection(environment=ctx.environment, company=ctx.company))
     df = ctx.ws.con.execute(f"""
-        SELECT c.environment, c.company, coalesce(m.name, 'TABLE ' || c.table_id) AS mapping,
-               count(*) FILTER (c.skipped) AS skipped,
-               count(*) FILTER (c.bc_record_exists IS false OR c.crm_record_exists IS false) AS broken,
-               count(*) FILTER (c.bc_record_exists IS false) AS bc_gone,
-               count(*) FILTER (c.crm_record_exists IS false) AS crm_gone, count(*) AS couplings
-        FROM couplings c LEFT JOIN (SELECT environment, company, table_id, min(name) AS name FROM mappings GROUP BY ALL) m
-          ON m.environment = c.environment AND m.company = c.company AND m.table_id = c.table_id
-        {'WHERE ' + where if where else ''}
-        GROUP BY ALL""", params).df()
-    e = _error_frame(ctx)
+        SELECT environment, company, mapping_name AS mapping, count(*) FILTER (skipped) AS skipped,
+               min(failed_on) FILTER (skipped) AS skipped_since,
+               count(*) FILTER (bc_record_exists IS false OR crm_record_exists IS false) AS broken,
+               count(*) FILTER (bc_record_exists IS false) AS bc_gone,
+               count(*) FILTER (crm_record_exists IS false) AS crm_gone, count(*) AS couplings
+        FROM ({sql}) GROUP BY ALL""", params).df()
     end = ctx.history_end
     out = []
     for r in df.itertuples():
         if r.skipped:
-            oldest = e[(e["environment"] == r.environment) & (e["company"] == r.company) & (e["mapping_name"] == r.mapping)]
-            since = oldest["logged_at"].min() if len(oldest) else None
+            # since the oldest failure that left a coupling skipped (as page 5333's Failed On shows it)
             out.append(Finding(
                 "SKIPPED_BACKLOG", "high" if r.skipped >= 100 else "medium",
                 f"{r.skipped} {r.mapping} couplings are skipped (excluded from synchronization)",
-                r.environment, r.company, r.mapping, _ts(since), end, True, int(r.skipped),
+                r.environment, r.company, r.mapping, _ts(r.skipped_since), end, True, int(r.skipped),
                 {"skipped": int(r.skipped), "couplings": int(r.couplings),
                  "share": round(r.skipped / r.couplings, 4) if r.couplings else 0},
                 "BC stops synchronizing a record after the same error twice. Fix the causes (see the other "

@@ -18,15 +18,26 @@ import pandas as pd
 
 from ..errors import SchemaError
 from ..workspace import Workspace
+from .signatures import error_text_sql
 
 STATES = ("skipped", "failed", "broken", "ok")
 KEY = ("environment", "company", "table_id", "integration_id")
 
-# The BC record an error is about: the source unless the source is a Dataverse table (spec §2).
-LOCAL_RECORD_SQL = (
-    "CASE WHEN source_table LIKE 'Dataverse %' OR source_table LIKE 'CRM %' "
-    "THEN destination_record_id ELSE source_record_id END"
-)
+def local_record_sql(alias: str = "") -> str:
+    """SQL of the BC record a ``job_errors`` row is about: the source unless the source is a Dataverse
+    table (spec §2), with blanks as NULL.
+
+    Examples
+    --------
+    >>> local_record_sql("e")[:40]
+    "nullif(CASE WHEN e.source_table LIKE 'Da"
+    """
+    a = f"{alias}." if alias else ""
+    return (f"nullif(CASE WHEN {a}source_table LIKE 'Dataverse %' OR {a}source_table LIKE 'CRM %' "
+            f"THEN {a}destination_record_id ELSE {a}source_record_id END, '')")
+
+
+LOCAL_RECORD_SQL = local_record_sql()  # unqualified, for queries over job_errors alone
 
 _COLUMNS = """
     c.environment, c.company, c.table_id, c.integration_id, c.crm_id,
@@ -63,6 +74,9 @@ class Selection:
         Inclusive bounds on the latest error's Date/Time.
     search
         Case-insensitive text in the record id, the Dataverse description or the latest error.
+    parent
+        The parent record the latest error names (``Salesperson/Purchaser: NEWSP``), as the dependency
+        graph has it.
     keys
         Explicit ``(environment, company, table_id, integration_id)`` keys; combined with the filters.
     finding
@@ -79,6 +93,7 @@ class Selection:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     search: str | None = None
+    parent: str | None = None
     keys: tuple[tuple[str, str, int, str], ...] | None = None
     finding: str | None = None
 
@@ -131,23 +146,33 @@ def _index_version(ws: Workspace) -> tuple:
 
 
 def ensure_latest_errors(ws: Workspace) -> str:
-    """Build (or reuse) the temp table of each BC record's latest error; return its name.
+    """Build (or reuse) the temp table of each coupling's latest error; return its name.
 
-    Rebuilt only when the history changed (a new load, new signatures), so paging a panel over a
-    million errors costs one indexed join, not an aggregation per page.
+    As page 5333 shows it (spec §5.1): the latest error of the coupling's BC record in its Last Synch.
+    CRM Job ID or Last Synch. Job ID, so a record that synchronized since has none. Where neither job
+    is known (history from page exports), the record's newest error. Rebuilt only when the history
+    changed (a new load, new signatures), so paging a panel over a million errors costs one join.
     """
     version = _index_version(ws)
     if getattr(ws, "_latest_errors_version", None) != version:
-        ws.con.execute(
-            "CREATE OR REPLACE TEMP TABLE _latest_errors AS "
-            "SELECT environment, company, record_id, "
-            "arg_max(error_no, error_no) AS error_no, arg_max(logged_at, error_no) AS logged_at, "
-            "arg_max(coalesce(error_message, message), error_no) AS error_message, "
-            "arg_max(signature, error_no) AS signature, arg_max(cause, error_no) AS cause, "
-            "arg_max(job_id, error_no) AS job_id "
-            f"FROM (SELECT *, {LOCAL_RECORD_SQL} AS record_id FROM job_errors) WHERE record_id IS NOT NULL "
-            "GROUP BY ALL"
-        )
+        text = error_text_sql("je")
+        ws.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _latest_errors AS
+            WITH e AS (
+                SELECT je.environment, je.company, je.error_no, je.logged_at, je.job_id, {text} AS error_message,
+                       coalesce(je.signature, s.signature) AS signature, coalesce(je.cause, s.cause) AS cause,
+                       s.parent_table || ': ' || s.parent_key AS parent, {local_record_sql("je")} AS record_id
+                FROM job_errors je LEFT JOIN signatures s ON s.error_message = {text})
+            SELECT c.environment, c.company, c.table_id, c.integration_id,
+                   max(e.error_no) AS error_no, arg_max(e.logged_at, e.error_no) AS logged_at,
+                   arg_max(e.error_message, e.error_no) AS error_message, arg_max(e.signature, e.error_no) AS signature,
+                   arg_max(e.cause, e.error_no) AS cause, arg_max(e.parent, e.error_no) AS parent,
+                   arg_max(e.job_id, e.error_no) AS job_id
+            FROM couplings c JOIN e ON e.environment = c.environment AND e.company = c.company
+             AND e.record_id = c.bc_record_id
+             AND (e.job_id IN (c.last_synch_crm_job_id, c.last_synch_job_id)
+                  OR (c.last_synch_crm_job_id IS NULL AND c.last_synch_job_id IS NULL))
+            GROUP BY ALL""")
         ws._latest_errors_version = version
     return "_latest_errors"
 
@@ -155,7 +180,8 @@ def ensure_latest_errors(ws: Workspace) -> str:
 def _where(sel: Selection) -> tuple[str, list[Any]]:
     clauses, params = [], []
     for col, value in (("c.environment", sel.environment), ("c.company", sel.company),
-                       ("c.table_id", sel.table_id), ("e.cause", sel.cause), ("e.signature", sel.signature)):
+                       ("c.table_id", sel.table_id), ("e.cause", sel.cause), ("e.signature", sel.signature),
+                       ("e.parent", sel.parent)):
         if value is not None:
             clauses.append(f"{col} = ?")
             params.append(value)
@@ -205,7 +231,7 @@ def records_relation(ws: Workspace, sel: Selection | None = None) -> tuple[str, 
         "LEFT JOIN (SELECT environment, company, table_id, min(name) AS name FROM mappings GROUP BY ALL) m "
         "ON m.environment = c.environment AND m.company = c.company AND m.table_id = c.table_id "
         f"LEFT JOIN {latest} e ON e.environment = c.environment AND e.company = c.company "
-        f"AND e.record_id = c.bc_record_id{where}"
+        f"AND e.table_id = c.table_id AND e.integration_id = c.integration_id{where}"
     )
     return sql, params
 
@@ -246,6 +272,11 @@ def facet_counts(ws: Workspace, sel: Selection | None, column: str, *, limit: in
     """Count the records of ``sel`` per value of ``column`` (e.g. ``cause``, ``signature``, ``state``)."""
     if column not in {"mapping_name", "state", "cause", "signature", "environment", "company"}:
         raise SchemaError(f"Cannot count records by {column!r}.")
+    if column == "state":  # a skipped coupling may also be broken: count each as the state filter does
+        sel = sel or Selection()
+        counts = [(s, count_records(ws, sel.replace(state=s))) for s in STATES]
+        return pd.DataFrame([c for c in counts if c[1]], columns=["value", "records"]) \
+            .sort_values(["records", "value"], ascending=[False, True], ignore_index=True)
     sql, params = records_relation(ws, sel)
     return ws.con.execute(
         f'SELECT "{column}" AS value, count(*) AS records FROM ({sql}) GROUP BY ALL ORDER BY records DESC, value '
@@ -261,3 +292,21 @@ def selection_relation(ws: Workspace, sel: Selection) -> duckdb.DuckDBPyRelation
 def selection_json(sel: Selection) -> str:
     """The selection as a JSON string."""
     return json.dumps(sel.to_dict(), sort_keys=True)
+
+
+def acted_on_sql() -> str:
+    """SQL of the couplings an audited action really changed: one row per (action run, coupling).
+
+    Columns: environment, company, acted_at, action, action_id, table_id, integration_id (text). Dry runs,
+    plan-file runs (they change nothing until an admin applies them in BC) and refused or no-op targets
+    are left out.
+    """
+    shape = '[{"table_id": "INTEGER", "result": "VARCHAR", "integration_ids": ["VARCHAR"]}]'
+    return f"""
+        SELECT environment, company, acted_at, action, action_id, r.table_id,
+               unnest(r.integration_ids) AS integration_id
+        FROM (SELECT environment, company, "at" AS acted_at, action, action_id,
+                     unnest(from_json(json_extract(outcome, '$.results'), '{shape}')) AS r
+              FROM actions WHERE NOT coalesce(dry_run, false) AND coalesce(backend, '') <> 'plan')
+        WHERE r.result = 'changed'
+    """

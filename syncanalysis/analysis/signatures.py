@@ -933,3 +933,16 @@ def run_classify(messages: list[str], *, as_json: bool) -> str:
         lines += [f"Action:    {it['action']}", f"Remedy:    {it['remedy']}"]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def ensure_signatures(ws: Workspace) -> int:
+    """Classify the error texts that have no signature yet, unless the workspace is read-only.
+
+    What panels, the report and the diagnosis call before grouping by signature or cause; returns the
+    number of new texts classified (0 on a read-only workspace, which keeps what was classified before).
+    """
+    if ws.read_only:
+        return 0
+    missing = ws.con.execute("SELECT count(*) FROM (SELECT 1 FROM job_errors WHERE signature IS NULL LIMIT 1)"
+                             ).fetchall()[0][0]
+    return assign_signatures(ws) if missing else 0

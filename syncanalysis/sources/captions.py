@@ -267,10 +267,6 @@ class Layout:
     page: bool
     titles: tuple[tuple[str, str], ...] = field(default=())
 
-    @property
-    def fidelity_page(self) -> bool:
-        return self.page
-
 
 def _c(target: str, kind: str, *keys: tuple[str, str], required: bool = False, max_len: int | None = None,
        hidden: bool = False) -> Column:

@@ -17,6 +17,7 @@ Use :func:`load_files` (one report per file), :func:`format_report` to show the 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 import hashlib
@@ -305,7 +306,6 @@ def _decode_sample(path: Path, raw: bytes, complete: bool) -> tuple[str, str]:
 
 
 def _delimiter(text: str) -> str:
-    import csv
 
     lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
     best, best_n = ",", 0
@@ -346,7 +346,6 @@ class _CsvSource:
 
 
 def _sniff_text(path: Path, head: bytes, compressed: bool, temp: _Temp) -> _CsvSource:
-    import csv
 
     if compressed:
         try:
@@ -454,7 +453,7 @@ def _cell_texts(col: tuple[Any, ...]) -> np.ndarray:
     return arr
 
 
-def _read_workbook(path: Path, temp: _Temp, progress: Any = None) -> list[Part]:
+def _read_workbook(path: Path, temp: _Temp) -> list[Part]:
     from python_calamine import CalamineWorkbook
 
     con = temp.con
@@ -1208,8 +1207,9 @@ def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, tem
             report.warnings = list(parsed.warnings)
             report.seconds = time.perf_counter() - started
             load.details = report.details
-    except (duckdb.Error, SourceError):
-        return None
+    except (duckdb.ConstraintException, duckdb.ConversionException, duckdb.InvalidInputException,
+            duckdb.OutOfRangeException, SourceError):
+        return None  # a repeated key, a value that does not fit, an unforeseen value: the careful path says which
     report.load_id = load.report.load_id
     report.seconds = time.perf_counter() - started
     return report
@@ -1239,7 +1239,8 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
     try:
         stage("read")
         form = _sniff_bytes(path, head)
-        if form != "workbook" and path.stat().st_size >= _FAST_MIN_BYTES:
+        # not inside a caller's transaction: a failed attempt there could not be rolled back on its own
+        if form != "workbook" and path.stat().st_size >= _FAST_MIN_BYTES and not ws.in_transaction:
             fast = _load_csv_fast(ws, path, head, form == "gzip", temp, environment=environment, company=company,
                                   kind=kind, hasher=hasher, started=started)
             if fast is not None:
@@ -1299,8 +1300,7 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
             _relink(load, report, env, comp, set(kinds))
             rejected = sum(p.rejected for p in parsed)
             report.rows_rejected = rejected
-            changed = any(r.inserted or r.updated or r.deleted for r in load.report.tables.values())
-            load.rows_rejected = rejected if changed else 0
+            load.rows_rejected = rejected
             report.tables = load.report.tables
             report.parts = [_part_details(p) for p in parsed]
             report.warnings = [w for p in parsed for w in p.warnings]
@@ -1350,7 +1350,7 @@ def load_files(ws: Workspace, paths: str | Path | Sequence[str | Path], *, envir
     ws
         The workspace.
     paths
-        Files (xlsx, csv, csv.gz) or folders (their files, sorted, are loaded tables first, then pages).
+        Files (xlsx, csv, csv.gz) or folders (their files, sorted; those under a ``pages/`` folder last).
     environment, company
         Written on every row. When not given, a file's Environment/Company column is used, else
         ``"default"``; the report says which.

@@ -29,6 +29,12 @@ JOB_NAMESPACE = uuid.UUID("6f1b1c2e-1f3a-5e0b-9a57-3c5e1d1a7b10")
 _COUNTERS = ("inserted", "modified", "deleted", "unchanged", "failed", "skipped", "uncoupled", "coupled")
 
 
+
+def _scope(env: str, company: str, alias: str = "") -> str:
+    """The predicate limiting a table (``alias``) to one environment and company."""
+    a = f"{alias}." if alias else ""
+    return f"{a}environment = {lit(env)} AND {a}company = {lit(company)}"
+
 def uuid5_sql(name_sql: str, namespace: uuid.UUID = JOB_NAMESPACE) -> str:
     """SQL computing ``uuid.uuid5(namespace, name)`` of a VARCHAR expression (same value as Python)."""
     h = f"sha1(unhex('{namespace.hex}') || encode({name_sql}))"
@@ -79,7 +85,7 @@ def resolve_inferred_jobs(con: duckdb.DuckDBPyConnection, env: str, company: str
 
     Returns ``(jobs deleted, job_errors re-pointed)``.
     """
-    scope = f"environment = {lit(env)} AND company = {lit(company)}"
+    scope = _scope(env, company)
     n_inf, n_real = con.execute(
         f"SELECT count(*) FILTER (inferred), count(*) FILTER (inferred IS NOT TRUE) FROM jobs WHERE {scope}"
     ).fetchall()[0]
@@ -90,7 +96,7 @@ def resolve_inferred_jobs(con: duckdb.DuckDBPyConnection, env: str, company: str
     con.execute(f"CREATE OR REPLACE TEMP TABLE _job_swap AS {pair_jobs_sql(rows, real)}")
     try:
         moved = con.execute(
-            f"UPDATE job_errors e SET job_id = s.job_id FROM _job_swap s WHERE e.{scope.replace(' AND ', ' AND e.')} "
+            f"UPDATE job_errors e SET job_id = s.job_id FROM _job_swap s WHERE {_scope(env, company, 'e')} "
             "AND e.job_id = s._pid").fetchall()[0][0]
         deleted = con.execute(
             f"DELETE FROM jobs WHERE {scope} AND inferred AND job_id IN (SELECT _pid FROM _job_swap)").fetchall()[0][0]
@@ -111,7 +117,7 @@ def jobs_spanning_sql(errors: str, env: str, company: str) -> str:
 
 def link_errors_to_jobs(con: duckdb.DuckDBPyConnection, env: str, company: str) -> int:
     """Fill the job of errors without one (page 5339 rows) where exactly one job spans their time."""
-    scope = f"environment = {lit(env)} AND company = {lit(company)}"
+    scope = _scope(env, company)
     errors = f"(SELECT error_no, logged_at FROM job_errors WHERE {scope} AND job_id IS NULL AND logged_at IS NOT NULL)"
     if not con.execute(f"SELECT count(*) FROM {errors}").fetchall()[0][0]:
         return 0
@@ -140,7 +146,7 @@ def derive_bc_record_ids(con: duckdb.DuckDBPyConnection, env: str, company: str)
     An error whose Dataverse-side record id is ``<Dataverse table>: {CRM ID}`` names the BC record on its
     other side; the latest such error wins. Returns the number of couplings filled.
     """
-    scope = f"environment = {lit(env)} AND company = {lit(company)}"
+    scope = _scope(env, company)
     todo = con.execute(f"SELECT count(*) FROM couplings WHERE {scope} AND bc_record_id IS NULL").fetchall()[0][0]
     if not todo:
         return 0
@@ -161,7 +167,7 @@ def derive_bc_record_ids(con: duckdb.DuckDBPyConnection, env: str, company: str)
             SELECT crm_id, table_id, arg_max(bc_rec, error_no) AS bc_rec FROM d WHERE crm_id IS NOT NULL GROUP BY ALL
         )
         UPDATE couplings c SET bc_record_id = b.bc_rec, inferred = true FROM best b
-        WHERE c.{scope.replace(' AND ', ' AND c.')} AND c.bc_record_id IS NULL AND c.crm_id = b.crm_id
+        WHERE {_scope(env, company, 'c')} AND c.bc_record_id IS NULL AND c.crm_id = b.crm_id
           AND (b.table_id IS NULL OR b.table_id = c.table_id)
     """
     return int(con.execute(sql).fetchall()[0][0])
@@ -182,12 +188,12 @@ def link_skipped_records(con: duckdb.DuckDBPyConnection, env: str, company: str)
 
     Returns ``(skipped_records linked, couplings filled)``.
     """
-    scope = f"environment = {lit(env)} AND company = {lit(company)}"
+    scope = _scope(env, company)
     linked = 0
     if con.execute(f"SELECT count(*) FROM skipped_records WHERE {scope} AND integration_id IS NULL").fetchall()[0][0]:
         linked = con.execute(
             f"UPDATE skipped_records s SET integration_id = c.integration_id, crm_id = c.crm_id, link_inferred = true "
-            f"FROM ({couplings_by_description_sql(env, company)}) c WHERE s.{scope.replace(' AND ', ' AND s.')} "
+            f"FROM ({couplings_by_description_sql(env, company)}) c WHERE {_scope(env, company, 's')} "
             "AND s.integration_id IS NULL AND s.table_id = c.table_id AND s.description = c.description"
         ).fetchall()[0][0]
     filled = con.execute(f"""
@@ -197,7 +203,7 @@ def link_skipped_records(con: duckdb.DuckDBPyConnection, env: str, company: str)
                crm_description = coalesce(c.crm_description, s.coupled_to),
                inferred = true
         FROM skipped_records s
-        WHERE s.{scope.replace(' AND ', ' AND s.')} AND c.environment = s.environment AND c.company = s.company
+        WHERE {_scope(env, company, 's')} AND c.environment = s.environment AND c.company = s.company
           AND c.table_id = s.table_id AND c.integration_id = s.integration_id
           AND (c.skipped IS NULL OR (c.bc_record_exists IS NULL AND s.record_exists IS NOT NULL)
                OR (c.crm_record_exists IS NULL AND s.coupled_record_exists IS NOT NULL)

@@ -235,6 +235,7 @@ class DeviceCode:
         if self.cache_path and self._cache is not None and self._cache.has_state_changed:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.cache_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # an existing cache file keeps its mode otherwise: tokens are secrets
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(self._cache.serialize())
 
@@ -503,8 +504,8 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], str | None, dict[str, str]]] = {
     "synch_direction": (bc.DIRECTIONS, None, {}),
     "direction": (bc.DIRECTIONS, None, {}),
     "type": (bc.JOB_TYPES, None, {}),
-    "last_synch_result": (bc.RESULT_NAMES, "", {}),
-    "last_synch_crm_result": (bc.RESULT_NAMES, "", {}),
+    "last_synch_result": (bc.RESULT_NAMES, None, {}),  # blank: never synchronized that way -> NULL
+    "last_synch_crm_result": (bc.RESULT_NAMES, None, {}),
     "deletion_conflict_resolution": (bc.DELETION_RESOLUTIONS, "None", _DELETION_ALIASES),
     "update_conflict_resolution": (bc.UPDATE_RESOLUTIONS, "None", _UPDATE_ALIASES),
 }
@@ -930,8 +931,8 @@ class BCODataSource:
 # Loading into the workspace
 
 
-def _previous(ws: Workspace, source: str) -> tuple[dt.datetime | None, str | None]:
-    last = ws.last_load(source, "odata")
+def _previous(ws: Workspace, source: str, environment: str, company: str) -> tuple[dt.datetime | None, str | None]:
+    last = ws.last_load(source, "odata", environment=environment, company=company)
     if not last:
         return None, None
     wm = last.get("watermark")
@@ -987,7 +988,7 @@ def load_odata(ws: Workspace, source: BCODataSource, *, environment: str, compan
     reads: list[_Read] = []
     for table in tables:
         url = source.entity_url(table)
-        since, since_field = _previous(ws, url) if incremental else (None, None)
+        since, since_field = _previous(ws, url, environment, company) if incremental else (None, None)
         r = source._read(table, since=since if _TIMESTAMPS[table] else None, since_field=since_field,
                          progress=progress)
         if r.watermark is None and since is not None:
@@ -1003,9 +1004,7 @@ def load_odata(ws: Workspace, source: BCODataSource, *, environment: str, compan
                     load.upsert(r.table, r.frame.assign(environment=environment, company=company))
                 else:
                     load.report.tables[r.table] = UpsertResult(r.table)
-                # rejected rows are counted with the load that brought new data, so a repeat changes nothing
-                changed = load.report.rows_inserted or load.report.rows_updated
-                load.rows_rejected = r.rejected if changed else 0
+                load.rows_rejected = r.rejected
                 load.watermark = r.watermark
                 load.details = r.details
             report.tables[r.table] = load.report.tables[r.table]

@@ -80,6 +80,10 @@ class ErrorLog:
         """All errors ever logged, including those already dropped."""
         return self.base + len(self)
 
+    def copy(self) -> ErrorLog:
+        """A copy whose lists can be dropped without touching this log's."""
+        return ErrorLog(**{f: (list(v) if isinstance(v, list) else v) for f, v in vars(self).items()})
+
     def drop(self) -> None:
         """Forget the logged rows once exported (keeps the numbering going on)."""
         self.base += len(self)

@@ -90,7 +90,7 @@ def canonical_frames(sim: Simulation, *, since_job: int = 0,
         "exception_detail": [CALL_STACKS[f] for f in family],
     })
 
-    results = np.array(bc.RESULT_NAMES, dtype=object)
+    results = np.array([None, *bc.RESULT_NAMES[1:]], dtype=object)  # blank result: NULL, as the loaders store it
     job_or_none = np.append(job_ids, None)  # index -1 (no job) picks the trailing None
     parts = []
     for name, t in w.tables.items():

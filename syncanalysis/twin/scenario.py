@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import bc
+from ..errors import TwinError
 from . import messages as m
 from . import operations as ops
 from .engine import World, run_mapping
@@ -166,9 +167,9 @@ class ScenarioConfig:
 
     def __post_init__(self) -> None:
         if self.days < 14:
-            raise ValueError(f"days must be at least 14 to hold every planted incident; got {self.days}.")
+            raise TwinError(f"days must be at least 14 to hold every planted incident; got {self.days}.")
         if self.scale <= 0:
-            raise ValueError(f"scale must be positive; got {self.scale}.")
+            raise TwinError(f"scale must be positive; got {self.scale}.")
 
 
 # Records at scale 1: (mapping, initial coupled records, new BC records per day, new Dataverse rows per day,
@@ -209,6 +210,7 @@ class Simulation:
         self.incidents: list[Incident] = []
         self._events: list[tuple[int, int, Callable[[int], None]]] = []
         self._pending: list[tuple] = []  # planned user edits (see _later), applied when the clock gets there
+        self._active_days: set[int] = set()  # days whose activity advance() has planned
         self._seq = 0
         self.entries = {name: JobQueueEntry(name, self.t0 + 5 * MINUTE + i * 2 * MINUTE,
                                             timeout=self.world.table(name).config.inactivity_timeout_min * MINUTE)
@@ -721,18 +723,19 @@ class Simulation:
         keep editing both apps as in the scenario.
         """
         if hours <= 0:
-            raise ValueError(f"hours must be positive; got {hours}.")
+            raise TwinError(f"hours must be positive; got {hours}.")
         first_new = len(self.world.jobs)
         stop = self.clock + int(hours * HOUR)
         t = self.clock
         while t < stop:
             day_start = self.t0 + ((t - self.t0) // DAY) * DAY
             end = min(stop, day_start + DAY)
-            edits = self._flatten(self._day_edits(day_start)) if activity else self._flatten([])
-            if activity and len(edits["t"]):
-                keep = (edits["t"] >= t) & (edits["t"] < end)
-                edits = {k: v[keep] for k, v in edits.items()}
-            self._run_until(end, edits)
+            if activity and day_start not in self._active_days:
+                # a whole day of activity, planned once (it creates records): what falls after this
+                # advance stays planned for the next one
+                self._active_days.add(day_start)
+                self._pending.extend(self._day_edits(day_start))
+            self._run_until(end, self._flatten([]))
             t = end
         self.clock = stop
         return self.world.jobs[first_new:]

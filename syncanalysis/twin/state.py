@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import pickle
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -98,17 +99,25 @@ def forget_twin(ws: Workspace, environment: str | None = None, company: str | No
             del cache[key]
 
 
+# per workspace object: the twin it last loaded or published, by (environment, company)
+_TWINS: weakref.WeakKeyDictionary[Workspace, dict[tuple[str, str], tuple[int, Simulation]]] = \
+    weakref.WeakKeyDictionary()
+
+
 def _cache(ws: Workspace) -> dict[tuple[str, str], tuple[int, Simulation]]:
-    if not hasattr(ws, "_twins"):
-        ws._twins = {}
-    return ws._twins
+    return _TWINS.setdefault(ws, {})
+
+
+def _check_finished(sim: Simulation) -> None:
+    # pending planted events are closures, and the ground truth is known only at the end
+    if sim._events or not hasattr(sim, "affected"):
+        raise TwinError("Only a twin whose scenario has run to its end can be stored: call Simulation.run() first.")
 
 
 def _save(load: Load, sim: Simulation, scenario: str) -> int:
     """Store ``sim`` (inside the load's transaction) and return its new revision."""
     w = sim.world
-    if sim._events:  # pending planted events are closures; only a finished scenario is stored
-        raise TwinError("Cannot store a twin with scenario events still pending; run the scenario to its end first.")
+    _check_finished(sim)
     # Numeric arrays go out of band (pickle protocol 5) and are stored by content: after an action that
     # un-skips 100,000 couplings only the Skipped arrays are new, not the 60 MB of the whole twin.
     buffers: list[pickle.PickleBuffer] = []
@@ -173,6 +182,7 @@ def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, sour
         What changed in each table.
     """
     w = sim.world
+    _check_finished(sim)
     row = ws.con.execute(
         "SELECT scenario, jobs_exported FROM twin_state WHERE environment = ? AND company = ?",
         [w.environment, w.company],
@@ -201,34 +211,39 @@ def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, sour
         frames.pop("incidents")
     key = (w.environment, w.company)
     forget_twin(ws, *key)  # if anything below fails, no stale object stays cached
-    with ws.loading(source=source or f"twin:{scenario}", kind=KIND, environment=w.environment,
-                    company=w.company) as load:
-        for fn in before or []:
-            fn(load)
-        for table, frame in frames.items():
-            if table == "couplings" and couplings is not None:
-                # the twin knows exactly which couplings it changed: write them over, no value comparison
-                r = ws.replace("couplings", frame)
-                load.report.tables["couplings"] = r
-                continue
-            # in slices: DuckDB's copies of a whole 600k-row error frame would double the peak memory
-            for lo in range(0, max(len(frame), 1), CHUNK_ROWS):
-                load.upsert(table, frame.iloc[lo : lo + CHUNK_ROWS])
-        del frames
-        load.con.register("_twin_keys", keys)
-        try:
-            gone = load.con.execute(
-                f"DELETE FROM couplings c WHERE environment = ? AND company = ? AND {gone_sql} "
-                "(SELECT 1 FROM _twin_keys k WHERE k.table_id = c.table_id "
-                "AND CAST(k.integration_id AS UUID) = c.integration_id)",
-                [w.environment, w.company],
-            ).fetchone()[0]
-        finally:
-            load.con.unregister("_twin_keys")
-        load.count_deleted("couplings", gone)
-        w.errors.drop()
-        revision = _save(load, sim, scenario)
-        load.watermark = _now(sim)
+    log = w.errors
+    w.errors = log.copy()  # dropped once written; on failure the unwritten history stays in the twin's log
+    try:
+        with ws.loading(source=source or f"twin:{scenario}", kind=KIND, environment=w.environment,
+                        company=w.company) as load:
+            for fn in before or []:
+                fn(load)
+            for table, frame in frames.items():
+                if table == "couplings" and couplings is not None:
+                    # the twin knows exactly which couplings it changed: write them over, no value comparison
+                    load.report.tables["couplings"] = ws.replace("couplings", frame)
+                    continue
+                # in slices: DuckDB's copies of a whole 600k-row error frame would double the peak memory
+                for lo in range(0, max(len(frame), 1), CHUNK_ROWS):
+                    load.upsert(table, frame.iloc[lo : lo + CHUNK_ROWS])
+            del frames
+            load.con.register("_twin_keys", keys)
+            try:
+                gone = load.con.execute(
+                    f"DELETE FROM couplings c WHERE environment = ? AND company = ? AND {gone_sql} "
+                    "(SELECT 1 FROM _twin_keys k WHERE k.table_id = c.table_id "
+                    "AND CAST(k.integration_id AS UUID) = c.integration_id)",
+                    [w.environment, w.company],
+                ).fetchall()[0][0]
+            finally:
+                load.con.unregister("_twin_keys")
+            load.count_deleted("couplings", gone)
+            w.errors.drop()
+            revision = _save(load, sim, scenario)
+            load.watermark = _now(sim)
+    except BaseException:
+        w.errors = log
+        raise
     _cache(ws)[key] = (revision, sim)  # committed: this object is the stored twin
     return load.report
 
@@ -242,6 +257,7 @@ def attach_twin(ws: Workspace, sim: Simulation, *, scenario: str) -> LoadReport:
     the twin's from the start rather than after the first action.
     """
     w = sim.world
+    _check_finished(sim)
     forget_twin(ws, w.environment, w.company)
     w.errors.drop()  # already in the workspace
     frames = canonical_frames(sim, since_job=len(w.jobs))

@@ -22,10 +22,11 @@ from .. import actions as act
 from .. import plots
 from ..analysis import backlog, trends
 from ..analysis.findings import Finding, diagnose, kpis
+from ..analysis.signatures import ensure_signatures
 from ..errors import SyncAnalysisError
 from ..workspace import Workspace
 from . import html as h
-from .triage import ANY, TriagePanel, ensure_signatures
+from .triage import ANY, TriagePanel, workspace_version
 
 # (title, figure of the workspace under the filters environment, company, mapping, since, until)
 CHARTS: list[tuple[str, Callable[..., Any]]] = [
@@ -207,8 +208,8 @@ class Dashboard:
         self._show_findings()
 
     def chart(self, index: int) -> bytes:
-        """The PNG of chart ``index`` under the current filters (cached per filters)."""
-        key = (index, tuple(self.value.items()))
+        """The PNG of chart ``index`` under the current filters (cached per filters until the history changes)."""
+        key = (index, tuple(self.value.items()), workspace_version(self.ws))
         if key not in self._charts:
             fig = CHARTS[index][1](self.ws, **self.value)
             self._charts[key] = figure_png(fig)
@@ -221,7 +222,7 @@ class Dashboard:
 
     def _diagnose(self) -> list[Finding]:
         v = self.value
-        key = (v["environment"], v["company"])
+        key = (v["environment"], v["company"], workspace_version(self.ws))  # an action run since: diagnose again
         if key not in self._diagnosis:
             self._diagnosis[key] = diagnose(self.ws, environment=key[0], company=key[1])
         return self._diagnosis[key]

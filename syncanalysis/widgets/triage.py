@@ -23,7 +23,7 @@ from IPython.display import display
 
 from .. import actions as act
 from ..analysis.records import STATES, Selection, facet_counts, records, records_relation
-from ..analysis.signatures import assign_signatures
+from ..analysis.signatures import ensure_signatures
 from ..errors import SyncAnalysisError
 from ..workspace import Workspace
 from . import html as h
@@ -61,19 +61,7 @@ def workspace_version(ws: Workspace) -> tuple:
 
 def is_read_only(ws: Workspace) -> bool:
     """Whether the workspace was opened read-only (previews work, actions cannot run)."""
-    return bool(ws.con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
-                               ).fetchall()[0][0])
-
-
-def ensure_signatures(ws: Workspace) -> None:
-    """Classify error texts that have no signature yet (new history), so the signature and cause filters
-    offer them; a read-only workspace is left as it is (the filters offer what was classified before)."""
-    if is_read_only(ws):
-        return
-    missing = ws.con.execute("SELECT count(*) FROM (SELECT 1 FROM job_errors WHERE signature IS NULL LIMIT 1)"
-                             ).fetchall()[0][0]
-    if missing:
-        assign_signatures(ws)
+    return ws.read_only
 
 
 def _key_tuples(frame: pd.DataFrame) -> list[tuple[str, str, int, str]]:
