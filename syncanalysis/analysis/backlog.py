@@ -271,13 +271,11 @@ def _build_skips(ws: Workspace) -> None:
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _bk_skips AS
         WITH h AS (
-            SELECT s.*, least(t.acted_at, ta.acted_at) AS action_at, v.wave_at
+            SELECT s.*, t.acted_at AS action_at, v.wave_at
             FROM (SELECT * FROM _bk_skips0 WHERE next_any_at IS NOT NULL OR NOT skipped_now) s
-            ASOF LEFT JOIN (SELECT * FROM _bk_touched WHERE record_id IS NOT NULL) t
+            ASOF LEFT JOIN _bk_touched t
                  ON t.environment = s.environment AND t.company = s.company AND t.record_id = s.record_id
                 AND t.acted_at > s.start
-            ASOF LEFT JOIN (SELECT * FROM _bk_touched WHERE record_id IS NULL) ta
-                 ON ta.environment = s.environment AND ta.company = s.company AND ta.acted_at > s.start
             ASOF LEFT JOIN _bk_waves v ON v.environment = s.environment AND v.company = s.company
                  AND v.mapping_name = s.mapping_name AND v.wave_at > s.start),
         hist AS (
@@ -370,13 +368,11 @@ def _build_episodes(ws: Workspace) -> None:
         r1 AS (
             SELECT r0.*, CASE WHEN success_start > last_failure THEN success_start
                               WHEN last_success_start > last_failure THEN last_success_start END AS synced_at,
-                   least(t.acted_at, ta.acted_at, v.wave_at) AS unskip_at
+                   least(t.acted_at, v.wave_at) AS unskip_at
             FROM r0
-            ASOF LEFT JOIN (SELECT * FROM _bk_touched WHERE record_id IS NOT NULL) t
+            ASOF LEFT JOIN _bk_touched t
                  ON t.environment = r0.environment AND t.company = r0.company AND t.record_id = r0.record_id
                 AND t.acted_at > r0.last_failure
-            ASOF LEFT JOIN (SELECT * FROM _bk_touched WHERE record_id IS NULL) ta
-                 ON ta.environment = r0.environment AND ta.company = r0.company AND ta.acted_at > r0.last_failure
             ASOF LEFT JOIN _bk_waves v ON v.environment = r0.environment AND v.company = r0.company
                  AND v.mapping_name = r0.mapping_name AND v.wave_at > r0.last_failure),
         -- a skipped record that synced later was un-skipped first: the first un-skip evidence, if earlier
