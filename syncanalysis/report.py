@@ -157,12 +157,17 @@ def _evidence_html(evidence: dict[str, Any]) -> str:
     return f"<ul class=\"muted\">{''.join(parts)}</ul>" if parts else ""
 
 
-def _finding_html(f: Any) -> str:
+def _severity_window(f: Any) -> tuple[str, str, str]:
+    """A finding's severity, its colour and its time window as text (shared by cards and table rows)."""
     sev = str(getattr(f, "severity", "info"))
-    color = SEVERITY_COLORS.get(sev, "#9e9e9e")
     window = f"{_when(f.start)} – {_when(f.end)}" if getattr(f, "start", None) is not None else _when(f.end)
     if getattr(f, "ongoing", False):
         window += " (ongoing)"
+    return sev, SEVERITY_COLORS.get(sev, "#9e9e9e"), window
+
+
+def _finding_html(f: Any) -> str:
+    sev, color, window = _severity_window(f)
     meta = [f"<code>{_e(f.code)}</code>"]
     if getattr(f, "mapping", None):
         meta.append(f"mapping {_e(f.mapping)}")
@@ -180,11 +185,7 @@ def _finding_html(f: Any) -> str:
 
 
 def _finding_row(f: Any) -> str:
-    sev = str(getattr(f, "severity", "info"))
-    color = SEVERITY_COLORS.get(sev, "#9e9e9e")
-    window = f"{_when(f.start)} – {_when(f.end)}" if getattr(f, "start", None) is not None else _when(f.end)
-    if getattr(f, "ongoing", False):
-        window += " (ongoing)"
+    sev, color, window = _severity_window(f)
     action = f"<b>Action:</b> {_e(f.action)}. " if getattr(f, "action", None) else ""
     return (f'<tr><td><span class="sev" style="background:{color}">{_e(sev)}</span></td>'
             f'<td><details><summary>{_e(f.title)} <code>{_e(f.code)}</code></summary>'
