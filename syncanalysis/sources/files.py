@@ -17,6 +17,7 @@ Use :func:`load_files` (one report per file), :func:`format_report` to show the 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import gzip
@@ -30,7 +31,8 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +40,12 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+from python_calamine import CalamineError, CalamineWorkbook
 
 from ..schema import FIDELITY_PAGE, FIDELITY_TABLE, TABLES
 from ..workspace import LoadReport, UpsertResult, Workspace
 from . import captions as cap
-from . import link
+from . import link, xlsx
 from .errors import (
     DuplicateRowError,
     EnvironmentConflictError,
@@ -74,6 +77,7 @@ DEFAULT_ENVIRONMENT = "default"
 DEFAULT_COMPANY = "default"
 _HEADER_SCAN = 25  # rows searched for the header
 _SAMPLE_ROWS = 200  # data rows used for column signatures
+_PROFILE_ROWS = 20_000  # rows that decide a big part's date forms first (checked on every row after)
 _MAX_CATEGORIES = 1000  # distinct values an option / Yes-No column may have
 _names = itertools.count()
 
@@ -207,6 +211,11 @@ class _Temp:
         self.con.execute(f"CREATE TEMP TABLE {n} AS {sql}").fetchall()
         self.objects.append(("TABLE", n))
         return n
+
+    def drop(self, table: str | None) -> None:
+        if table is not None:
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+            self.objects.remove(("TABLE", table))
 
     def view(self, prefix: str, sql: str) -> str:
         n = self.name(prefix)
@@ -421,21 +430,25 @@ def _csv_error(path: Path, delim: str, exc: duckdb.Error) -> UnreadableFileError
                                f"(separator {delim!r}) and that quotes are closed")
 
 
-def _cell_texts(col: tuple[Any, ...]) -> np.ndarray:
+def _cell_texts(col: Sequence[Any] | np.ndarray) -> np.ndarray:
     """One xlsx column as text, converted per value type in bulk: whole numbers without ``.0``, dates in ISO."""
-    arr = np.array(col, dtype=object)
-    types = set(map(type, col))
+    arr = np.array(col, dtype=object)  # a copy: contiguous, and ours to write
+    values = arr.tolist()
+    types = set(map(type, values))
     if types <= {str}:
         return arr
-    kinds = np.fromiter(map(type, col), dtype=object, count=len(col))
+    kinds = np.fromiter(map(type, values), dtype=object, count=len(values)) if len(types) > 1 else None
     for t in types - {str}:
-        mask = kinds == t
+        mask = slice(None) if kinds is None else kinds == t
         vals = arr[mask]
         if t is float or t is int:
             f = vals.astype(float)
             whole = np.isfinite(f) & (f == np.floor(f)) & (np.abs(f) < 1e15)
-            text = f.astype(str).astype(object)
-            text[whole] = f[whole].astype(np.int64).astype(str)
+            text = np.empty(len(f), dtype=object)
+            if whole.any():  # str() of Python ints: numpy's own int-to-text costs more
+                text[whole] = list(map(str, f[whole].astype(np.int64).tolist()))
+            if not whole.all():
+                text[~whole] = f[~whole].astype(str)
             arr[mask] = text
         elif t is bool:
             arr[mask] = np.where(vals.astype(bool), "true", "false").astype(object)
@@ -453,10 +466,28 @@ def _cell_texts(col: tuple[Any, ...]) -> np.ndarray:
     return arr
 
 
-def _read_workbook(path: Path, temp: _Temp) -> list[Part]:
-    from python_calamine import CalamineWorkbook
+def _texts(block: xlsx.Block) -> list[np.ndarray]:
+    """A block's columns as text arrays (see :func:`_cell_texts`)."""
+    return [_cell_texts(c) for c in _columns(block.rows)] if block.rows else []
 
-    con = temp.con
+
+def _columns(data: list[list[Any]]) -> list[Any]:
+    """The columns of calamine's rows (equal-length lists): one 2-D object array, sliced."""
+    grid = np.array(data, dtype=object)
+    if grid.ndim != 2:  # pragma: no cover - calamine's rows all have the sheet's width
+        return list(zip(*data))
+    return [grid[:, i] for i in range(grid.shape[1])]
+
+
+# what calamine and zipfile raise on a truncated or corrupt workbook
+_UNREADABLE = (CalamineError, zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
+
+
+class _Reread(Exception):
+    """A later block of a sheet starts left of its first block: read the sheet whole instead."""
+
+
+def _read_workbook(path: Path, temp: _Temp) -> list[Part]:
     try:
         wb = CalamineWorkbook.from_path(str(path))
         names = list(wb.sheet_names)
@@ -467,49 +498,82 @@ def _read_workbook(path: Path, temp: _Temp) -> list[Part]:
     parts = []
     for name in names:
         try:
-            rows = wb.get_sheet_by_name(name).to_python()
-        except Exception as exc:
+            try:
+                part = _read_sheet(path, name, temp, xlsx.sheet_blocks(path, wb, name, convert=_texts))
+            except _Reread:
+                part = _read_sheet(path, name, temp, xlsx.sheet_blocks(path, wb, name, workers=1))
+        except _UNREADABLE as exc:
             raise UnreadableFileError(f"the sheet cannot be read (truncated or corrupt: {exc})", path=path,
                                       sheet=name, hint="Export the file again") from exc
-        if not rows:
-            continue
-        top = [[("" if v is None else str(v)).strip() for v in r] for r in rows[:_HEADER_SCAN]]
-        h = _find_header(top)
-        if h is None:
-            continue
-        package = None
-        if h >= 2 and len(top[0]) >= 3 and re.fullmatch(r"\d+", top[0][2].replace(".0", "")):
-            package = (top[0][0], top[0][1], top[0][2].replace(".0", ""))
-        headers = list(top[h])
-        while headers and not headers[-1]:
-            headers.pop()
-        data = rows[h + 1:]
-        width = max(len(headers), 1)
-        if not data:
-            parts.append(Part(path, name, headers, h + 1, "", [], 0, package))
-            continue
-        columns = list(zip(*data))[:width]
-        while len(columns) < width:
-            columns.append(("",) * len(data))
-        frame = pd.DataFrame({f"c{i}": _cell_texts(c) for i, c in enumerate(columns)})
-        frame["_row"] = np.arange(h + 2, h + 2 + len(data), dtype=np.int64)
-        reg = temp.name("df")
-        con.execute("SELECT 1").fetchall()  # register() needs no half-read result on the connection
-        con.register(reg, frame)
-        try:
-            blank = " AND ".join(f"coalesce(c{i}, '') = ''" for i in range(width))
-            table = temp.table("raw", f"SELECT * FROM {reg} WHERE NOT ({blank})")
-        finally:
-            con.unregister(reg)
-        view = temp.view("rawv", f"SELECT _row, * EXCLUDE (_row) FROM {table}")
-        sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {table} ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
-        nrows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-        parts.append(Part(path, name, headers + [""] * (width - len(headers)), h + 1, view,
-                          [["" if v is None else v for v in r] for r in sample], nrows, package))
+        if part is not None:
+            parts.append(part)
     if not parts:
         raise UnreadableFileError("the workbook has no sheet with a header row", path=path,
                                   hint="Export the page or table again with its column headers")
     return parts
+
+
+def _read_sheet(path: Path, name: str, temp: _Temp, blocks: Generator[xlsx.Block, None, None]) -> Part | None:
+    """One sheet's cells into a temp table of text columns, block by block (see :mod:`.xlsx`)."""
+    with contextlib.closing(blocks):  # whatever happens, the threads parsing blocks are stopped
+        return _read_blocks(path, name, temp, blocks)
+
+
+def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block]) -> Part | None:
+    con = temp.con
+    first = next(blocks, None)
+    if first is None or not first.rows:
+        return None
+    top = [[("" if v is None else str(v)).strip() for v in r] for r in first.rows[:_HEADER_SCAN]]
+    h = _find_header(top)
+    if h is None:
+        return None
+    package = None
+    if h >= 2 and len(top[0]) >= 3 and re.fullmatch(r"\d+", top[0][2].replace(".0", "")):
+        package = (top[0][0], top[0][1], top[0][2].replace(".0", ""))
+    headers = list(top[h])
+    while headers and not headers[-1]:
+        headers.pop()
+    width = max(len(headers), 1)
+    header_row = first.row + h + 1  # 1-based row number in the sheet
+    table = None
+    blank = " AND ".join(f"coalesce(c{i}, '') = ''" for i in range(width))
+    block: xlsx.Block | None = first
+    while block is not None:
+        if not block.rows:  # e.g. a last block holding only the sheet's end
+            block = next(blocks, None)
+            continue
+        skip = h + 1 if block is first else 0
+        shift = block.col - first.col
+        if shift < 0:
+            temp.drop(table)
+            raise _Reread
+        n = len(block.rows) - skip
+        if n > 0:
+            texts = block.converted if block.converted is not None else _texts(block)
+            columns = [np.full(n, "", dtype=object)] * shift + [c[skip:] for c in texts]
+            columns = columns[:width] + [np.full(n, "", dtype=object)] * (width - len(columns))
+            frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
+            frame.insert(0, "_row", np.arange(block.row + skip + 1, block.row + skip + 1 + n, dtype=np.int64))
+            reg = temp.name("df")
+            con.execute("SELECT 1").fetchall()  # register() needs no half-read result on the connection
+            con.register(reg, frame)
+            try:
+                rows = f"SELECT * FROM {reg} WHERE NOT ({blank})"
+                if table is None:
+                    table = temp.table("raw", rows)
+                else:
+                    con.execute(f"INSERT INTO {table} {rows}").fetchall()
+            finally:
+                con.unregister(reg)
+        block = next(blocks, None)
+    if table is None:
+        return Part(path, name, headers, header_row, "", [], 0, package)
+    view = temp.view("rawv", f"SELECT * FROM {table}")
+    sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {table} ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
+    nrows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    return Part(path, name, headers + [""] * (width - len(headers)), header_row, view,
+                [["" if v is None else v for v in r] for r in sample], nrows, package)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -694,6 +758,7 @@ class Parsed:
     company: str | None = None
     directions: dict[str, Any] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
+    joined: bool = False  # its canonical rows join workspace tables (set by _canonical_sql)
 
     @property
     def layout(self) -> cap.Layout:
@@ -731,17 +796,21 @@ def _distinct(con: duckdb.DuckDBPyConnection, part: Part, col: str, header: str)
 
 
 def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp, *,
-           any_known: bool = False) -> Parsed:
+           any_known: bool = False, full_profile: bool = False) -> Parsed:
     """Typed values of a part (a view) and the checks on them.
 
     Option and Yes/No columns are mapped on their distinct values; with ``any_known`` (the one-pass
-    load, which sees only the first rows) on every caption the option has, folded in SQL.
+    load, which sees only the first rows) on every caption the option has, folded in SQL. Date forms
+    are profiled on the first rows of a big part; if any date then fails to read, the whole column
+    is profiled again (``full_profile``), so the outcome is the same as profiling every row.
     """
     exprs: dict[str, str] = {}
     checks: list[tuple[str, str, str, str]] = []  # (flag sql, raw col, header, problem)
     warnings: list[str] = []
     dates = {f"c{m.index}": m.header for m in match.columns if m.column is not None and m.column.kind == cap.DATETIME}
-    profiles = profile_datetimes(con, part.view, dates, lang=match.language, where=part.where(header_row=0))
+    sampled = not full_profile and part.rows > _PROFILE_ROWS
+    profiles = profile_datetimes(con, part.view, dates, lang=match.language, where=part.where(header_row=0),
+                                 limit=_PROFILE_ROWS if sampled else None)
     directions: dict[str, Any] = {}
     for m in match.columns:
         c = m.column
@@ -816,6 +885,8 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
     if checks:
         agg = ", ".join(f"min(_row) FILTER (_f{i}), count(*) FILTER (_f{i})" for i in range(len(checks)))
         got = con.execute(f"SELECT {agg} FROM {table}").fetchall()[0]
+        if sampled and any(got[2 * i + 1] and r in dates for i, (_, r, _, _) in enumerate(checks)):
+            return _parse(con, part, match, temp, any_known=any_known, full_profile=True)
         for i, (_, r, header, problem) in enumerate(checks):
             first, n = got[2 * i], got[2 * i + 1]
             if not n:
@@ -978,6 +1049,7 @@ def _canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, com
         spans = link.jobs_spanning_sql(f"(SELECT error_no, logged_at FROM {parsed.table})", env, company)
         cols["job_id"] = "j.job_id"
         cols["job_inferred"] = "CASE WHEN j.job_id IS NOT NULL THEN true END"
+        parsed.joined = True
         return _select(parsed, env, company, cols) + f" LEFT JOIN ({spans}) j ON j.error_no = p.error_no"
     if kind == "page-5333":
         en = {t: c["en"][0] for t, c in cap.table_captions().items() if c.get("en")}
@@ -988,6 +1060,7 @@ def _canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, com
         cols["integration_id"] = "c.integration_id"
         cols["crm_id"] = "c.crm_id"
         cols["link_inferred"] = "CASE WHEN c.integration_id IS NOT NULL THEN true END"
+        parsed.joined = True
         return (_select(parsed, env, company, cols)
                 + f" LEFT JOIN {ws_caps} wc ON wc.table_id = p.table_id"
                 + f" LEFT JOIN ({link.couplings_by_description_sql(env, company)}) c "
@@ -1288,13 +1361,16 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
                         fidelity=FIDELITY_TABLE) as load:
             for p in sorted(parsed, key=lambda p: _ORDER.index(p.layout.kind)):
                 sql = _canonical_sql(con, p, env, comp, report)
-                if p.layout.page:  # joins with the workspace: computed once, not at every scan of the upsert
+                if p.joined:  # joins with the workspace: computed once, not at every scan of the upsert
                     final = temp.table("final", sql)
                     sql = f"SELECT * FROM {final}"
                     _inline_links(con, p.layout.kind, final, report)
-                rel = con.sql(sql)
                 fidelity = FIDELITY_PAGE if p.layout.page else FIDELITY_TABLE
-                result = ws.upsert(p.layout.table, rel, fidelity=fidelity)
+                if _first_rows(con, p.layout.table, sql, env, comp):  # nothing to merge with: one INSERT
+                    n = ws.insert_new(p.layout.table, sql, fidelity=fidelity)
+                    result = UpsertResult(p.layout.table, read=n, inserted=n)
+                else:
+                    result = ws.upsert(p.layout.table, con.sql(sql), fidelity=fidelity)
                 _count(load.report, result)
             stage("link")
             _relink(load, report, env, comp, set(kinds))
@@ -1316,6 +1392,19 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
             con.execute(f"DROP TABLE IF EXISTS {t}")
         temp.close()
         hasher.join()
+
+
+def _first_rows(con: duckdb.DuckDBPyConnection, table: str, sql: str, env: str, company: str) -> bool:
+    """Whether the rows of ``sql`` can go into ``table`` by a plain INSERT: the table has no rows of this
+    environment and company yet and no row lacks its key (keys within one file are unique after
+    :func:`_dedupe`, and the values are typed already); otherwise :meth:`Workspace.upsert` merges them."""
+    if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE environment = ? AND company = ? LIMIT 1)",
+                   [env, company]).fetchall()[0][0]:
+        return False
+    keys = [k for k in TABLES[table].key if k not in ("environment", "company")]
+    nulls = " OR ".join(f"{ident(k)} IS NULL" for k in keys) or "false"
+    return not con.execute(f"SELECT count(*) FROM (SELECT {', '.join(map(ident, keys)) or 1} FROM ({sql})) "
+                           f"WHERE {nulls}").fetchall()[0][0]
 
 
 _ORDER = ["table-5335", "page-5335", "table-5338", "table-5339", "table-5331", "page-5338", "page-5339", "page-5333",

@@ -95,7 +95,8 @@ def _formats(p: DateProfile) -> list[str]:
 
 
 def profile_datetimes(con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, str], *,
-                      lang: str | None = None, where: Mapping[str, object] | None = None) -> dict[str, DateProfile]:
+                      lang: str | None = None, where: Mapping[str, object] | None = None,
+                      limit: int | None = None) -> dict[str, DateProfile]:
     """Decide how each date column of ``table`` is read (one scan, plus one over non-ISO values if any).
 
     Parameters
@@ -108,6 +109,9 @@ def profile_datetimes(con: duckdb.DuckDBPyConnection, table: str, columns: Mappi
         The file's language, a hint for columns whose values do not decide the date order.
     where
         Context for errors: ``path``, ``sheet``, ``header_row`` (added to ``_row``).
+    limit
+        Profile only this many rows (an optimistic guess the caller must verify on every row: a
+        value the guess does not read shows as unparsed, and the caller profiles again in full).
 
     Raises
     ------
@@ -117,6 +121,8 @@ def profile_datetimes(con: duckdb.DuckDBPyConnection, table: str, columns: Mappi
     where = dict(where or {})
     if not columns:
         return {}
+    if limit is not None:
+        table = f"(SELECT * FROM {table} LIMIT {int(limit)})"
     cols = list(columns)
     non_iso = [f"count(*) FILTER ({_v(c)} <> '' AND {_iso_sql(_v(c))} IS NULL)" for c in cols]
     tz = [f"bool_or({_v(c)} LIKE '____-__-__%' AND regexp_matches({_v(c)}, {lit(_TZ)}))" for c in cols]

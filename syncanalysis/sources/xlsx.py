@@ -1,0 +1,177 @@
+"""Reading a big worksheet on every core.
+
+calamine parses one worksheet on one core (releasing the GIL while it does). A big sheet's XML is
+cut at row boundaries into blocks of a few megabytes; each block becomes a small stand-alone
+workbook (the original's workbook, styles and shared strings, stored uncompressed, with that slice
+of rows) which a pool of threads parses while the caller converts the blocks already parsed.
+Cutting only ever happens between two ``</row>`` elements of the plain (unprefixed) SpreadsheetML
+a sheet normally has; a workbook of several sheets, a small sheet or an unusual one is read whole,
+the plain way. Either way the caller gets the same cells.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import re
+import zipfile
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+from python_calamine import CalamineWorkbook
+
+BLOCK_BYTES = 6 << 20  # uncompressed sheet XML per block
+MIN_SPLIT_BYTES = 16 << 20  # smaller sheets are parsed whole: the cutting would cost more than it saves
+_READ = 1 << 20
+_OPEN = b"<sheetData>"
+_TAIL = b"</sheetData></worksheet>"
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_DOC_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+@dataclass
+class Block:
+    """Consecutive rows of a sheet as calamine gives them, and where they start (0-based)."""
+
+    row: int
+    col: int
+    rows: list[list[Any]]
+    converted: Any = None  # what ``convert`` made of the rows, in the thread that parsed them
+
+
+def _parse(sheet: Any) -> Block:
+    rows = sheet.to_python()
+    start = sheet.start or (0, 0)
+    return Block(int(start[0]), int(start[1]), rows)
+
+
+def _sheet_part(z: zipfile.ZipFile) -> str | None:
+    """The zip member of the workbook's only worksheet (None with several sheets or odd metadata)."""
+    try:
+        book = ElementTree.fromstring(z.read("xl/workbook.xml"))
+        rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ElementTree.ParseError):
+        return None
+    sheets = book.findall(f"{_MAIN}sheets/{_MAIN}sheet")
+    if len(sheets) != 1:
+        return None
+    rid = sheets[0].get(f"{_DOC_RELS}id")
+    target = next((r.get("Target") for r in rels.findall(f"{_RELS}Relationship") if r.get("Id") == rid), None)
+    if not target:
+        return None
+    part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+    return part if part in z.NameToInfo else None
+
+
+def _workbook(others: list[tuple[zipfile.ZipInfo, bytes]], part: str, xml: bytes) -> io.BytesIO:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for info, data in others:
+            z.writestr(info.filename, data)
+        z.writestr(part, xml)
+    out.seek(0)
+    return out
+
+
+def _parse_block(buf: io.BytesIO, convert: Callable[[Block], Any] | None) -> Block:
+    block = _parse(CalamineWorkbook.from_filelike(buf).get_sheet_by_index(0))
+    if convert is not None:
+        block.converted = convert(block)
+    return block
+
+
+def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int | None = None,
+                 min_bytes: int | None = None, workers: int | None = None,
+                 convert: Callable[[Block], Any] | None = None) -> Generator[Block, None, None]:
+    """The rows of sheet ``name`` in order, as one or more :class:`Block` s.
+
+    Parameters
+    ----------
+    path
+        The workbook file.
+    workbook
+        The open :class:`python_calamine.CalamineWorkbook` of ``path`` (used to read a sheet whole).
+    name
+        The sheet's name.
+    block_bytes, min_bytes
+        Size of a block's XML, and the sheet size from which it is cut into blocks (default
+        :data:`BLOCK_BYTES` and :data:`MIN_SPLIT_BYTES`).
+    workers
+        Threads parsing blocks (default: the number of cores, at most 4).
+    convert
+        Called on each block in the thread that parsed it (its result is ``Block.converted``), so
+        the conversion of one block overlaps the inflating and cutting of the next ones.
+
+    Raises
+    ------
+    Exception
+        Whatever calamine or :mod:`zipfile` raise on a corrupt workbook (the caller names the file).
+    """
+    workers = workers or min(4, os.cpu_count() or 1)
+    blocks = _cut(path, block_bytes or BLOCK_BYTES, MIN_SPLIT_BYTES if min_bytes is None else min_bytes) \
+        if workers > 1 else None
+    if blocks is None:
+        yield _parse(workbook.get_sheet_by_name(name))
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="syncanalysis-xlsx")
+    futures: list[Future[Block]] = []
+    done = 0
+    try:
+        for buf in blocks:  # the inflating runs here while the pool parses the blocks cut so far
+            futures.append(pool.submit(_parse_block, buf, convert))
+            while done < len(futures) and futures[done].done():  # and the caller converts the parsed ones
+                done += 1
+                yield futures[done - 1].result()
+        for f in futures[done:]:
+            yield f.result()
+    finally:
+        blocks.close()
+        for f in futures:
+            f.cancel()
+        pool.shutdown(wait=True)
+
+
+def _cut(path: str | Path, block_bytes: int, min_bytes: int) -> Generator[io.BytesIO, None, None] | None:
+    """Stand-alone workbooks of consecutive row slices of the only sheet, or None to read it whole."""
+    z = zipfile.ZipFile(path)
+    part = _sheet_part(z)
+    if part is None or z.getinfo(part).file_size < min_bytes:
+        z.close()
+        return None
+    with z.open(part) as f:
+        head = f.read(_READ)
+    at = head.find(_OPEN)
+    if at < 0 or not re.search(rb"<worksheet[\s>]", head[:at]):
+        z.close()
+        return None  # prefixed or unusual XML: calamine reads it whole
+
+    def gen() -> Generator[io.BytesIO, None, None]:
+        with z:
+            others = [(i, z.read(i)) for i in z.infolist() if i.filename != part and not i.is_dir()]
+            with z.open(part) as f:
+                data = f.read(_READ)
+                start = data.find(_OPEN) + len(_OPEN)
+                prefix, pending = data[:start], bytearray(data[start:])
+                while True:
+                    piece = f.read(_READ)
+                    pending += piece
+                    while len(pending) >= block_bytes:
+                        at = pending.rfind(b"</row>", 0, block_bytes)
+                        if at < 0:  # a row longer than a block
+                            at = pending.find(b"</row>", block_bytes)
+                        if at < 0:
+                            break  # read on to the row's end
+                        cut = at + len(b"</row>")
+                        yield _workbook(others, part, prefix + bytes(pending[:cut]) + _TAIL)
+                        del pending[:cut]
+                    if not piece:  # the last rows, with the sheet's own end
+                        yield _workbook(others, part, prefix + bytes(pending))
+                        return
+
+    return gen()

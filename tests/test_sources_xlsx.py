@@ -1,0 +1,159 @@
+"""Big worksheets read in blocks on several threads give exactly the cells of a whole read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from python_calamine import CalamineWorkbook
+from test_sources_helpers import file_hash, snapshot, write_xlsx
+
+from syncanalysis import Workspace
+from syncanalysis.sources import UnreadableFileError, ValueParseError, load_files
+from syncanalysis.sources import files, xlsx
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "sample_data" / "pages" / "en" / "Integration Synchronization Errors.xlsx"
+ENV, COMPANY = "PRODUCTION", "CRONUS International Ltd."
+
+
+def _cells(blocks) -> dict[tuple[int, int], object]:
+    """Non-empty cells by (row, column) in the sheet."""
+    out = {}
+    for b in blocks:
+        for i, row in enumerate(b.rows):
+            for j, v in enumerate(row):
+                if v not in ("", None):
+                    out[(b.row + i, b.col + j)] = v
+    return out
+
+
+def _mixed_sheet(path: Path, rows: int = 3000) -> Path:
+    """Shared strings, dates, whole and decimal numbers, booleans, markup, blank rows and cells, a stray column."""
+    body = []
+    for i in range(rows):
+        if i % 397 == 5:
+            body.append([None] * 7)  # a blank row (block cuts land near some of them)
+            continue
+        body.append([i + 1, dt.datetime(2026, 1, 1) + dt.timedelta(minutes=37 * i),
+                     f"Customer C{i % 50:05d} <b>&amp; é</b>\nline two" if i % 3 else None,
+                     1.5 * i if i % 7 else None, i % 2 == 0, "View", "stray" if i % 501 == 0 else None])
+    return write_xlsx(path, ["No.", "Date/Time", "Error Message", "Amount", "Flag", "Source"], body)
+
+
+def test_blocks_hold_every_cell_of_a_whole_read(tmp_path):
+    path = _mixed_sheet(tmp_path / "mixed.xlsx")
+    wb = CalamineWorkbook.from_path(str(path))
+    name = wb.sheet_names[0]
+    whole = list(xlsx.sheet_blocks(path, wb, name, workers=1))
+    blocks = list(xlsx.sheet_blocks(path, wb, name, block_bytes=20_000, min_bytes=0, workers=2))
+    assert len(whole) == 1 and len(blocks) > 5
+    assert [b.row for b in blocks] == sorted(b.row for b in blocks)
+    assert _cells(blocks) == _cells(whole)
+    assert len(_cells(whole)) > 15_000
+
+
+def test_a_workbook_of_several_sheets_or_a_small_sheet_is_read_whole(tmp_path):
+    import xlsxwriter
+
+    path = tmp_path / "two.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    for name in ("A", "B"):
+        ws = wb.add_worksheet(name)
+        for r in range(200):
+            ws.write_row(r, 0, [r, "x" * 50])
+    wb.close()
+    cwb = CalamineWorkbook.from_path(str(path))
+    assert len(list(xlsx.sheet_blocks(path, cwb, "B", block_bytes=1000, min_bytes=0, workers=2))) == 1
+    small = _mixed_sheet(tmp_path / "small.xlsx", rows=50)
+    cwb = CalamineWorkbook.from_path(str(small))
+    assert len(list(xlsx.sheet_blocks(small, cwb, cwb.sheet_names[0], block_bytes=1000, workers=2))) == 1
+
+
+@pytest.fixture
+def in_blocks(monkeypatch):
+    """Every sheet cut into blocks of about 200 kB."""
+    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
+    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 200_000)
+
+
+def _load(path: Path):
+    ws = Workspace()
+    (report,) = load_files(ws, [path], environment=ENV, company=COMPANY, progress=False)
+    return ws, report
+
+
+def test_a_page_export_loads_the_same_rows_in_blocks_as_whole(monkeypatch):
+    whole_ws, whole = _load(PAGE)
+    calls = []
+    real = xlsx._parse_block
+    monkeypatch.setattr(xlsx, "_parse_block", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
+    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 1 << 20)
+    block_ws, blocks = _load(PAGE)
+    assert len(calls) > 5  # the sheet really was cut
+    assert blocks.rows_inserted == whole.rows_inserted == whole_ws.count("job_errors") > 50_000
+    query = "SELECT * FROM job_errors ORDER BY error_no"
+    pd.testing.assert_frame_equal(whole_ws.sql(query), block_ws.sql(query))
+    assert blocks.details["parts"] == whole.details["parts"]
+
+
+def test_a_bad_value_deep_in_a_block_is_named_by_its_sheet_row(in_blocks, tmp_path):
+    rows = [[i, f"2026-01-{1 + i % 28:02d} 10:00:00", f"Message {i}", "", "View", "View"] for i in range(1, 4001)]
+    rows[3210][1] = "not a date"
+    path = write_xlsx(tmp_path / "errors.xlsx", ["No.", "Date/Time", "Error Message", "Help Link", "Source",
+                                                 "Destination"], rows)
+    ws = Workspace()
+    before = snapshot(ws)
+    with pytest.raises(ValueParseError) as e:
+        load_files(ws, [path], environment=ENV, company=COMPANY, progress=False)
+    assert e.value.row == 3212 and e.value.value == "not a date"  # header in row 1, first data row 2
+    assert snapshot(ws) == before
+
+
+def test_a_block_that_starts_left_of_the_first_one_is_read_whole(in_blocks, monkeypatch, tmp_path):
+    # the header and most rows start in column B; one row far down has a cell in column A
+    header = ["No.", "Date/Time", "Error Message", "Help Link", "Source", "Destination"]
+    rows = [[None, i, f"2026-02-{1 + i % 28:02d} 10:00:00", f"Message {i} " + "x" * 80, "", "View", "View"]
+            for i in range(1, 4001)]
+    rows[3500][0] = "note"
+    path = write_xlsx(tmp_path / "shifted.xlsx", [None] + header, rows)
+    calls = []
+    real = xlsx.sheet_blocks
+    monkeypatch.setattr(xlsx, "sheet_blocks", lambda *a, **k: calls.append(k.get("workers")) or real(*a, **k))
+    blocked_ws, blocked = _load(path)
+    assert calls == [None, 1]  # cut into blocks, then read whole when the shifted block came
+    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 1 << 60)
+    whole_ws, whole = _load(path)
+    assert blocked.rows_inserted == whole.rows_inserted == 4000
+    query = "SELECT * FROM job_errors ORDER BY error_no"
+    pd.testing.assert_frame_equal(whole_ws.sql(query), blocked_ws.sql(query))
+    assert blocked.details["parts"] == whole.details["parts"]
+
+
+def test_a_corrupt_sheet_in_blocks_is_refused_and_changes_nothing(in_blocks, tmp_path):
+    good = _mixed_sheet(tmp_path / "good.xlsx", rows=3000)
+    bad = tmp_path / "bad.xlsx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.startswith("xl/worksheets/"):
+                at = len(data) * 2 // 3
+                data = data[:at] + b"<c r=" + data[at:]  # broken XML two thirds in
+            dst.writestr(info, data)
+    ws = Workspace()
+    before, digest = snapshot(ws), file_hash(bad)
+    with pytest.raises(UnreadableFileError) as e:
+        load_files(ws, [bad], environment=ENV, company=COMPANY, progress=False)
+    assert "bad.xlsx" in str(e.value)
+    assert snapshot(ws) == before and file_hash(bad) == digest
+
+
+def test_cell_texts_of_numbers_dates_and_booleans():
+    col = [3.0, 2.5, "text", None, True, dt.datetime(2026, 5, 4, 3, 2, 1), dt.date(2026, 1, 2), 1e20, float("nan")]
+    assert list(files._cell_texts(col)) == ["3", "2.5", "text", "", "true", "2026-05-04T03:02:01.000000",
+                                            "2026-01-02", "1e+20", "nan"]
+    assert list(files._cell_texts([1.0, 2.0, 3.0])) == ["1", "2", "3"]
