@@ -12,8 +12,7 @@ from python_calamine import CalamineWorkbook
 from test_sources_helpers import file_hash, snapshot, write_xlsx
 
 from syncanalysis import Workspace
-from syncanalysis.sources import UnreadableFileError, ValueParseError, load_files
-from syncanalysis.sources import files, xlsx
+from syncanalysis.sources import UnreadableFileError, ValueParseError, files, load_files, xlsx
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "sample_data" / "pages" / "en" / "Integration Synchronization Errors.xlsx"
@@ -75,9 +74,19 @@ def test_a_workbook_of_several_sheets_or_a_small_sheet_is_read_whole(tmp_path):
 
 @pytest.fixture
 def in_blocks(monkeypatch):
-    """Every sheet cut into blocks of about 200 kB."""
+    """Every sheet cut into blocks of about 200 kB (and loaded the careful way)."""
     monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
     monkeypatch.setattr(xlsx, "BLOCK_BYTES", 200_000)
+    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 1 << 60)
+
+
+@pytest.fixture(params=["careful", "one pass"])
+def either_way(request, monkeypatch):
+    """Blocks of about 200 kB, loaded the careful way or in one pass (a bad file falls back to careful)."""
+    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
+    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 200_000)
+    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 0 if request.param == "one pass" else 1 << 60)
+    return request.param
 
 
 def _load(path: Path):
@@ -93,6 +102,7 @@ def test_a_page_export_loads_the_same_rows_in_blocks_as_whole(monkeypatch):
     monkeypatch.setattr(xlsx, "_parse_block", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
     monkeypatch.setattr(xlsx, "BLOCK_BYTES", 1 << 20)
+    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 1 << 60)
     block_ws, blocks = _load(PAGE)
     assert len(calls) > 5  # the sheet really was cut
     assert blocks.rows_inserted == whole.rows_inserted == whole_ws.count("job_errors") > 50_000
@@ -101,7 +111,7 @@ def test_a_page_export_loads_the_same_rows_in_blocks_as_whole(monkeypatch):
     assert blocks.details["parts"] == whole.details["parts"]
 
 
-def test_a_bad_value_deep_in_a_block_is_named_by_its_sheet_row(in_blocks, tmp_path):
+def test_a_bad_value_deep_in_a_block_is_named_by_its_sheet_row(either_way, tmp_path):
     rows = [[i, f"2026-01-{1 + i % 28:02d} 10:00:00", f"Message {i}", "", "View", "View"] for i in range(1, 4001)]
     rows[3210][1] = "not a date"
     path = write_xlsx(tmp_path / "errors.xlsx", ["No.", "Date/Time", "Error Message", "Help Link", "Source",
@@ -134,7 +144,7 @@ def test_a_block_that_starts_left_of_the_first_one_is_read_whole(in_blocks, monk
     assert blocked.details["parts"] == whole.details["parts"]
 
 
-def test_a_corrupt_sheet_in_blocks_is_refused_and_changes_nothing(in_blocks, tmp_path):
+def test_a_corrupt_sheet_in_blocks_is_refused_and_changes_nothing(either_way, tmp_path):
     good = _mixed_sheet(tmp_path / "good.xlsx", rows=3000)
     bad = tmp_path / "bad.xlsx"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -157,3 +167,60 @@ def test_cell_texts_of_numbers_dates_and_booleans():
     assert list(files._cell_texts(col)) == ["3", "2.5", "text", "", "true", "2026-05-04T03:02:01.000000",
                                             "2026-01-02", "1e+20", "nan"]
     assert list(files._cell_texts([1.0, 2.0, 3.0])) == ["1", "2", "3"]
+
+
+def _page_rows(n: int) -> list[list[object]]:
+    return [[n + 1 - i, f"{1 + i % 12}/{1 + i % 28}/2026 {1 + i % 12}:{i % 60:02d}:07 {'AM' if i % 2 else 'PM'}",
+             f"Customer C{i % 900:05d} must be coupled to a Dataverse row. <b>{i}</b>", "", "View", "View"]
+            for i in range(n)]
+
+
+PAGE_HEADER = ["No.", "Date/Time", "Error Message", "Help Link", "Source", "Destination"]
+
+
+def test_one_pass_gives_the_rows_a_careful_load_gives(monkeypatch):
+    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
+    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 1 << 20)
+    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 1 << 60)
+    careful_ws, careful = _load(PAGE)
+    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 0)
+    fast_ws, fast = _load(PAGE)
+    assert fast.one_pass and not careful.one_pass
+    assert fast.rows_inserted == careful.rows_inserted == careful_ws.count("job_errors") > 50_000
+    query = "SELECT * FROM job_errors ORDER BY error_no"
+    pd.testing.assert_frame_equal(careful_ws.sql(query), fast_ws.sql(query))
+    assert fast.details["parts"][0]["columns"] == careful.details["parts"][0]["columns"]
+    assert fast_ws.sql("SELECT kind, rows_inserted FROM loads").values.tolist() == [["page-5339", careful.rows_inserted]]
+    # a second load of the same file merges the careful way and changes nothing
+    (again,) = load_files(fast_ws, [PAGE], environment=ENV, company=COMPANY, progress=False)
+    assert not again.one_pass and again.rows_inserted == again.rows_updated == 0
+
+
+@pytest.mark.parametrize("problem", ["repeated row", "long message", "unknown date form"])
+def test_one_pass_falls_back_to_the_careful_load_for_what_the_first_block_did_not_show(either_way, tmp_path,
+                                                                                        problem):
+    rows = _page_rows(4000)
+    if problem == "repeated row":
+        rows[3500] = list(rows[3000])
+    elif problem == "long message":
+        rows[3500][2] = "x" * 3000
+    else:
+        rows[3500][1] = 46085.25  # an Excel serial date among US dates: read once the whole column is profiled
+    path = write_xlsx(tmp_path / "page.xlsx", PAGE_HEADER, rows)
+    ws, report = _load(path)
+    assert not report.one_pass
+    if problem == "repeated row":
+        assert report.rows_rejected == 1 and ws.count("job_errors") == 3999
+    elif problem == "long message":
+        assert any("longer than 2048" in w for w in report.warnings)
+        assert ws.sql("SELECT max(length(error_message)) AS n FROM job_errors")["n"][0] == 2048
+    else:
+        assert ws.sql("SELECT logged_at FROM job_errors WHERE error_no = 501")["logged_at"][0] == \
+            pd.Timestamp("1899-12-30") + pd.Timedelta(days=46085.25)
+    assert ws.count("job_errors") == 4000 - (problem == "repeated row") and ws.count("loads") == 1
+
+
+def test_one_pass_page_rows_carry_the_page_fidelity(either_way, tmp_path):
+    ws, report = _load(write_xlsx(tmp_path / "page.xlsx", PAGE_HEADER, _page_rows(3000)))
+    assert report.one_pass == (either_way == "one pass")
+    assert ws.sql("SELECT DISTINCT fidelity FROM job_errors")["fidelity"].tolist() == [1]

@@ -17,7 +17,7 @@ import csv
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from .. import bc
@@ -43,7 +43,12 @@ def normalize(text: object) -> str:
     >>> normalize("  L’enregistrement\\u00a0existe ")
     "l'enregistrement existe"
     """
-    s = unicodedata.normalize("NFKC", str(text)).casefold()
+    return _normalize(str(text))
+
+
+@lru_cache(maxsize=1 << 16)  # recognition folds the same captions for every file
+def _normalize(text: str) -> str:
+    s = unicodedata.normalize("NFKC", text).casefold()
     s = s.replace("\u2019", "'").replace("\u2018", "'").replace("\u2013", "-").replace("\u2011", "-")
     return re.sub(r"\s+", " ", s).strip()
 

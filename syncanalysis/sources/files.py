@@ -32,7 +32,7 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -519,9 +519,19 @@ def _read_sheet(path: Path, name: str, temp: _Temp, blocks: Generator[xlsx.Block
         return _read_blocks(path, name, temp, blocks)
 
 
-def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block]) -> Part | None:
-    con = temp.con
-    first = next(blocks, None)
+@dataclass
+class _SheetHead:
+    """Where a sheet's header is, found in its first block."""
+
+    first: xlsx.Block
+    index: int  # the header's index in the first block's rows
+    headers: list[str]
+    width: int
+    row: int  # the header's 1-based row number in the sheet
+    package: tuple[str, str, str] | None
+
+
+def _sheet_head(first: xlsx.Block | None) -> _SheetHead | None:
     if first is None or not first.rows:
         return None
     top = [[("" if v is None else str(v)).strip() for v in r] for r in first.rows[:_HEADER_SCAN]]
@@ -535,45 +545,66 @@ def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block
     while headers and not headers[-1]:
         headers.pop()
     width = max(len(headers), 1)
-    header_row = first.row + h + 1  # 1-based row number in the sheet
+    return _SheetHead(first, h, headers + [""] * (width - len(headers)), width, first.row + h + 1, package)
+
+
+def _block_frame(head: _SheetHead, block: xlsx.Block) -> pd.DataFrame | None:
+    """A block's data rows as text columns ``_row, c0..`` aligned on the header (None when it has none).
+
+    Raises :class:`_Reread` when the block starts left of the first block (the sheet must be read whole).
+    """
+    skip = head.index + 1 if block is head.first else 0
+    n = len(block.rows) - skip
+    if n <= 0:
+        return None
+    shift = block.col - head.first.col
+    if shift < 0:
+        raise _Reread
+    texts = block.converted if block.converted is not None else _texts(block)
+    columns = [np.full(n, "", dtype=object)] * shift + [c[skip:] for c in texts]
+    columns = columns[:head.width] + [np.full(n, "", dtype=object)] * (head.width - len(columns))
+    frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
+    frame.insert(0, "_row", np.arange(block.row + skip + 1, block.row + skip + 1 + n, dtype=np.int64))
+    return frame
+
+
+def _non_blank(frame: pd.DataFrame) -> str:
+    """SQL filter dropping the rows of ``frame`` whose every cell is empty."""
+    return "NOT (" + " AND ".join(f"coalesce({ident(c)}, '') = ''" for c in frame.columns if c != "_row") + ")"
+
+
+def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block]) -> Part | None:
+    con = temp.con
+    head = _sheet_head(next(blocks, None))
+    if head is None:
+        return None
     table = None
-    blank = " AND ".join(f"coalesce(c{i}, '') = ''" for i in range(width))
-    block: xlsx.Block | None = first
-    while block is not None:
-        if not block.rows:  # e.g. a last block holding only the sheet's end
-            block = next(blocks, None)
-            continue
-        skip = h + 1 if block is first else 0
-        shift = block.col - first.col
-        if shift < 0:
-            temp.drop(table)
-            raise _Reread
-        n = len(block.rows) - skip
-        if n > 0:
-            texts = block.converted if block.converted is not None else _texts(block)
-            columns = [np.full(n, "", dtype=object)] * shift + [c[skip:] for c in texts]
-            columns = columns[:width] + [np.full(n, "", dtype=object)] * (width - len(columns))
-            frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
-            frame.insert(0, "_row", np.arange(block.row + skip + 1, block.row + skip + 1 + n, dtype=np.int64))
+    try:
+        for block in itertools.chain([head.first], blocks):
+            frame = _block_frame(head, block)
+            if frame is None:
+                continue
             reg = temp.name("df")
             con.execute("SELECT 1").fetchall()  # register() needs no half-read result on the connection
             con.register(reg, frame)
             try:
-                rows = f"SELECT * FROM {reg} WHERE NOT ({blank})"
+                rows = f"SELECT * FROM {reg} WHERE {_non_blank(frame)}"
                 if table is None:
                     table = temp.table("raw", rows)
                 else:
                     con.execute(f"INSERT INTO {table} {rows}").fetchall()
             finally:
                 con.unregister(reg)
-        block = next(blocks, None)
+    except _Reread:
+        temp.drop(table)
+        raise
     if table is None:
-        return Part(path, name, headers, header_row, "", [], 0, package)
+        return Part(path, name, head.headers, head.row, "", [], 0, head.package)
     view = temp.view("rawv", f"SELECT * FROM {table}")
     sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {table} ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
     nrows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return Part(path, name, headers + [""] * (width - len(headers)), header_row, view,
-                [["" if v is None else v for v in r] for r in sample], nrows, package)
+    return Part(path, name, head.headers, head.row, view, [["" if v is None else v for v in r] for r in sample],
+                nrows, head.package)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1217,6 +1248,8 @@ def _resolve_env(parsed: list[Parsed], environment: str | None, company: str | N
 
 _FAST_KINDS = ("table-5339", "table-5338", "table-5331")
 _FAST_MIN_BYTES = 16 << 20  # below this the careful path costs too little to be worth a second way
+_FAST_XLSX_KINDS = (*_FAST_KINDS, "page-5339")  # no column whose values are mapped on the whole file's
+_FAST_XLSX_MIN_BYTES = 2 << 20  # compressed workbook size (some 50,000 rows)
 
 
 def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, temp: _Temp, *,
@@ -1247,30 +1280,56 @@ def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, tem
     view = temp.view("rawv", f"SELECT * FROM {sample}")
     part = Part(path, None, src.headers + [""] * (n - len(src.headers)), src.header_row + 1, view,
                 src.sample[:_SAMPLE_ROWS], len(rows))
-    match = recognise(part, kind)
-    if match.layout.kind not in _FAST_KINDS or match.target("_environment") or match.target("_company"):
+
+    def feed(insert: Callable[[], int]) -> int:
+        # the parsing views were built on the first rows; from now on they read the whole file
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT CAST(0 AS BIGINT) AS _row, * "
+                    f"FROM {src.read_csv_sql()}")
+        return insert()
+
+    return _one_pass(ws, part, temp, _FAST_KINDS, feed, environment=environment, company=company, kind=kind,
+                     hasher=hasher, started=started)
+
+
+def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed: Callable[[Callable[[], int]], int],
+              *, environment: str | None, company: str | None, kind: str, hasher: _Hasher,
+              started: float) -> FileLoadReport | None:
+    """Recognise and parse ``part`` (a file's first rows), then insert every row as ``rows`` feeds them.
+
+    ``feed(insert)`` runs in the load's transaction: it points ``part.view`` at the rows, calls
+    ``insert()`` (which parses, checks and inserts what the view shows, returning how many) as often
+    as it needs and returns the total. A value the first rows did not foresee raises inside the
+    INSERT, the transaction rolls back and ``None`` sends the caller to the careful path, as does a
+    layout not in ``kinds`` or a table already holding rows of the environment and company, or any
+    problem with the first rows (the careful path names it, counting over the whole file).
+    """
+    con = ws.con
+    try:
+        match = recognise(part, kind)
+        if match.layout.kind not in kinds or match.target("_environment") or match.target("_company"):
+            return None
+        parsed = _parse(con, part, match, temp, any_known=True)
+        env, comp, env_from = _resolve_env([parsed], environment, company, part.path)
+    except SourceError:
         return None
-    parsed = _parse(con, part, match, temp, any_known=True)
     if parsed.rejected or any(p.order and not p.decided_by.startswith("values") for p in parsed.dates.values()):
         return None  # repeated rows, or a date order the first rows cannot decide: read the whole file first
-    env, comp, env_from = _resolve_env([parsed], environment, company, path)
     table = match.layout.table
     if con.execute(f"SELECT count(*) FROM {table} WHERE environment = ? AND company = ?", [env, comp]).fetchall()[0][0]:
         return None  # rows to merge with: the careful path
-    # the parsing views were built on the first rows; from now on they read the whole file
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT CAST(0 AS BIGINT) AS _row, * "
-                f"FROM {src.read_csv_sql()}")
     flags = [c for c in parsed.columns if c.startswith("_f")]
+    path = part.path
     report = FileLoadReport(source=str(path), kind=match.layout.kind, path=str(path), environment=env,
                             company=comp, environment_from=env_from, one_pass=True)
     sql = _canonical_sql(con, parsed, env, comp, report)
     if flags:
         sql += (f" WHERE CASE WHEN {' OR '.join('p.' + ident(f) for f in flags)} "
                 "THEN error('a value the first rows did not foresee') ELSE true END")
+    fidelity = FIDELITY_PAGE if match.layout.page else FIDELITY_TABLE
     try:
         with ws.loading(source=str(path), kind=report.kind, content_hash=hasher.result(), environment=env,
-                        company=comp, fidelity=FIDELITY_TABLE) as load:
-            inserted = ws.insert_new(table, sql)
+                        company=comp, fidelity=fidelity) as load:
+            inserted = feed(lambda: ws.insert_new(table, sql, fidelity=fidelity))
             parsed.rows = inserted
             load.report.tables[table] = UpsertResult(table, read=inserted, inserted=inserted)
             _relink(load, report, env, comp, {match.layout.kind})
@@ -1281,11 +1340,77 @@ def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, tem
             report.seconds = time.perf_counter() - started
             load.details = report.details
     except (duckdb.ConstraintException, duckdb.ConversionException, duckdb.InvalidInputException,
-            duckdb.OutOfRangeException, SourceError):
+            duckdb.OutOfRangeException, SourceError, _Reread):
         return None  # a repeated key, a value that does not fit, an unforeseen value: the careful path says which
     report.load_id = load.report.load_id
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str | None, company: str | None,
+                    kind: str, hasher: _Hasher, started: float) -> FileLoadReport | None:
+    """Load a big one-sheet workbook into a table with no rows of its environment/company yet, in one pass.
+
+    As :func:`_load_csv_fast`, but the rows come in blocks (:func:`.xlsx.sheet_blocks`): the first
+    block decides the layout, and each block is parsed, checked and inserted while the pool parses the
+    next ones. ``None`` sends the caller to the careful path (which reads the workbook again).
+    """
+    con = ws.con
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+        names = list(wb.sheet_names)
+    except CalamineError:
+        return None  # the careful path names what is wrong
+    if len(names) != 1:
+        return None
+    with contextlib.closing(xlsx.sheet_blocks(path, wb, names[0], convert=_texts)) as blocks:
+        try:
+            head = _sheet_head(next(blocks, None))
+            frame = _block_frame(head, head.first) if head is not None and not head.package else None
+        except (*_UNREADABLE, _Reread):
+            return None
+        if frame is None:
+            return None
+        reg = temp.name("df")
+        con.execute("SELECT 1").fetchall()
+        con.register(reg, frame)
+        try:
+            sample = temp.table("sample", f"SELECT * FROM {reg} WHERE {_non_blank(frame)}")
+        finally:
+            con.unregister(reg)
+        view = temp.view("rawv", f"SELECT * FROM {sample}")
+        first = con.execute(f"SELECT * EXCLUDE (_row) FROM {sample} ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
+        n_first = con.execute(f"SELECT count(*) FROM {sample}").fetchall()[0][0]
+        if n_first < _SAMPLE_ROWS:
+            return None
+        part = Part(path, names[0], head.headers, head.row, view, [["" if v is None else v for v in r] for r in first],
+                    n_first)
+
+        registered: list[str] = []
+
+        def feed(insert: Callable[[], int]) -> int:
+            n = insert()  # the first block, which the view shows now
+            for block in blocks:
+                frame = _block_frame(head, block)
+                if frame is None:
+                    continue
+                reg = temp.name("df")
+                con.register(reg, frame)
+                registered.append(reg)
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {reg} WHERE {_non_blank(frame)}")
+                n += insert()
+                con.unregister(reg)
+                registered.remove(reg)
+            return n
+
+        try:
+            return _one_pass(ws, part, temp, _FAST_XLSX_KINDS, feed, environment=environment, company=company,
+                             kind=kind, hasher=hasher, started=started)
+        except _UNREADABLE:
+            return None
+        finally:
+            for reg in registered:  # after a failed INSERT, once the transaction is rolled back
+                con.unregister(reg)
 
 
 def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None, company: str | None = None,
@@ -1319,6 +1444,13 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
             if fast is not None:
                 return fast
             temp.close()  # start over: the careful path reads the file into its own temporary tables
+        if form == "workbook" and path.stat().st_size >= _FAST_XLSX_MIN_BYTES and not ws.in_transaction \
+                and zipfile.is_zipfile(path):
+            fast = _load_xlsx_fast(ws, path, temp, environment=environment, company=company, kind=kind, hasher=hasher,
+                                   started=started)
+            if fast is not None:
+                return fast
+            temp.close()
         if form == "workbook":
             if head[:2] == b"PK" and not zipfile.is_zipfile(path):
                 raise UnreadableFileError("this Excel workbook is truncated or corrupt (not a complete zip archive)",

@@ -15,11 +15,13 @@ import io
 import os
 import posixpath
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 from xml.etree import ElementTree
 
@@ -69,14 +71,24 @@ def _sheet_part(z: zipfile.ZipFile) -> str | None:
     return part if part in z.NameToInfo else None
 
 
-def _workbook(others: list[tuple[zipfile.ZipInfo, bytes]], part: str, xml: bytes) -> io.BytesIO:
+def _workbook(others: list[tuple[zipfile.ZipInfo, bytes]], part: str, *xml: bytes | memoryview) -> io.BytesIO:
+    """A stored (uncompressed) workbook of ``others`` and the sheet ``part`` made of the pieces ``xml``."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
         for info, data in others:
             z.writestr(info.filename, data)
-        z.writestr(part, xml)
+        with z.open(part, "w") as w:  # written piece by piece: no joined copy of the block
+            for piece in xml:
+                w.write(piece)
     out.seek(0)
     return out
+
+
+def _block(others: list[tuple[zipfile.ZipInfo, bytes]], part: str, prefix: bytes, pending: bytearray, cut: int,
+           tail: bytes) -> io.BytesIO:
+    """The workbook of ``pending[:cut]`` (a run of whole rows) between ``prefix`` and ``tail``."""
+    with memoryview(pending) as view, view[:cut] as rows:
+        return _workbook(others, part, prefix, rows, tail)
 
 
 def _parse_block(buf: io.BytesIO, convert: Callable[[Block], Any] | None) -> Block:
@@ -120,21 +132,32 @@ def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int
         yield _parse(workbook.get_sheet_by_name(name))
         return
     pool = ThreadPoolExecutor(workers, thread_name_prefix="syncanalysis-xlsx")
-    futures: list[Future[Block]] = []
-    done = 0
+    queue: SimpleQueue[Future[Block] | BaseException | None] = SimpleQueue()
+    stop = threading.Event()
+
+    def produce() -> None:  # inflates and cuts (zlib releases the GIL) while the caller converts
+        try:
+            for buf in blocks:
+                if stop.is_set():
+                    break
+                queue.put(pool.submit(_parse_block, buf, convert))
+        except BaseException as exc:  # raised to the caller in its turn, after the blocks before it
+            queue.put(exc)
+        finally:
+            blocks.close()
+            queue.put(None)
+
+    producer = threading.Thread(target=produce, name="syncanalysis-xlsx-cut", daemon=True)
+    producer.start()
     try:
-        for buf in blocks:  # the inflating runs here while the pool parses the blocks cut so far
-            futures.append(pool.submit(_parse_block, buf, convert))
-            while done < len(futures) and futures[done].done():  # and the caller converts the parsed ones
-                done += 1
-                yield futures[done - 1].result()
-        for f in futures[done:]:
-            yield f.result()
+        while (item := queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item.result()
     finally:
-        blocks.close()
-        for f in futures:
-            f.cancel()
-        pool.shutdown(wait=True)
+        stop.set()
+        producer.join()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _cut(path: str | Path, block_bytes: int, min_bytes: int) -> Generator[io.BytesIO, None, None] | None:
@@ -168,10 +191,10 @@ def _cut(path: str | Path, block_bytes: int, min_bytes: int) -> Generator[io.Byt
                         if at < 0:
                             break  # read on to the row's end
                         cut = at + len(b"</row>")
-                        yield _workbook(others, part, prefix + bytes(pending[:cut]) + _TAIL)
+                        yield _block(others, part, prefix, pending, cut, _TAIL)
                         del pending[:cut]
                     if not piece:  # the last rows, with the sheet's own end
-                        yield _workbook(others, part, prefix + bytes(pending))
+                        yield _block(others, part, prefix, pending, len(pending), b"")
                         return
 
     return gen()
