@@ -62,7 +62,7 @@ def _load(args: argparse.Namespace) -> int:
 
     with Workspace(args.workspace) as ws:
         reports = load_files(ws, args.paths, environment=args.environment, company=args.company, kind=args.kind,
-                             progress=not args.json)
+                             progress=not args.json, timezone=args.timezone)
     print(report_json(reports) if args.json else format_report(reports))
     return 0
 
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--environment", help="written on every row (default: from the file, else 'default')")
     p.add_argument("--company", help="written on every row (default: from the file, else 'default')")
     p.add_argument("--kind", default="auto", choices=list(KINDS), help="what the files are (default: recognise)")
+    p.add_argument("--timezone", help="the BC user's time zone, in which page exports show date/times (IANA name, "
+                   "e.g. Europe/Paris; default: read as UTC, as table exports are)")
     p.add_argument("--json", action="store_true", help="the load reports as JSON")
     p.set_defaults(func=_load)
     p = sub.add_parser("info", help="row counts, loads, date range, environments")

@@ -224,3 +224,14 @@ def test_one_pass_page_rows_carry_the_page_fidelity(either_way, tmp_path):
     ws, report = _load(write_xlsx(tmp_path / "page.xlsx", PAGE_HEADER, _page_rows(3000)))
     assert report.one_pass == (either_way == "one pass")
     assert ws.sql("SELECT DISTINCT fidelity FROM job_errors")["fidelity"].tolist() == [1]
+
+
+def test_both_ways_read_local_times_in_the_given_zone(either_way, tmp_path):
+    path = write_xlsx(tmp_path / "page.xlsx", PAGE_HEADER, _page_rows(3000))
+    ws = Workspace()
+    (report,) = load_files(ws, [path], environment=ENV, company=COMPANY, progress=False, timezone="Asia/Kolkata")
+    assert report.one_pass == (either_way == "one pass") and report.timezone == "Asia/Kolkata"
+    shown = pd.to_datetime([r[1] for r in _page_rows(3000)], format="%m/%d/%Y %I:%M:%S %p")
+    expected = sorted(zip([r[0] for r in _page_rows(3000)], shown - pd.Timedelta(hours=5, minutes=30)))
+    got = ws.sql("SELECT error_no, logged_at FROM job_errors ORDER BY error_no")
+    assert list(zip(got["error_no"], got["logged_at"])) == expected

@@ -58,6 +58,7 @@ from .parse import (
     DATE_FORMS,
     DateProfile,
     TableNames,
+    check_timezone,
     datetime_sql,
     duration_sql,
     folded_sql,
@@ -103,6 +104,7 @@ class FileLoadReport(LoadReport):
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     one_pass: bool = False  # read, checked and inserted by one statement (a big first load)
+    timezone: str | None = None  # the zone the file's date/times were read in (None: taken as UTC)
 
     @property
     def details(self) -> dict[str, Any]:
@@ -110,6 +112,7 @@ class FileLoadReport(LoadReport):
         return {"path": self.path, "kind": self.kind, "environment": self.environment, "company": self.company,
                 "environment_from": self.environment_from, "parts": self.parts, "rows_rejected": self.rows_rejected,
                 "links": self.links, "warnings": self.warnings, "one_pass": self.one_pass,
+                "timezone": self.timezone or "UTC (assumed)",
                 "tables": {t: vars(r) for t, r in self.tables.items()}}
 
 
@@ -151,8 +154,9 @@ def format_report(reports: FileLoadReport | Iterable[FileLoadReport]) -> str:
                     f"{c['header']!r}" + (f" -> {c['column']}" if c["column"] else ""))
             for how, cols in by_how.items():
                 out.append(f"    {how}: {', '.join(cols)}")
+            local = f"; local time in {r.timezone}, stored as UTC" if r.timezone not in (None, "UTC") else ""
             for col, desc in p.get("dates", {}).items():
-                out.append(f"    dates in {col!r}: {desc}")
+                out.append(f"    dates in {col!r}: {desc}{local}")
         if r.tables:
             out.append("  " + "; ".join(f"{t}: {u.read:,} read, {u.inserted:,} inserted, {u.updated:,} updated"
                                         + (f", {u.deleted:,} deleted" if u.deleted else "")
@@ -827,13 +831,14 @@ def _distinct(con: duckdb.DuckDBPyConnection, part: Part, col: str, header: str)
 
 
 def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp, *,
-           any_known: bool = False, full_profile: bool = False) -> Parsed:
+           any_known: bool = False, full_profile: bool = False, timezone: str | None = None) -> Parsed:
     """Typed values of a part (a view) and the checks on them.
 
     Option and Yes/No columns are mapped on their distinct values; with ``any_known`` (the one-pass
     load, which sees only the first rows) on every caption the option has, folded in SQL. Date forms
     are profiled on the first rows of a big part; if any date then fails to read, the whole column
-    is profiled again (``full_profile``), so the outcome is the same as profiling every row.
+    is profiled again (``full_profile``), so the outcome is the same as profiling every row. Date/times
+    without an offset are local time in ``timezone`` (None: UTC), converted to UTC.
     """
     exprs: dict[str, str] = {}
     checks: list[tuple[str, str, str, str]] = []  # (flag sql, raw col, header, problem)
@@ -851,7 +856,7 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
         rv = f"trim({ident(raw)})"
         blank = f"coalesce({rv}, '') = ''"
         if c.kind == cap.DATETIME:
-            expr = datetime_sql(raw, profiles[raw])
+            expr = datetime_sql(raw, profiles[raw], timezone)
         elif c.kind == cap.INT:
             expr = int_sql(raw)
         elif c.kind == cap.GUID:
@@ -917,7 +922,7 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
         agg = ", ".join(f"min(_row) FILTER (_f{i}), count(*) FILTER (_f{i})" for i in range(len(checks)))
         got = con.execute(f"SELECT {agg} FROM {table}").fetchall()[0]
         if sampled and any(got[2 * i + 1] and r in dates for i, (_, r, _, _) in enumerate(checks)):
-            return _parse(con, part, match, temp, any_known=any_known, full_profile=True)
+            return _parse(con, part, match, temp, any_known=any_known, full_profile=True, timezone=timezone)
         for i, (_, r, header, problem) in enumerate(checks):
             first, n = got[2 * i], got[2 * i + 1]
             if not n:
@@ -1254,7 +1259,7 @@ _FAST_XLSX_MIN_BYTES = 2 << 20  # compressed workbook size (some 50,000 rows)
 
 def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, temp: _Temp, *,
                    environment: str | None, company: str | None, kind: str, hasher: _Hasher,
-                   started: float) -> FileLoadReport | None:
+                   started: float, timezone: str | None) -> FileLoadReport | None:
     """Load a big table export into a table with no rows of its environment/company yet, in one pass.
 
     The layout, date formats and option values are decided on the file's first rows; then one
@@ -1288,12 +1293,12 @@ def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, tem
         return insert()
 
     return _one_pass(ws, part, temp, _FAST_KINDS, feed, environment=environment, company=company, kind=kind,
-                     hasher=hasher, started=started)
+                     hasher=hasher, started=started, timezone=timezone)
 
 
 def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed: Callable[[Callable[[], int]], int],
               *, environment: str | None, company: str | None, kind: str, hasher: _Hasher,
-              started: float) -> FileLoadReport | None:
+              started: float, timezone: str | None) -> FileLoadReport | None:
     """Recognise and parse ``part`` (a file's first rows), then insert every row as ``rows`` feeds them.
 
     ``feed(insert)`` runs in the load's transaction: it points ``part.view`` at the rows, calls
@@ -1308,7 +1313,7 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
         match = recognise(part, kind)
         if match.layout.kind not in kinds or match.target("_environment") or match.target("_company"):
             return None
-        parsed = _parse(con, part, match, temp, any_known=True)
+        parsed = _parse(con, part, match, temp, any_known=True, timezone=timezone)
         env, comp, env_from = _resolve_env([parsed], environment, company, part.path)
     except SourceError:
         return None
@@ -1320,7 +1325,7 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
     flags = [c for c in parsed.columns if c.startswith("_f")]
     path = part.path
     report = FileLoadReport(source=str(path), kind=match.layout.kind, path=str(path), environment=env,
-                            company=comp, environment_from=env_from, one_pass=True)
+                            company=comp, environment_from=env_from, one_pass=True, timezone=timezone)
     sql = _canonical_sql(con, parsed, env, comp, report)
     if flags:
         sql += (f" WHERE CASE WHEN {' OR '.join('p.' + ident(f) for f in flags)} "
@@ -1336,7 +1341,7 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
             report.content_hash = hasher.result()
             report.tables = load.report.tables
             report.parts = [_part_details(parsed)]
-            report.warnings = list(parsed.warnings)
+            report.warnings = list(parsed.warnings) + _zone_warnings([parsed], timezone)
             report.seconds = time.perf_counter() - started
             load.details = report.details
     except (duckdb.ConstraintException, duckdb.ConversionException, duckdb.InvalidInputException,
@@ -1348,7 +1353,7 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
 
 
 def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str | None, company: str | None,
-                    kind: str, hasher: _Hasher, started: float) -> FileLoadReport | None:
+                    kind: str, hasher: _Hasher, started: float, timezone: str | None) -> FileLoadReport | None:
     """Load a big one-sheet workbook into a table with no rows of its environment/company yet, in one pass.
 
     As :func:`_load_csv_fast`, but the rows come in blocks (:func:`.xlsx.sheet_blocks`): the first
@@ -1405,7 +1410,7 @@ def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str 
 
         try:
             return _one_pass(ws, part, temp, _FAST_XLSX_KINDS, feed, environment=environment, company=company,
-                             kind=kind, hasher=hasher, started=started)
+                             kind=kind, hasher=hasher, started=started, timezone=timezone)
         except _UNREADABLE:
             return None
         finally:
@@ -1414,7 +1419,7 @@ def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str 
 
 
 def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None, company: str | None = None,
-              kind: str = "auto", bar: Any = None) -> FileLoadReport:
+              kind: str = "auto", bar: Any = None, timezone: str | None = None) -> FileLoadReport:
     """Load one export file as one load (see :func:`load_files`; ``bar`` is a tqdm bar to show the stage on).
 
     The file is read, recognised, parsed and checked in temporary tables first; only then are its rows
@@ -1423,6 +1428,7 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
     """
     path = Path(path)
     started = time.perf_counter()
+    timezone = check_timezone(ws.con, timezone)
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 20)
@@ -1440,14 +1446,14 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
         # not inside a caller's transaction: a failed attempt there could not be rolled back on its own
         if form != "workbook" and path.stat().st_size >= _FAST_MIN_BYTES and not ws.in_transaction:
             fast = _load_csv_fast(ws, path, head, form == "gzip", temp, environment=environment, company=company,
-                                  kind=kind, hasher=hasher, started=started)
+                                  kind=kind, hasher=hasher, started=started, timezone=timezone)
             if fast is not None:
                 return fast
             temp.close()  # start over: the careful path reads the file into its own temporary tables
         if form == "workbook" and path.stat().st_size >= _FAST_XLSX_MIN_BYTES and not ws.in_transaction \
                 and zipfile.is_zipfile(path):
             fast = _load_xlsx_fast(ws, path, temp, environment=environment, company=company, kind=kind, hasher=hasher,
-                                   started=started)
+                                   started=started, timezone=timezone)
             if fast is not None:
                 return fast
             temp.close()
@@ -1479,7 +1485,7 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
                                           path=path, sheet=part.sheet, row=part.header_row,
                                           hint="Check the page's filters and export again")
         stage("parse")
-        parsed = [_parse(con, part, m, temp) for part, m in matched]
+        parsed = [_parse(con, part, m, temp, timezone=timezone) for part, m in matched]
         digest = hasher.result()
         env, comp, env_from = _resolve_env(parsed, environment, company, path)
         kinds = sorted({p.layout.kind for p in parsed})
@@ -1487,7 +1493,7 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
         if any(p.part.package for p in parsed):
             load_kind = "config-package" if len(kinds) > 1 else f"config-package {kinds[0]}"
         report = FileLoadReport(source=str(path), kind=load_kind, path=str(path), environment=env, company=comp,
-                                environment_from=env_from, content_hash=digest)
+                                environment_from=env_from, content_hash=digest, timezone=timezone)
         stage("merge")
         with ws.loading(source=str(path), kind=load_kind, content_hash=digest, environment=env, company=comp,
                         fidelity=FIDELITY_TABLE) as load:
@@ -1511,7 +1517,7 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
             load.rows_rejected = rejected
             report.tables = load.report.tables
             report.parts = [_part_details(p) for p in parsed]
-            report.warnings = [w for p in parsed for w in p.warnings]
+            report.warnings = [w for p in parsed for w in p.warnings] + _zone_warnings(parsed, timezone)
             if skipped_sheets:
                 report.warnings.append(f"sheet(s) {skipped_sheets} are not a known export and were not loaded")
             report.seconds = time.perf_counter() - started
@@ -1539,6 +1545,15 @@ def _first_rows(con: duckdb.DuckDBPyConnection, table: str, sql: str, env: str, 
                            f"WHERE {nulls}").fetchall()[0][0]
 
 
+def _zone_warnings(parsed: Sequence[Parsed], timezone: str | None) -> list[str]:
+    """A page export's date/times are the BC user's local time: say so when no zone was given."""
+    if timezone is not None or not any(p.layout.page and p.dates for p in parsed):
+        return []
+    return ["date/times in a page export are shown in the BC user's time zone and were read as UTC: give that "
+            "zone (timezone=..., --timezone, e.g. 'Europe/Paris') unless it is UTC, or the times are off by the "
+            "zone's offset (table exports and OData are always UTC)"]
+
+
 _ORDER = ["table-5335", "page-5335", "table-5338", "table-5339", "table-5331", "page-5338", "page-5339", "page-5333",
           "incidents"]
 
@@ -1563,7 +1578,8 @@ def _stager(bar: Any):
 
 
 def load_files(ws: Workspace, paths: str | Path | Sequence[str | Path], *, environment: str | None = None,
-               company: str | None = None, kind: str = "auto", progress: bool = True) -> list[FileLoadReport]:
+               company: str | None = None, kind: str = "auto", progress: bool = True,
+               timezone: str | None = None) -> list[FileLoadReport]:
     """Load BC export files into ``ws``, each file as one transactional, idempotent load.
 
     Parameters
@@ -1579,6 +1595,11 @@ def load_files(ws: Workspace, paths: str | Path | Sequence[str | Path], *, envir
         ``"auto"`` (recognise each file) or one of :data:`captions.KINDS` to force a layout.
     progress
         Show a tqdm progress bar (per file, with the stage) for loads that take more than a second.
+    timezone
+        The time zone the files show date/times in, as an IANA name (``"Europe/Paris"``) or ``"UTC"``:
+        values without an offset are converted from it to UTC, the workspace's time. BC's pages show
+        the user's local time (give their zone when loading page exports); table exports and OData are
+        UTC (leave it None, which reads them as UTC; page exports read so get a warning).
 
     Returns
     -------
@@ -1588,8 +1609,10 @@ def load_files(ws: Workspace, paths: str | Path | Sequence[str | Path], *, envir
     Raises
     ------
     SourceError
-        For a file that cannot be loaded; that file's load wrote nothing (earlier files stay loaded).
+        For a file that cannot be loaded; that file's load wrote nothing (earlier files stay loaded);
+        for an unknown ``timezone``, before anything is read.
     """
+    timezone = check_timezone(ws.con, timezone)
     files = _expand(paths)
     bar = None
     if progress:
@@ -1601,7 +1624,8 @@ def load_files(ws: Workspace, paths: str | Path | Sequence[str | Path], *, envir
         for f in files:
             if bar is not None:
                 bar.set_description_str(f"loading {f.name[:40]}", refresh=False)
-            reports.append(load_file(ws, f, environment=environment, company=company, kind=kind, bar=bar))
+            reports.append(load_file(ws, f, environment=environment, company=company, kind=kind, bar=bar,
+                                     timezone=timezone))
             if bar is not None:
                 bar.update(1)
     finally:
@@ -1657,7 +1681,8 @@ def load_sample_data(ws: Workspace, folder: str | Path, *, environment: str = "P
         files += sorted((folder / "pages" / lang).glob("*.xlsx"))
     if not files:
         raise UnreadableFileError("no sample files found", path=folder, hint="Run `make sample-data` first")
-    return load_files(ws, files, environment=environment, company=company, progress=progress)
+    # the twin writes its page exports in UTC (as a BC user set to UTC would see them)
+    return load_files(ws, files, environment=environment, company=company, progress=progress, timezone="UTC")
 
 
 def report_json(reports: Iterable[FileLoadReport]) -> str:

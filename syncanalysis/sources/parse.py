@@ -30,7 +30,7 @@ import pandas as pd
 
 from .. import bc
 from . import captions as cap
-from .errors import ValueParseError
+from .errors import SourceError, ValueParseError
 
 
 def lit(text: str) -> str:
@@ -181,23 +181,58 @@ def _iso_sql(v: str) -> str:
     return f"CASE WHEN substr({v}, 5, 1) = '-' THEN TRY_CAST({v} AS TIMESTAMP) END"
 
 
-def datetime_sql(col: str, profile: DateProfile | None = None) -> str:
-    """SQL turning text column ``col`` into a TIMESTAMP as ``profile`` says (NULL where it does not parse)."""
+def datetime_sql(col: str, profile: DateProfile | None = None, zone: str | None = None) -> str:
+    """SQL turning text column ``col`` into a TIMESTAMP as ``profile`` says (NULL where it does not parse).
+
+    Values with a zone or offset are converted to UTC by it; the others are taken as local time in
+    ``zone`` (an IANA name, e.g. ``Europe/Paris``) and converted to UTC, or as UTC when ``zone`` is
+    None. A local time shown twice when clocks go back is read as the second (standard) time.
+    """
     p = profile or DateProfile(col)
     v = _v(col)
     parts = []
     if p.tz:
         parts.append(f"CASE WHEN regexp_matches({v}, {lit(_TZ)}) "
                      f"THEN CAST(TRY_CAST({v} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) END")
-    parts.append(_iso_sql(v))
+    naive = [_iso_sql(v)]
     if p.serial:
         # Excel serial: days since 1899-12-30, the fraction is the time; rounded to the millisecond
-        parts.append(f"CASE WHEN regexp_full_match({v}, {lit(_SERIAL)}) THEN TIMESTAMP '1899-12-30' + "
+        naive.append(f"CASE WHEN regexp_full_match({v}, {lit(_SERIAL)}) THEN TIMESTAMP '1899-12-30' + "
                      f"to_microseconds(CAST(round(CAST(replace({v}, ',', '.') AS DOUBLE) * 86400000) AS BIGINT) * 1000) END")
     if p.order:
         fmts = "[" + ", ".join(lit(f) for f in _formats(p)) + "]"
-        parts.append(f"try_strptime({v}, {fmts})")
-    return f"CASE WHEN {v} = '' THEN NULL ELSE coalesce({', '.join(parts)}) END"
+        naive.append(f"try_strptime({v}, {fmts})")
+    local = naive[0] if len(naive) == 1 else f"coalesce({', '.join(naive)})"
+    if zone is not None and zone != "UTC":
+        local = f"timezone('UTC', timezone({lit(zone)}, {local}))"
+    parts.append(local)
+    return f"CASE WHEN {v} = '' THEN NULL ELSE {parts[0] if len(parts) == 1 else 'coalesce(' + ', '.join(parts) + ')'} END"
+
+
+def check_timezone(con: duckdb.DuckDBPyConnection, zone: str | None) -> str | None:
+    """The IANA time zone name ``zone`` as the database spells it (case aside); None stays None.
+
+    Raises
+    ------
+    SourceError
+        When the database knows no such zone (naming a few close ones).
+    """
+    if zone is None:
+        return None
+    zone = str(zone).strip()
+    if zone.upper() in ("UTC", "Z", "GMT"):
+        return "UTC"
+    found = con.execute("SELECT name FROM pg_timezone_names() WHERE lower(name) = lower(?) ORDER BY name LIMIT 1",
+                        [zone]).fetchall()
+    if found:
+        return found[0][0]
+    near = [r[0] for r in con.execute(
+        "SELECT name FROM pg_timezone_names() WHERE name LIKE '%/%' ORDER BY jaro_winkler_similarity(lower(name), "
+        "lower(?)) DESC LIMIT 3", [zone]).fetchall()]
+    raise SourceError(f"unknown time zone {zone!r} (closest: {', '.join(near)})",
+                      hint="Give the BC user's time zone as an IANA name such as 'Europe/Paris' or "
+                           "'America/New_York' (BC's My Settings shows a Windows name like '(UTC+01:00) Brussels, "
+                           "Copenhagen, Madrid, Paris': take the city's IANA zone), or 'UTC'")
 
 
 # -- numbers --------------------------------------------------------------------------------------
