@@ -553,7 +553,7 @@ def _sheet_head(first: xlsx.Block | None) -> _SheetHead | None:
 
 
 def _block_frame(head: _SheetHead, block: xlsx.Block) -> pd.DataFrame | None:
-    """A block's data rows as text columns ``_row, c0..`` aligned on the header (None when it has none).
+    """A block's non-blank data rows as text columns ``_row, c0..`` aligned on the header (None: no rows).
 
     Raises :class:`_Reread` when the block starts left of the first block (the sheet must be read whole).
     """
@@ -569,12 +569,11 @@ def _block_frame(head: _SheetHead, block: xlsx.Block) -> pd.DataFrame | None:
     columns = columns[:head.width] + [np.full(n, "", dtype=object)] * (head.width - len(columns))
     frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
     frame.insert(0, "_row", np.arange(block.row + skip + 1, block.row + skip + 1 + n, dtype=np.int64))
-    return frame
-
-
-def _non_blank(frame: pd.DataFrame) -> str:
-    """SQL filter dropping the rows of ``frame`` whose every cell is empty."""
-    return "NOT (" + " AND ".join(f"coalesce({ident(c)}, '') = ''" for c in frame.columns if c != "_row") + ")"
+    # blank rows dropped here, so that SQL reading the frame touches only the columns it uses
+    blank = np.logical_and.reduce([c == "" for c in columns])
+    if blank.all():
+        return None
+    return frame[~blank] if blank.any() else frame
 
 
 def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block]) -> Part | None:
@@ -592,7 +591,7 @@ def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block
             con.execute("SELECT 1").fetchall()  # register() needs no half-read result on the connection
             con.register(reg, frame)
             try:
-                rows = f"SELECT * FROM {reg} WHERE {_non_blank(frame)}"
+                rows = f"SELECT * FROM {reg}"
                 if table is None:
                     table = temp.table("raw", rows)
                 else:
@@ -1380,7 +1379,7 @@ def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str 
         con.execute("SELECT 1").fetchall()
         con.register(reg, frame)
         try:
-            sample = temp.table("sample", f"SELECT * FROM {reg} WHERE {_non_blank(frame)}")
+            sample = temp.table("sample", f"SELECT * FROM {reg}")
         finally:
             con.unregister(reg)
         view = temp.view("rawv", f"SELECT * FROM {sample}")
@@ -1402,7 +1401,7 @@ def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str 
                 reg = temp.name("df")
                 con.register(reg, frame)
                 registered.append(reg)
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {reg} WHERE {_non_blank(frame)}")
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {reg}")
                 n += insert()
                 con.unregister(reg)
                 registered.remove(reg)
