@@ -72,6 +72,15 @@ def test_a_workbook_of_several_sheets_or_a_small_sheet_is_read_whole(tmp_path):
     assert len(list(xlsx.sheet_blocks(small, cwb, cwb.sheet_names[0], block_bytes=1000, workers=2))) == 1
 
 
+def test_many_shared_strings_make_one_block_per_thread(tmp_path):
+    # unique texts: the shared strings outweigh the sheet, and every block's workbook parses them again
+    rows = [[i, f"Customer C{i:06d} " + "unique text " * 15] for i in range(3000)]
+    path = write_xlsx(tmp_path / "shared.xlsx", ["No.", "Error Message"], rows)
+    assert len(list(xlsx._cut(path, 20_000, 0, workers=2))) == 2
+    few = write_xlsx(tmp_path / "few.xlsx", ["No.", "Error Message"], [[i, "same"] for i in range(3000)])
+    assert len(list(xlsx._cut(few, 20_000, 0, workers=2))) > 2
+
+
 @pytest.fixture
 def in_blocks(monkeypatch):
     """Every sheet cut into blocks of about 200 kB (and loaded the careful way)."""

@@ -126,8 +126,8 @@ def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int
         Whatever calamine or :mod:`zipfile` raise on a corrupt workbook (the caller names the file).
     """
     workers = workers or min(4, os.cpu_count() or 1)
-    blocks = _cut(path, block_bytes or BLOCK_BYTES, MIN_SPLIT_BYTES if min_bytes is None else min_bytes) \
-        if workers > 1 else None
+    blocks = _cut(path, block_bytes or BLOCK_BYTES, MIN_SPLIT_BYTES if min_bytes is None else min_bytes,
+                  workers) if workers > 1 else None
     if blocks is None:
         yield _parse(workbook.get_sheet_by_name(name))
         return
@@ -160,13 +160,18 @@ def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _cut(path: str | Path, block_bytes: int, min_bytes: int) -> Generator[io.BytesIO, None, None] | None:
+def _cut(path: str | Path, block_bytes: int, min_bytes: int, workers: int) -> Generator[io.BytesIO, None, None] | None:
     """Stand-alone workbooks of consecutive row slices of the only sheet, or None to read it whole."""
     z = zipfile.ZipFile(path)
     part = _sheet_part(z)
-    if part is None or z.getinfo(part).file_size < min_bytes:
+    size = z.getinfo(part).file_size if part is not None else 0
+    if part is None or size < min_bytes:
         z.close()
         return None
+    # every block's workbook parses the shared strings again: with many of them, cut only one block per thread
+    shared = sum(i.file_size for i in z.infolist() if i.filename.lower().endswith("sharedstrings.xml"))
+    if shared > size // 8:
+        block_bytes = max(block_bytes, size // workers + (1 << 16))
     with z.open(part) as f:
         head = f.read(_READ)
     at = head.find(_OPEN)
