@@ -445,6 +445,27 @@ class Workspace:
             source = f"(SELECT *{fid} FROM ({sql}))"
             return con.execute(_insert_new_sql(spec, [c for c in cols if c != "fidelity"], source)).fetchall()[0][0]
 
+    def check_casts(self, table: str, sql: str) -> None:
+        """Check that every value of query ``sql`` fits its column of ``table`` (one scan, for the columns whose
+        type differs from the table's).
+
+        Parameters
+        ----------
+        table
+            A canonical table name.
+        sql
+            A query of this workspace's connection with canonical column names.
+
+        Raises
+        ------
+        SchemaError
+            Naming the first row, column and value that does not cast.
+        """
+        spec = _table(table)
+        types = dict(self.con.execute(f"SELECT column_name, column_type FROM (DESCRIBE ({sql}))").fetchall())
+        self._check_casts(self.con, table, f"({sql})",
+                          [c for c, t in types.items() if c in spec.types and t != spec.types[c]])
+
     @staticmethod
     def _check_casts(con: duckdb.DuckDBPyConnection, table: str, view: str, columns: list[str]) -> None:
         """Raise naming the first row, column and value that does not cast (one scan for all columns)."""

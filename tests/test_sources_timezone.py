@@ -47,7 +47,7 @@ def test_without_a_zone_page_times_are_read_as_utc_with_a_warning(tmp_path):
     ws = Workspace()
     (report,) = load_files(ws, [path], environment=ENV, company=COMPANY, progress=False)
     assert _logged(ws) == [dt.datetime(2026, 1, 15, 9, 30), dt.datetime(2026, 7, 15, 9, 30)]
-    assert report.details["timezone"] == "UTC (assumed)"
+    assert report.details["timezone"] == "UTC" and report.timezone is None
     assert any("BC user's time zone" in w for w in report.warnings)
     ws2 = Workspace()
     (utc,) = load_files(ws2, [path], environment=ENV, company=COMPANY, progress=False, timezone="UTC")
@@ -114,3 +114,14 @@ def test_cli_load_takes_the_zone(tmp_path, capsys):
     assert "local time in Asia/Kolkata" in capsys.readouterr().out
     with Workspace(db) as ws:
         assert _logged(ws) == [dt.datetime(2026, 1, 15, 4, 0)]
+
+
+def test_table_exports_are_utc_whatever_the_zone(tmp_path):
+    table = SAMPLE / "tables" / "Integration Synch. Job.csv.gz"
+    plain, zoned = Workspace(), Workspace()
+    load_files(plain, [table], environment=ENV, company=COMPANY, progress=False)
+    (report,) = load_files(zoned, [table], environment=ENV, company=COMPANY, progress=False, timezone="Asia/Kolkata")
+    query = "SELECT job_id, start_datetime, finish_datetime FROM jobs ORDER BY job_id"
+    pd.testing.assert_frame_equal(plain.sql(query), zoned.sql(query))
+    assert report.timezone is None and report.details["timezone"] == "UTC"
+    assert "local time" not in format_report(report) and not report.warnings

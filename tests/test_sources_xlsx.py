@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from python_calamine import CalamineWorkbook
 from test_sources_helpers import file_hash, snapshot, write_xlsx
 
 from syncanalysis import Workspace
+from syncanalysis.errors import SchemaError
 from syncanalysis.sources import UnreadableFileError, ValueParseError, files, load_files, xlsx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +81,12 @@ def test_many_shared_strings_make_one_block_per_thread(tmp_path):
     assert len(list(xlsx._cut(path, 20_000, 0, workers=2))) == 2
     few = write_xlsx(tmp_path / "few.xlsx", ["No.", "Error Message"], [[i, "same"] for i in range(3000)])
     assert len(list(xlsx._cut(few, 20_000, 0, workers=2))) > 2
+
+
+@pytest.fixture(autouse=True)
+def two_cores(monkeypatch):
+    """Blocks are cut only with a thread to spare: the same on any runner."""
+    monkeypatch.setattr(xlsx.os, "cpu_count", lambda: 2)
 
 
 @pytest.fixture
@@ -244,3 +252,97 @@ def test_both_ways_read_local_times_in_the_given_zone(either_way, tmp_path):
     expected = sorted(zip([r[0] for r in _page_rows(3000)], shown - pd.Timedelta(hours=5, minutes=30)))
     got = ws.sql("SELECT error_no, logged_at FROM job_errors ORDER BY error_no")
     assert list(zip(got["error_no"], got["logged_at"])) == expected
+
+
+def _without_row_numbers(src: Path, dst: Path, after: int = 0) -> Path:
+    """The workbook with the ``r`` attributes of rows (and their cells) from sheet row ``after`` on removed."""
+    def strip(m: re.Match) -> bytes:
+        row = int(m.group(1))
+        return m.group(0) if row <= after else re.sub(rb' r="[A-Z]*\d+"', b"", m.group(0))
+
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in z.infolist():
+            data = z.read(info)
+            if info.filename.startswith("xl/worksheets/"):
+                data = re.sub(rb'<row r="(\d+)"[^>]*>.*?</row>', strip, data, flags=re.S)
+            out.writestr(info, data)
+    return dst
+
+
+@pytest.mark.parametrize("after", [0, 1000])
+def test_rows_without_their_numbers_are_read_whole_and_numbered_right(either_way, tmp_path, after):
+    rows = _page_rows(4000)
+    rows[3210][1] = "not a date"
+    path = _without_row_numbers(write_xlsx(tmp_path / "n.xlsx", PAGE_HEADER, rows), tmp_path / "bare.xlsx", after)
+    with zipfile.ZipFile(path) as z:
+        assert b'<row r="3000"' not in z.read("xl/worksheets/sheet1.xml")
+    if after == 0:
+        assert xlsx._cut(path, 20_000, 0, workers=2) is None  # seen at the first row: not cut at all
+    with pytest.raises(ValueParseError) as e:
+        _load(path)
+    assert e.value.row == 3212 and e.value.value == "not a date"
+    rows[3210] = list(rows[100])  # a repeated row instead: dropped once, nothing else
+    path = _without_row_numbers(write_xlsx(tmp_path / "d.xlsx", PAGE_HEADER, rows), tmp_path / "dup.xlsx", after)
+    ws, report = _load(path)
+    assert report.rows_rejected == 1 and ws.count("job_errors") == 3999
+
+
+def test_an_xls_workbook_loads(either_way):
+    (report,) = load_files(Workspace(), [ROOT / "tests" / "data" / "xls" / "Integration Synchronization Errors.xls"],
+                           environment=ENV, company=COMPANY, progress=False)
+    assert report.kind == "page-5339" and report.rows_inserted == 29
+
+
+def test_one_pass_counts_the_errors_it_links_to_jobs(monkeypatch):
+    jobs = ROOT / "sample_data" / "tables" / "Integration Synch. Job.csv.gz"
+    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
+    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 1 << 20)
+    got = {}
+    for way, threshold in (("careful", 1 << 60), ("one pass", 0)):
+        monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", threshold)
+        ws = Workspace()
+        load_files(ws, [jobs], environment=ENV, company=COMPANY, progress=False)
+        (report,) = load_files(ws, [PAGE], environment=ENV, company=COMPANY, progress=False, timezone="UTC")
+        assert report.one_pass == (way == "one pass")
+        got[way] = (report.links, ws.sql("SELECT * FROM job_errors ORDER BY error_no"))
+    assert got["careful"][0]["errors linked to a job by time"] > 50_000
+    assert got["one pass"][0] == got["careful"][0]
+    pd.testing.assert_frame_equal(got["one pass"][1], got["careful"][1])
+
+
+def _errors_table_csv(path: Path, n: int, dates: dict[int, str]) -> Path:
+    pd.DataFrame({
+        "No.": range(1, n + 1),
+        "Integration Synch. Job ID": ["00000000-0000-0000-0000-000000000001"] * n,
+        "Message": [f"Error {i}" for i in range(1, n + 1)],
+        "Date/Time": [dates.get(i, f"{1 + i % 12}/{1 + i % 28}/2026 10:{i % 60:02d}:00") for i in range(1, n + 1)],
+        "Error Message": [f"Error {i}" for i in range(1, n + 1)],
+    }).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("late, stored", [
+    ("2026-05-06T07:08:09+02:00", dt.datetime(2026, 5, 6, 5, 8, 9)),  # an offset the first rows did not show
+    ("5/6/26 07:08:09", dt.datetime(2026, 5, 6, 7, 8, 9)),  # a two-digit year
+    ("46148.25", dt.datetime(2026, 5, 6, 6, 0)),  # an Excel serial date
+])
+def test_a_date_form_only_late_rows_show_is_read_as_a_full_profile_reads_it(tmp_path, late, stored):
+    # more rows than the profile's first rows; the date order is decided by a day above 12 early on
+    path = _errors_table_csv(tmp_path / "errors.csv", files._PROFILE_ROWS + 5000, {files._PROFILE_ROWS + 3000: late})
+    ws, report = _load(path)
+    got = ws.sql(f"SELECT logged_at FROM job_errors WHERE error_no = {files._PROFILE_ROWS + 3000}")["logged_at"][0]
+    assert got.to_pydatetime() == stored
+    assert ws.count("job_errors") == files._PROFILE_ROWS + 5000
+
+
+def test_a_value_beyond_its_columns_type_is_named_not_a_bare_cast_error(tmp_path):
+    frame = pd.read_csv(ROOT / "sample_data" / "tables" / "Integration Synch. Job.csv.gz", dtype=str, nrows=300)
+    frame.loc[120, "Inserted"] = "3000000000"  # beyond the INTEGER of jobs.inserted
+    path = tmp_path / "Integration Synch. Job.csv"
+    frame.to_csv(path, index=False)
+    ws = Workspace()
+    before = snapshot(ws)
+    with pytest.raises(SchemaError) as e:
+        _load(path)
+    assert "'inserted'" in str(e.value) and "3000000000" in str(e.value)
+    assert snapshot(ws) == before

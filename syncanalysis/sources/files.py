@@ -72,6 +72,7 @@ from .parse import (
     parse_direction,
     profile_datetimes,
     text_sql,
+    unforeseen_sql,
 )
 
 DEFAULT_ENVIRONMENT = "default"
@@ -104,7 +105,7 @@ class FileLoadReport(LoadReport):
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     one_pass: bool = False  # read, checked and inserted by one statement (a big first load)
-    timezone: str | None = None  # the zone the file's date/times were read in (None: taken as UTC)
+    timezone: str | None = None  # the zone its page date/times were converted from (None: taken as UTC)
 
     @property
     def details(self) -> dict[str, Any]:
@@ -112,7 +113,7 @@ class FileLoadReport(LoadReport):
         return {"path": self.path, "kind": self.kind, "environment": self.environment, "company": self.company,
                 "environment_from": self.environment_from, "parts": self.parts, "rows_rejected": self.rows_rejected,
                 "links": self.links, "warnings": self.warnings, "one_pass": self.one_pass,
-                "timezone": self.timezone or "UTC (assumed)",
+                "timezone": self.timezone or "UTC",
                 "tables": {t: vars(r) for t, r in self.tables.items()}}
 
 
@@ -154,7 +155,8 @@ def format_report(reports: FileLoadReport | Iterable[FileLoadReport]) -> str:
                     f"{c['header']!r}" + (f" -> {c['column']}" if c["column"] else ""))
             for how, cols in by_how.items():
                 out.append(f"    {how}: {', '.join(cols)}")
-            local = f"; local time in {r.timezone}, stored as UTC" if r.timezone not in (None, "UTC") else ""
+            local = f"; local time in {r.timezone}, stored as UTC" \
+                if r.timezone not in (None, "UTC") and p["kind"].startswith("page") else ""
             for col, desc in p.get("dates", {}).items():
                 out.append(f"    dates in {col!r}: {desc}{local}")
         if r.tables:
@@ -484,7 +486,7 @@ def _columns(data: list[list[Any]]) -> list[Any]:
 
 
 # what calamine and zipfile raise on a truncated or corrupt workbook
-_UNREADABLE = (CalamineError, zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
+_UNREADABLE = (CalamineError, zipfile.BadZipFile, zlib.error, EOFError, OSError)
 
 
 class _Reread(Exception):
@@ -504,7 +506,7 @@ def _read_workbook(path: Path, temp: _Temp) -> list[Part]:
         try:
             try:
                 part = _read_sheet(path, name, temp, xlsx.sheet_blocks(path, wb, name, convert=_texts))
-            except _Reread:
+            except (_Reread, xlsx.NotCuttable):
                 part = _read_sheet(path, name, temp, xlsx.sheet_blocks(path, wb, name, workers=1))
         except _UNREADABLE as exc:
             raise UnreadableFileError(f"the sheet cannot be read (truncated or corrupt: {exc})", path=path,
@@ -598,7 +600,7 @@ def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block
                     con.execute(f"INSERT INTO {table} {rows}").fetchall()
             finally:
                 con.unregister(reg)
-    except _Reread:
+    except (_Reread, xlsx.NotCuttable):
         temp.drop(table)
         raise
     if table is None:
@@ -836,8 +838,10 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
     Option and Yes/No columns are mapped on their distinct values; with ``any_known`` (the one-pass
     load, which sees only the first rows) on every caption the option has, folded in SQL. Date forms
     are profiled on the first rows of a big part; if any date then fails to read, the whole column
-    is profiled again (``full_profile``), so the outcome is the same as profiling every row. Date/times
-    without an offset are local time in ``timezone`` (None: UTC), converted to UTC.
+    is profiled again (``full_profile``), as it is when a value the first rows' profile would read
+    wrongly shows up (:func:`unforeseen_sql`): the outcome is that of profiling every row. A page
+    export's date/times without an offset are local time in ``timezone`` (None: UTC), converted to
+    UTC; table exports are UTC.
     """
     exprs: dict[str, str] = {}
     checks: list[tuple[str, str, str, str]] = []  # (flag sql, raw col, header, problem)
@@ -846,6 +850,10 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
     sampled = not full_profile and part.rows > _PROFILE_ROWS
     profiles = profile_datetimes(con, part.view, dates, lang=match.language, where=part.where(header_row=0),
                                  limit=_PROFILE_ROWS if sampled else None)
+    zone = timezone if match.layout.page else None
+    if sampled or any_known:  # a profile of some rows: flag what it would read wrongly without failing
+        for raw, header in dates.items():
+            checks += [(flag, raw, header, "profile") for flag in unforeseen_sql(raw, profiles[raw])]
     directions: dict[str, Any] = {}
     for m in match.columns:
         c = m.column
@@ -855,7 +863,7 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
         rv = f"trim({ident(raw)})"
         blank = f"coalesce({rv}, '') = ''"
         if c.kind == cap.DATETIME:
-            expr = datetime_sql(raw, profiles[raw], timezone)
+            expr = datetime_sql(raw, profiles[raw], zone)
         elif c.kind == cap.INT:
             expr = int_sql(raw)
         elif c.kind == cap.GUID:
@@ -924,7 +932,7 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
             return _parse(con, part, match, temp, any_known=any_known, full_profile=True, timezone=timezone)
         for i, (_, r, header, problem) in enumerate(checks):
             first, n = got[2 * i], got[2 * i + 1]
-            if not n:
+            if not n or problem == "profile":  # (a profile of every row raises no such flag)
                 continue
             if problem.startswith("cut:"):
                 limit = int(problem[4:])
@@ -1298,7 +1306,7 @@ def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, tem
 def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed: Callable[[Callable[[], int]], int],
               *, environment: str | None, company: str | None, kind: str, hasher: _Hasher,
               started: float, timezone: str | None) -> FileLoadReport | None:
-    """Recognise and parse ``part`` (a file's first rows), then insert every row as ``rows`` feeds them.
+    """Recognise and parse ``part`` (a file's first rows), then insert every row as ``feed`` gives them.
 
     ``feed(insert)`` runs in the load's transaction: it points ``part.view`` at the rows, calls
     ``insert()`` (which parses, checks and inserts what the view shows, returning how many) as often
@@ -1324,7 +1332,8 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
     flags = [c for c in parsed.columns if c.startswith("_f")]
     path = part.path
     report = FileLoadReport(source=str(path), kind=match.layout.kind, path=str(path), environment=env,
-                            company=comp, environment_from=env_from, one_pass=True, timezone=timezone)
+                            company=comp, environment_from=env_from, one_pass=True,
+                            timezone=timezone if match.layout.page else None)
     sql = _canonical_sql(con, parsed, env, comp, report)
     if flags:
         sql += (f" WHERE CASE WHEN {' OR '.join('p.' + ident(f) for f in flags)} "
@@ -1335,6 +1344,10 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
                         company=comp, fidelity=fidelity) as load:
             inserted = feed(lambda: ws.insert_new(table, sql, fidelity=fidelity))
             parsed.rows = inserted
+            if parsed.joined and match.layout.kind == "page-5339":  # errors linked to jobs as they went in
+                _link_count(report, "errors linked to a job by time", con.execute(
+                    f"SELECT count(*) FROM {table} WHERE environment = ? AND company = ? AND job_inferred",
+                    [env, comp]).fetchall()[0][0])
             load.report.tables[table] = UpsertResult(table, read=inserted, inserted=inserted)
             _relink(load, report, env, comp, {match.layout.kind})
             report.content_hash = hasher.result()
@@ -1344,7 +1357,7 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
             report.seconds = time.perf_counter() - started
             load.details = report.details
     except (duckdb.ConstraintException, duckdb.ConversionException, duckdb.InvalidInputException,
-            duckdb.OutOfRangeException, SourceError, _Reread):
+            duckdb.OutOfRangeException, SourceError, _Reread, xlsx.NotCuttable):
         return None  # a repeated key, a value that does not fit, an unforeseen value: the careful path says which
     report.load_id = load.report.load_id
     report.seconds = time.perf_counter() - started
@@ -1371,7 +1384,7 @@ def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str 
         try:
             head = _sheet_head(next(blocks, None))
             frame = _block_frame(head, head.first) if head is not None and not head.package else None
-        except (*_UNREADABLE, _Reread):
+        except (*_UNREADABLE, _Reread, xlsx.NotCuttable):
             return None
         if frame is None:
             return None
@@ -1492,7 +1505,8 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
         if any(p.part.package for p in parsed):
             load_kind = "config-package" if len(kinds) > 1 else f"config-package {kinds[0]}"
         report = FileLoadReport(source=str(path), kind=load_kind, path=str(path), environment=env, company=comp,
-                                environment_from=env_from, content_hash=digest, timezone=timezone)
+                                environment_from=env_from, content_hash=digest,
+                                timezone=timezone if any(p.layout.page for p in parsed) else None)
         stage("merge")
         with ws.loading(source=str(path), kind=load_kind, content_hash=digest, environment=env, company=comp,
                         fidelity=FIDELITY_TABLE) as load:
@@ -1503,7 +1517,7 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
                     sql = f"SELECT * FROM {final}"
                     _inline_links(con, p.layout.kind, final, report)
                 fidelity = FIDELITY_PAGE if p.layout.page else FIDELITY_TABLE
-                if _first_rows(con, p.layout.table, sql, env, comp):  # nothing to merge with: one INSERT
+                if _first_rows(ws, p.layout.table, sql, env, comp):  # nothing to merge with: one INSERT
                     n = ws.insert_new(p.layout.table, sql, fidelity=fidelity)
                     result = UpsertResult(p.layout.table, read=n, inserted=n)
                 else:
@@ -1531,17 +1545,22 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
         hasher.join()
 
 
-def _first_rows(con: duckdb.DuckDBPyConnection, table: str, sql: str, env: str, company: str) -> bool:
+def _first_rows(ws: Workspace, table: str, sql: str, env: str, company: str) -> bool:
     """Whether the rows of ``sql`` can go into ``table`` by a plain INSERT: the table has no rows of this
     environment and company yet and no row lacks its key (keys within one file are unique after
-    :func:`_dedupe`, and the values are typed already); otherwise :meth:`Workspace.upsert` merges them."""
+    :func:`_dedupe`); otherwise :meth:`Workspace.upsert` merges them. Raises :class:`SchemaError` for a
+    value that does not fit its column, as the upsert would."""
+    con = ws.con
     if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE environment = ? AND company = ? LIMIT 1)",
                    [env, company]).fetchall()[0][0]:
         return False
     keys = [k for k in TABLES[table].key if k not in ("environment", "company")]
     nulls = " OR ".join(f"{ident(k)} IS NULL" for k in keys) or "false"
-    return not con.execute(f"SELECT count(*) FROM (SELECT {', '.join(map(ident, keys)) or 1} FROM ({sql})) "
-                           f"WHERE {nulls}").fetchall()[0][0]
+    if con.execute(f"SELECT count(*) FROM (SELECT {', '.join(map(ident, keys)) or 1} FROM ({sql})) "
+                   f"WHERE {nulls}").fetchall()[0][0]:
+        return False
+    ws.check_casts(table, sql)  # e.g. a count beyond INTEGER: named, not a bare cast error from the INSERT
+    return True
 
 
 def _zone_warnings(parsed: Sequence[Parsed], timezone: str | None) -> list[str]:
@@ -1595,10 +1614,10 @@ def load_files(ws: Workspace, paths: str | Path | Sequence[str | Path], *, envir
     progress
         Show a tqdm progress bar (per file, with the stage) for loads that take more than a second.
     timezone
-        The time zone the files show date/times in, as an IANA name (``"Europe/Paris"``) or ``"UTC"``:
-        values without an offset are converted from it to UTC, the workspace's time. BC's pages show
-        the user's local time (give their zone when loading page exports); table exports and OData are
-        UTC (leave it None, which reads them as UTC; page exports read so get a warning).
+        The BC user's time zone, in which page exports show date/times, as an IANA name
+        (``"Europe/Paris"``) or ``"UTC"``: page values without an offset are converted from it to UTC,
+        the workspace's time. Table exports and OData are UTC and are never converted. When None, page
+        times are read as UTC and the report warns.
 
     Returns
     -------

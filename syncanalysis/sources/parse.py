@@ -176,17 +176,43 @@ def profile_datetimes(con: duckdb.DuckDBPyConnection, table: str, columns: Mappi
     return out
 
 
+def unforeseen_sql(col: str, profile: DateProfile) -> list[str]:
+    """SQL flags for values of text column ``col`` that ``profile`` (made on some rows) would read wrongly
+    without failing: an ISO time with an offset (read as if it had none) and a two-digit year (read as
+    year 26). A profile of every row foresees them; one of the first rows must be redone when a flag is up.
+    """
+    v = _v(col)
+    flags = []
+    if not profile.tz:
+        flags.append(f"({v} LIKE '____-__-__%' AND regexp_matches({v}, {lit(_TZ)}))")
+    if not profile.two_digit_years:
+        flags.append(f"regexp_matches({v}, '^\\d{{1,2}}[./-]\\d{{1,2}}[./-]\\d{{2}}(\\D|$)')")
+    return flags
+
+
 def _iso_sql(v: str) -> str:
     # only text that starts like yyyy-... is tried as ISO: a failing cast costs more than the test
     return f"CASE WHEN substr({v}, 5, 1) = '-' THEN TRY_CAST({v} AS TIMESTAMP) END"
 
 
 def datetime_sql(col: str, profile: DateProfile | None = None, zone: str | None = None) -> str:
-    """SQL turning text column ``col`` into a TIMESTAMP as ``profile`` says (NULL where it does not parse).
+    """SQL turning text column ``col`` into a UTC TIMESTAMP as ``profile`` says (NULL where it does not parse).
 
-    Values with a zone or offset are converted to UTC by it; the others are taken as local time in
-    ``zone`` (an IANA name, e.g. ``Europe/Paris``) and converted to UTC, or as UTC when ``zone`` is
-    None. A local time shown twice when clocks go back is read as the second (standard) time.
+    Parameters
+    ----------
+    col
+        The text column.
+    profile
+        How the column's dates are written (:func:`profile_datetimes`); ISO only when None.
+    zone
+        The IANA time zone (e.g. ``Europe/Paris``) of values without an offset, converted from it to
+        UTC; None or ``UTC`` keeps them as they are. A local time shown twice when clocks go back is
+        read as the second (standard) time. Values with an offset are converted by their offset.
+
+    Returns
+    -------
+    str
+        A SQL expression.
     """
     p = profile or DateProfile(col)
     v = _v(col)
@@ -210,12 +236,24 @@ def datetime_sql(col: str, profile: DateProfile | None = None, zone: str | None 
 
 
 def check_timezone(con: duckdb.DuckDBPyConnection, zone: str | None) -> str | None:
-    """The IANA time zone name ``zone`` as the database spells it (case aside); None stays None.
+    """Check a time zone name against the database's (ICU) zones.
+
+    Parameters
+    ----------
+    con
+        A DuckDB connection.
+    zone
+        An IANA name in any case (``europe/paris``), ``UTC`` (also ``Z``, ``GMT``), or None.
+
+    Returns
+    -------
+    str or None
+        The name as the database spells it (``Europe/Paris``), ``UTC``, or None for None.
 
     Raises
     ------
     SourceError
-        When the database knows no such zone (naming a few close ones).
+        When the database knows no such zone (naming the closest ones and what to give).
     """
     if zone is None:
         return None

@@ -32,9 +32,14 @@ MIN_SPLIT_BYTES = 16 << 20  # smaller sheets are parsed whole: the cutting would
 _READ = 1 << 20
 _OPEN = b"<sheetData>"
 _TAIL = b"</sheetData></worksheet>"
+_ROW = re.compile(rb"<row[\s>/]")
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _DOC_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+class NotCuttable(Exception):
+    """A block of the sheet turned out not to stand alone (a row without its number): read it whole."""
 
 
 @dataclass
@@ -122,6 +127,9 @@ def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int
 
     Raises
     ------
+    NotCuttable
+        When a later block starts with a row that carries no row number (``r``), after the blocks
+        before it: its rows cannot be placed, so read the sheet whole (``workers=1``).
     Exception
         Whatever calamine or :mod:`zipfile` raise on a corrupt workbook (the caller names the file).
     """
@@ -134,12 +142,16 @@ def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int
     pool = ThreadPoolExecutor(workers, thread_name_prefix="syncanalysis-xlsx")
     queue: SimpleQueue[Future[Block] | BaseException | None] = SimpleQueue()
     stop = threading.Event()
+    slots = threading.BoundedSemaphore(2 * workers)  # blocks cut but not yet taken: bounds the memory ahead
 
     def produce() -> None:  # inflates and cuts (zlib releases the GIL) while the caller converts
         try:
             for buf in blocks:
+                while not slots.acquire(timeout=0.05):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
-                    break
+                    return
                 queue.put(pool.submit(_parse_block, buf, convert))
         except BaseException as exc:  # raised to the caller in its turn, after the blocks before it
             queue.put(exc)
@@ -153,7 +165,9 @@ def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int
         while (item := queue.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            yield item.result()
+            block = item.result()
+            slots.release()
+            yield block
     finally:
         stop.set()
         producer.join()
@@ -162,22 +176,29 @@ def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int
 
 def _cut(path: str | Path, block_bytes: int, min_bytes: int, workers: int) -> Generator[io.BytesIO, None, None] | None:
     """Stand-alone workbooks of consecutive row slices of the only sheet, or None to read it whole."""
-    z = zipfile.ZipFile(path)
-    part = _sheet_part(z)
-    size = z.getinfo(part).file_size if part is not None else 0
-    if part is None or size < min_bytes:
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return None  # e.g. an .xls (BIFF) workbook
+    try:
+        part = _sheet_part(z)
+        size = z.getinfo(part).file_size if part is not None else 0
+        if part is None or size < min_bytes:
+            z.close()
+            return None
+        # every block's workbook parses the shared strings again: with many, cut only one block per thread
+        shared = sum(i.file_size for i in z.infolist() if i.filename.lower().endswith("sharedstrings.xml"))
+        if shared > size // 8:
+            block_bytes = max(block_bytes, size // workers + (1 << 16))
+        with z.open(part) as f:
+            head = f.read(_READ)
+    except BaseException:
         z.close()
-        return None
-    # every block's workbook parses the shared strings again: with many of them, cut only one block per thread
-    shared = sum(i.file_size for i in z.infolist() if i.filename.lower().endswith("sharedstrings.xml"))
-    if shared > size // 8:
-        block_bytes = max(block_bytes, size // workers + (1 << 16))
-    with z.open(part) as f:
-        head = f.read(_READ)
+        raise
     at = head.find(_OPEN)
-    if at < 0 or not re.search(rb"<worksheet[\s>]", head[:at]):
+    if at < 0 or not re.search(rb"<worksheet[\s>]", head[:at]) or not _numbered(head, at):
         z.close()
-        return None  # prefixed or unusual XML: calamine reads it whole
+        return None  # prefixed or unusual XML, or rows without numbers: calamine reads it whole
 
     def gen() -> Generator[io.BytesIO, None, None]:
         with z:
@@ -196,10 +217,27 @@ def _cut(path: str | Path, block_bytes: int, min_bytes: int, workers: int) -> Ge
                         if at < 0:
                             break  # read on to the row's end
                         cut = at + len(b"</row>")
+                        if not _numbered(pending, 0):
+                            raise NotCuttable
                         yield _block(others, part, prefix, pending, cut, _TAIL)
                         del pending[:cut]
                     if not piece:  # the last rows, with the sheet's own end
+                        if not _numbered(pending, 0):
+                            raise NotCuttable
                         yield _block(others, part, prefix, pending, len(pending), b"")
                         return
 
     return gen()
+
+
+def _numbered(xml: bytes | bytearray, start: int) -> bool:
+    """Whether the first row from ``start`` (if any starts there) carries its row number ``r``.
+
+    Rows without it are numbered by their place, which a block alone would count from its own start.
+    """
+    m = _ROW.search(xml, start)
+    if m is None:
+        return True
+    end = xml.find(b">", m.start())
+    tag = xml[m.start():end if end >= 0 else len(xml)]
+    return re.search(rb"\sr\s*=", tag) is not None
