@@ -183,10 +183,13 @@ def unforeseen_sql(col: str, profile: DateProfile) -> list[str]:
     """
     v = _v(col)
     flags = []
+    # cheap character tests first: the regular expression runs only on the few values that pass them
     if not profile.tz:
-        flags.append(f"({v} LIKE '____-__-__%' AND regexp_matches({v}, {lit(_TZ)}))")
+        flags.append(f"({v} LIKE '____-__-__%' AND (right({v}, 1) = 'Z' OR substr({v}, -5, 1) IN ('+', '-') "
+                     f"OR substr({v}, -6, 1) IN ('+', '-')) AND regexp_matches({v}, {lit(_TZ)}))")
     if not profile.two_digit_years:
-        flags.append(f"regexp_matches({v}, '^\\d{{1,2}}[./-]\\d{{1,2}}[./-]\\d{{2}}(\\D|$)')")
+        flags.append(f"((substr({v}, 2, 1) IN ('/', '.', '-') OR substr({v}, 3, 1) IN ('/', '.', '-')) "
+                     f"AND regexp_matches({v}, '^\\d{{1,2}}[./-]\\d{{1,2}}[./-]\\d{{2}}(\\D|$)'))")
     return flags
 
 
