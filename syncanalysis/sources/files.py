@@ -479,9 +479,12 @@ def _texts(block: xlsx.Block) -> list[np.ndarray]:
 
 def _columns(data: list[list[Any]]) -> list[Any]:
     """The columns of calamine's rows (equal-length lists): one 2-D object array, sliced."""
-    grid = np.array(data, dtype=object)
-    if grid.ndim != 2:  # pragma: no cover - calamine's rows all have the sheet's width
-        return list(zip(*data))
+    try:
+        grid = np.array(data, dtype=object)
+    except ValueError:  # pragma: no cover - calamine's rows all have the sheet's width
+        grid = None
+    if grid is None or grid.ndim != 2:  # pragma: no cover
+        return list(itertools.zip_longest(*data, fillvalue=""))
     return [grid[:, i] for i in range(grid.shape[1])]
 
 
