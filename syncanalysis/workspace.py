@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -492,7 +492,7 @@ class Workspace:
         *,
         source: str,
         kind: str,
-        content_hash: str | None = None,
+        content_hash: str | Callable[[], str] | None = None,
         environment: str | None = None,
         company: str | None = None,
         fidelity: int = FIDELITY_TABLE,
@@ -501,7 +501,9 @@ class Workspace:
 
         The block upserts through the yielded :class:`Load` (and may run linking SQL on
         ``load.con``); the ``loads`` row is written only when something changed, so a repeated load
-        leaves the workspace exactly as it was. Any exception rolls everything back.
+        leaves the workspace exactly as it was. Any exception rolls everything back. ``content_hash``
+        may be a function, called only when the ``loads`` row is written (a hash still being computed
+        on another thread while the rows go in).
 
         Examples
         --------
@@ -525,7 +527,7 @@ class Workspace:
                     [
                         r.load_id,
                         source,
-                        content_hash,
+                        content_hash() if callable(content_hash) else content_hash,
                         kind,
                         environment,
                         company,

@@ -1343,7 +1343,8 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
                 "THEN error('a value the first rows did not foresee') ELSE true END")
     fidelity = FIDELITY_PAGE if match.layout.page else FIDELITY_TABLE
     try:
-        with ws.loading(source=str(path), kind=report.kind, content_hash=hasher.result(), environment=env,
+        # the file's hash is still being computed: it is needed only for the loads row, at the end
+        with ws.loading(source=str(path), kind=report.kind, content_hash=hasher.result, environment=env,
                         company=comp, fidelity=fidelity) as load:
             inserted = feed(lambda: ws.insert_new(table, sql, fidelity=fidelity))
             parsed.rows = inserted

@@ -181,15 +181,14 @@ def unforeseen_sql(col: str, profile: DateProfile) -> list[str]:
     without failing: an ISO time with an offset (read as if it had none) and a two-digit year (read as
     year 26). A profile of every row foresees them; one of the first rows must be redone when a flag is up.
     """
-    v = _v(col)
+    raw = ident(col)
     flags = []
-    # cheap character tests first: the regular expression runs only on the few values that pass them
+    # cheap tests on the raw text (no trim) first: the regular expression runs on the few values that pass
     if not profile.tz:
-        flags.append(f"({v} LIKE '____-__-__%' AND (right({v}, 1) = 'Z' OR substr({v}, -5, 1) IN ('+', '-') "
-                     f"OR substr({v}, -6, 1) IN ('+', '-')) AND regexp_matches({v}, {lit(_TZ)}))")
-    if not profile.two_digit_years:
-        flags.append(f"((substr({v}, 2, 1) IN ('/', '.', '-') OR substr({v}, 3, 1) IN ('/', '.', '-')) "
-                     f"AND regexp_matches({v}, '^\\d{{1,2}}[./-]\\d{{1,2}}[./-]\\d{{2}}(\\D|$)'))")
+        flags.append(f"((contains({raw}, 'Z') OR contains({raw}, '+') OR {raw} LIKE '%:%-%') "
+                     f"AND regexp_matches({_v(col)}, {lit(_TZ)}))")
+    if not profile.two_digit_years:  # an anchored expression fails within a few characters: cheap as it is
+        flags.append(f"regexp_matches({raw}, '^\\s*\\d{{1,2}}[./-]\\d{{1,2}}[./-]\\d{{2}}(\\D|$)')")
     return flags
 
 
