@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -321,28 +322,91 @@ def _errors_table_csv(path: Path, n: int, dates: dict[int, str]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("late, stored", [
+LATE = [
     ("2026-05-06T07:08:09+02:00", dt.datetime(2026, 5, 6, 5, 8, 9)),  # an offset the first rows did not show
+    ("2026-05-06 07:08:09 -02", dt.datetime(2026, 5, 6, 9, 8, 9)),  # an hour-only offset after a space
     ("5/6/26 07:08:09", dt.datetime(2026, 5, 6, 7, 8, 9)),  # a two-digit year
     ("46148.25", dt.datetime(2026, 5, 6, 6, 0)),  # an Excel serial date
-])
-def test_a_date_form_only_late_rows_show_is_read_as_a_full_profile_reads_it(tmp_path, late, stored):
+]
+
+
+@pytest.mark.parametrize("late, stored", LATE)
+@pytest.mark.parametrize("way", ["careful", "one pass"])
+def test_a_date_form_only_late_rows_show_is_read_as_a_full_profile_reads_it(monkeypatch, tmp_path, late, stored,
+                                                                              way):
     # more rows than the profile's first rows; the date order is decided by a day above 12 early on
+    monkeypatch.setattr(files, "_FAST_MIN_BYTES", 0 if way == "one pass" else 1 << 60)
     path = _errors_table_csv(tmp_path / "errors.csv", files._PROFILE_ROWS + 5000, {files._PROFILE_ROWS + 3000: late})
     ws, report = _load(path)
+    assert not report.one_pass  # the one-pass load fell back: its first rows did not foresee the value
     got = ws.sql(f"SELECT logged_at FROM job_errors WHERE error_no = {files._PROFILE_ROWS + 3000}")["logged_at"][0]
     assert got.to_pydatetime() == stored
     assert ws.count("job_errors") == files._PROFILE_ROWS + 5000
 
 
-def test_a_value_beyond_its_columns_type_is_named_not_a_bare_cast_error(tmp_path):
+@pytest.mark.parametrize("late, stored", LATE)
+def test_a_date_form_a_later_block_shows_is_read_right(either_way, tmp_path, late, stored):
+    rows = _page_rows(4000)
+    rows[3500][1] = float(late) if late[0].isdigit() and "." in late and "/" not in late else late
+    ws, report = _load(write_xlsx(tmp_path / "page.xlsx", PAGE_HEADER, rows))
+    assert not report.one_pass
+    got = ws.sql("SELECT logged_at FROM job_errors WHERE error_no = 501")["logged_at"][0]
+    assert got.to_pydatetime() == stored and ws.count("job_errors") == 4000
+
+
+@pytest.mark.parametrize("way", ["careful", "one pass"])
+def test_a_value_beyond_its_columns_type_is_named_by_file_row_and_column(monkeypatch, tmp_path, way):
+    monkeypatch.setattr(files, "_FAST_MIN_BYTES", 0 if way == "one pass" else 1 << 60)
     frame = pd.read_csv(ROOT / "sample_data" / "tables" / "Integration Synch. Job.csv.gz", dtype=str, nrows=300)
     frame.loc[120, "Inserted"] = "3000000000"  # beyond the INTEGER of jobs.inserted
     path = tmp_path / "Integration Synch. Job.csv"
     frame.to_csv(path, index=False)
     ws = Workspace()
     before = snapshot(ws)
-    with pytest.raises(SchemaError) as e:
-        _load(path)
-    assert "'inserted'" in str(e.value) and "3000000000" in str(e.value)
+    with pytest.raises(ValueParseError) as e:
+        load_files(ws, [path], environment=ENV, company=COMPANY, progress=False)
+    assert (e.value.row, e.value.column, e.value.value) == (122, "Inserted", "3000000000")
+    assert "too large" in str(e.value) and "Integration Synch. Job.csv" in str(e.value)
     assert snapshot(ws) == before
+
+
+def test_check_casts_names_what_does_not_fit():
+    ws = Workspace()
+    with pytest.raises(SchemaError) as e:
+        ws.check_casts("jobs", "SELECT 'E' AS environment, 'C' AS company, 3000000000::BIGINT AS inserted")
+    assert "'inserted'" in str(e.value) and "3000000000" in str(e.value)
+    ws.check_casts("jobs", "SELECT 'E' AS environment, 'C' AS company, 3::BIGINT AS inserted")
+
+
+def test_a_zip_feature_python_lacks_leaves_the_sheet_to_calamine(either_way, tmp_path):
+    # general-purpose flag bit 5 ("patched data") on the sheet: Python's zipfile refuses it, calamine reads it
+    data = bytearray(write_xlsx(tmp_path / "g.xlsx", PAGE_HEADER, _page_rows(3000)).read_bytes())
+    name = b"xl/worksheets/sheet1.xml"
+    i = data.find(b"PK\x01\x02")
+    while i >= 0:
+        n = int.from_bytes(data[i + 28:i + 30], "little")
+        if data[i + 46:i + 46 + n] == name:
+            data[i + 8:i + 10] = (int.from_bytes(data[i + 8:i + 10], "little") | 0x20).to_bytes(2, "little")
+            break
+        i = data.find(b"PK\x01\x02", i + 4)
+    path = tmp_path / "bit5.xlsx"
+    path.write_bytes(bytes(data))
+    with zipfile.ZipFile(path) as z, pytest.raises(NotImplementedError):
+        z.open("xl/worksheets/sheet1.xml")
+    assert xlsx._cut(path, 20_000, 0, workers=2) is None
+    ws, report = _load(path)
+    assert report.rows_inserted == 3000
+
+
+def test_blocks_are_cut_at_most_a_few_ahead_of_the_caller(monkeypatch, tmp_path):
+    path = _mixed_sheet(tmp_path / "mixed.xlsx", rows=3000)
+    cut = []
+    real = xlsx._block
+    monkeypatch.setattr(xlsx, "_block", lambda *a: cut.append(1) or real(*a))
+    wb = CalamineWorkbook.from_path(str(path))
+    ahead, taken = [], 0
+    for _ in xlsx.sheet_blocks(path, wb, wb.sheet_names[0], block_bytes=10_000, min_bytes=0, workers=2):
+        taken += 1
+        time.sleep(0.01)  # a slow caller: the producer would run far ahead if nothing held it
+        ahead.append(len(cut) - taken)
+    assert taken > 20 and max(ahead) <= 2 * 2 + 1

@@ -496,7 +496,7 @@ class _Reread(Exception):
     """A later block of a sheet starts left of its first block: read the sheet whole instead."""
 
 
-def _read_workbook(path: Path, temp: _Temp) -> list[Part]:
+def _read_workbook(path: Path, temp: _Temp, *, whole: bool = False) -> list[Part]:
     try:
         wb = CalamineWorkbook.from_path(str(path))
         names = list(wb.sheet_names)
@@ -508,7 +508,8 @@ def _read_workbook(path: Path, temp: _Temp) -> list[Part]:
     for name in names:
         try:
             try:
-                part = _read_sheet(path, name, temp, xlsx.sheet_blocks(path, wb, name, convert=_texts))
+                part = _read_sheet(path, name, temp, xlsx.sheet_blocks(path, wb, name, convert=_texts,
+                                                                       workers=1 if whole else None))
             except (_Reread, xlsx.NotCuttable):
                 part = _read_sheet(path, name, temp, xlsx.sheet_blocks(path, wb, name, workers=1))
         except _UNREADABLE as exc:
@@ -919,6 +920,9 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
         exprs[c.target] = expr
         if c.kind in _WHAT:
             checks.append((f"NOT {blank} AND {ident(c.target)} IS NULL", raw, m.header, _WHAT[c.kind]))
+        if c.kind == cap.INT and TABLES[match.layout.table].types.get(c.target) == "INTEGER":
+            checks.append((f"{ident(c.target)} NOT BETWEEN -2147483648 AND 2147483647", raw, m.header,
+                           "is too large for this column (whole numbers up to 2,147,483,647)"))
     select = ", ".join(f"{e} AS {ident(t)}" for t, e in exprs.items())
     raws = sorted({r for _, r, _, _ in checks})
     keep = ", ".join(f"{ident(r)} AS {ident('_raw_' + r)}" for r in raws) or "1 AS _x"
@@ -1361,7 +1365,7 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
             report.seconds = time.perf_counter() - started
             load.details = report.details
     except (duckdb.ConstraintException, duckdb.ConversionException, duckdb.InvalidInputException,
-            duckdb.OutOfRangeException, SourceError, _Reread, xlsx.NotCuttable):
+            duckdb.OutOfRangeException, SourceError):
         return None  # a repeated key, a value that does not fit, an unforeseen value: the careful path says which
     report.load_id = load.report.load_id
     report.seconds = time.perf_counter() - started
@@ -1369,29 +1373,31 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
 
 
 def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str | None, company: str | None,
-                    kind: str, hasher: _Hasher, started: float, timezone: str | None) -> FileLoadReport | None:
+                    kind: str, hasher: _Hasher, started: float,
+                    timezone: str | None) -> tuple[FileLoadReport | None, bool]:
     """Load a big one-sheet workbook into a table with no rows of its environment/company yet, in one pass.
 
     As :func:`_load_csv_fast`, but the rows come in blocks (:func:`.xlsx.sheet_blocks`): the first
     block decides the layout, and each block is parsed, checked and inserted while the pool parses the
-    next ones. ``None`` sends the caller to the careful path (which reads the workbook again).
+    next ones. Returns the report, or None for the careful path (which reads the workbook again) and
+    whether that should read the sheet whole (it cannot be cut in blocks).
     """
     con = ws.con
     try:
         wb = CalamineWorkbook.from_path(str(path))
         names = list(wb.sheet_names)
     except CalamineError:
-        return None  # the careful path names what is wrong
+        return None, False  # the careful path names what is wrong
     if len(names) != 1:
-        return None
+        return None, False
     with contextlib.closing(xlsx.sheet_blocks(path, wb, names[0], convert=_texts)) as blocks:
         try:
             head = _sheet_head(next(blocks, None))
             frame = _block_frame(head, head.first) if head is not None and not head.package else None
-        except (*_UNREADABLE, _Reread, xlsx.NotCuttable):
-            return None
+        except _UNREADABLE:
+            return None, False
         if frame is None:
-            return None
+            return None, False
         reg = temp.name("df")
         con.execute("SELECT 1").fetchall()
         con.register(reg, frame)
@@ -1403,7 +1409,7 @@ def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str 
         first = con.execute(f"SELECT * EXCLUDE (_row) FROM {sample} ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
         n_first = con.execute(f"SELECT count(*) FROM {sample}").fetchall()[0][0]
         if n_first < _SAMPLE_ROWS:
-            return None
+            return None, False
         part = Part(path, names[0], head.headers, head.row, view, [["" if v is None else v for v in r] for r in first],
                     n_first)
 
@@ -1426,9 +1432,11 @@ def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str 
 
         try:
             return _one_pass(ws, part, temp, _FAST_XLSX_KINDS, feed, environment=environment, company=company,
-                             kind=kind, hasher=hasher, started=started, timezone=timezone)
+                             kind=kind, hasher=hasher, started=started, timezone=timezone), False
         except _UNREADABLE:
-            return None
+            return None, False
+        except (_Reread, xlsx.NotCuttable):  # (rolled back) a block that cannot stand alone: no blocks then
+            return None, True
         finally:
             for reg in registered:  # after a failed INSERT, once the transaction is rolled back
                 con.unregister(reg)
@@ -1459,6 +1467,7 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
     try:
         stage("read")
         form = _sniff_bytes(path, head)
+        whole = False  # read a workbook's sheets whole (not in blocks)
         # not inside a caller's transaction: a failed attempt there could not be rolled back on its own
         if form != "workbook" and path.stat().st_size >= _FAST_MIN_BYTES and not ws.in_transaction:
             fast = _load_csv_fast(ws, path, head, form == "gzip", temp, environment=environment, company=company,
@@ -1468,8 +1477,8 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
             temp.close()  # start over: the careful path reads the file into its own temporary tables
         if form == "workbook" and path.stat().st_size >= _FAST_XLSX_MIN_BYTES and not ws.in_transaction \
                 and zipfile.is_zipfile(path):
-            fast = _load_xlsx_fast(ws, path, temp, environment=environment, company=company, kind=kind, hasher=hasher,
-                                   started=started, timezone=timezone)
+            fast, whole = _load_xlsx_fast(ws, path, temp, environment=environment, company=company, kind=kind,
+                                          hasher=hasher, started=started, timezone=timezone)
             if fast is not None:
                 return fast
             temp.close()
@@ -1477,7 +1486,7 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
             if head[:2] == b"PK" and not zipfile.is_zipfile(path):
                 raise UnreadableFileError("this Excel workbook is truncated or corrupt (not a complete zip archive)",
                                           path=path, hint="Export the file from Business Central again")
-            parts = _read_workbook(path, temp)
+            parts = _read_workbook(path, temp, whole=whole)
         else:
             parts = _read_text(path, head, form == "gzip", temp)
         stage("recognise")

@@ -50,7 +50,7 @@ def _v(col: str) -> str:
 # -- dates ----------------------------------------------------------------------------------------
 _LOCAL = r"^(\d{1,2})([./-])(\d{1,2})[./-](\d{2}|\d{4})(\D|$)"
 _SERIAL = r"\d{1,7}([.,]\d+)?"
-_TZ = r"^\d{4}-\d\d-\d\d[T ].*(Z|[+-]\d\d:?\d\d)$"
+_TZ = r"^\d{4}-\d\d-\d\d[T ].*(Z|[+-]\d\d(:?\d\d)?)$"  # Z, +hh:mm, +hhmm or +hh, maybe after a space
 
 DATE_FORMS = ("dd/mm/yyyy, dd.mm.yyyy, m/d/yyyy (with h:mm:ss AM/PM), yyyy-mm-dd hh:mm:ss (ISO) "
               "or an Excel serial date")
@@ -218,10 +218,6 @@ def datetime_sql(col: str, profile: DateProfile | None = None, zone: str | None 
     """
     p = profile or DateProfile(col)
     v = _v(col)
-    parts = []
-    if p.tz:
-        parts.append(f"CASE WHEN regexp_matches({v}, {lit(_TZ)}) "
-                     f"THEN CAST(TRY_CAST({v} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) END")
     naive = [_iso_sql(v)]
     if p.serial:
         # Excel serial: days since 1899-12-30, the fraction is the time; rounded to the millisecond
@@ -233,8 +229,11 @@ def datetime_sql(col: str, profile: DateProfile | None = None, zone: str | None 
     local = naive[0] if len(naive) == 1 else f"coalesce({', '.join(naive)})"
     if zone is not None and zone != "UTC":
         local = f"timezone('UTC', timezone({lit(zone)}, {local}))"
-    parts.append(local)
-    return f"CASE WHEN {v} = '' THEN NULL ELSE {parts[0] if len(parts) == 1 else 'coalesce(' + ', '.join(parts) + ')'} END"
+    if p.tz:  # a value with an offset is read by it or not at all (never as if it had none)
+        aware = f"TRY_CAST(regexp_replace({v}, '\\s+([+-]\\d\\d(:?\\d\\d)?)$', '\\1') AS TIMESTAMPTZ)"
+        local = (f"CASE WHEN regexp_matches({v}, {lit(_TZ)}) THEN CAST({aware} AT TIME ZONE 'UTC' AS TIMESTAMP) "
+                 f"ELSE {local} END")
+    return f"CASE WHEN {v} = '' THEN NULL ELSE {local} END"
 
 
 def check_timezone(con: duckdb.DuckDBPyConnection, zone: str | None) -> str | None:

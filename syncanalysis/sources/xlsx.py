@@ -156,8 +156,10 @@ def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int
         except BaseException as exc:  # raised to the caller in its turn, after the blocks before it
             queue.put(exc)
         finally:
-            blocks.close()
-            queue.put(None)
+            try:
+                blocks.close()
+            finally:
+                queue.put(None)
 
     producer = threading.Thread(target=produce, name="syncanalysis-xlsx-cut", daemon=True)
     producer.start()
@@ -178,8 +180,8 @@ def _cut(path: str | Path, block_bytes: int, min_bytes: int, workers: int) -> Ge
     """Stand-alone workbooks of consecutive row slices of the only sheet, or None to read it whole."""
     try:
         z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
-        return None  # e.g. an .xls (BIFF) workbook
+    except Exception:  # e.g. an .xls (BIFF) workbook: calamine reads it, and says what is wrong if anything
+        return None
     try:
         part = _sheet_part(z)
         size = z.getinfo(part).file_size if part is not None else 0
@@ -192,9 +194,9 @@ def _cut(path: str | Path, block_bytes: int, min_bytes: int, workers: int) -> Ge
             block_bytes = max(block_bytes, size // workers + (1 << 16))
         with z.open(part) as f:
             head = f.read(_READ)
-    except BaseException:
+    except Exception:  # a zip feature Python lacks (calamine may not), or damage: calamine reads it whole
         z.close()
-        raise
+        return None
     at = head.find(_OPEN)
     if at < 0 or not re.search(rb"<worksheet[\s>]", head[:at]) or not _numbered(head, at):
         z.close()
@@ -202,7 +204,10 @@ def _cut(path: str | Path, block_bytes: int, min_bytes: int, workers: int) -> Ge
 
     def gen() -> Generator[io.BytesIO, None, None]:
         with z:
-            others = [(i, z.read(i)) for i in z.infolist() if i.filename != part and not i.is_dir()]
+            try:
+                others = [(i, z.read(i)) for i in z.infolist() if i.filename != part and not i.is_dir()]
+            except Exception as exc:  # parts calamine may never need to read: let it read the sheet whole
+                raise NotCuttable from exc
             with z.open(part) as f:
                 data = f.read(_READ)
                 start = data.find(_OPEN) + len(_OPEN)
