@@ -5,7 +5,12 @@ workspace changes while that happens), then merged and linked in one transaction
 (:meth:`Workspace.loading`), so a file that fails leaves the workspace file exactly as it was.
 
 * CSV (optionally ``.gz``) goes through DuckDB's ``read_csv`` with every column as VARCHAR; xlsx through
-  calamine. Either way the cells land as text in DuckDB and are parsed there (see :mod:`.parse`).
+  calamine, a big sheet in row blocks on several threads (:mod:`.xlsx`). Either way the cells land as
+  text in DuckDB and are parsed there (see :mod:`.parse`).
+* A big first load of a table (or page 5339) export goes in one pass: the first rows decide the layout
+  and date forms, and every row is parsed, checked and inserted as it is read; anything those rows
+  did not foresee rolls the attempt back and the careful path above explains it.
+* Page exports show the BC user's local time: ``timezone`` converts it to UTC (table exports are UTC).
 * The header row is the first of the top rows that names the most known columns (configuration-package
   sheets have the package code, table caption and table id in row 1 and the header in row 3).
 * Columns are matched by caption (English, French, German), by field name, and where neither is known

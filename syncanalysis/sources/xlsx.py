@@ -128,8 +128,9 @@ def sheet_blocks(path: str | Path, workbook: Any, name: str, *, block_bytes: int
     Raises
     ------
     NotCuttable
-        When a later block starts with a row that carries no row number (``r``), after the blocks
-        before it: its rows cannot be placed, so read the sheet whole (``workers=1``).
+        When a block cannot stand alone (it starts with a row that carries no row number ``r``, or
+        a part of the workbook is one Python's zipfile cannot read), after the blocks before it:
+        read the sheet whole (``workers=1``).
     Exception
         Whatever calamine or :mod:`zipfile` raise on a corrupt workbook (the caller names the file).
     """
