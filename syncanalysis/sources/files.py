@@ -223,6 +223,19 @@ class _Temp:
         self.objects.append(("TABLE", n))
         return n
 
+    def frame(self, frame: pd.DataFrame, into: str | None = None) -> str:
+        """A DataFrame's rows into a new temp table (or appended to table ``into``); returns the table."""
+        reg = self.name("df")
+        self.con.execute("SELECT 1").fetchall()  # register() needs no half-read result on the connection
+        self.con.register(reg, frame)
+        try:
+            if into is None:
+                return self.table("raw", f"SELECT * FROM {reg}")
+            self.con.execute(f"INSERT INTO {into} SELECT * FROM {reg}").fetchall()
+            return into
+        finally:
+            self.con.unregister(reg)
+
     def drop(self, table: str | None) -> None:
         if table is not None:
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
@@ -588,7 +601,6 @@ def _block_frame(head: _SheetHead, block: xlsx.Block) -> pd.DataFrame | None:
 
 
 def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block]) -> Part | None:
-    con = temp.con
     head = _sheet_head(next(blocks, None))
     if head is None:
         return None
@@ -596,28 +608,23 @@ def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block
     try:
         for block in itertools.chain([head.first], blocks):
             frame = _block_frame(head, block)
-            if frame is None:
-                continue
-            reg = temp.name("df")
-            con.execute("SELECT 1").fetchall()  # register() needs no half-read result on the connection
-            con.register(reg, frame)
-            try:
-                rows = f"SELECT * FROM {reg}"
-                if table is None:
-                    table = temp.table("raw", rows)
-                else:
-                    con.execute(f"INSERT INTO {table} {rows}").fetchall()
-            finally:
-                con.unregister(reg)
+            if frame is not None:
+                table = temp.frame(frame, into=table)
     except (_Reread, xlsx.NotCuttable):
         temp.drop(table)
         raise
     if table is None:
         return Part(path, name, head.headers, head.row, "", [], 0, head.package)
+    return _part(temp, table, path, name, head)
+
+
+def _part(temp: _Temp, table: str, path: Path, sheet: str | None, head: _SheetHead) -> Part:
+    """The part of a sheet whose text cells are in ``table``: a view on it, its first rows, its size."""
+    con = temp.con
     view = temp.view("rawv", f"SELECT * FROM {table}")
     sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {table} ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
     nrows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return Part(path, name, head.headers, head.row, view, [["" if v is None else v for v in r] for r in sample],
+    return Part(path, sheet, head.headers, head.row, view, [["" if v is None else v for v in r] for r in sample],
                 nrows, head.package)
 
 
@@ -1294,14 +1301,7 @@ def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, tem
     rows = [(r + [""] * n)[:n] for r in src.sample]
     frame = pd.DataFrame({f"c{i}": [r[i] for r in rows] for i in range(n)})
     frame.insert(0, "_row", np.arange(src.header_row + 2, src.header_row + 2 + len(rows), dtype=np.int64))
-    reg = temp.name("sampledf")
-    con.execute("SELECT 1").fetchall()
-    con.register(reg, frame)
-    try:
-        sample = temp.table("sample", f"SELECT * FROM {reg}")
-    finally:
-        con.unregister(reg)
-    view = temp.view("rawv", f"SELECT * FROM {sample}")
+    view = temp.view("rawv", f"SELECT * FROM {temp.frame(frame)}")
     part = Part(path, None, src.headers + [""] * (n - len(src.headers)), src.header_row + 1, view,
                 src.sample[:_SAMPLE_ROWS], len(rows))
 
@@ -1403,20 +1403,10 @@ def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str 
             return None, False
         if frame is None:
             return None, False
-        reg = temp.name("df")
-        con.execute("SELECT 1").fetchall()
-        con.register(reg, frame)
-        try:
-            sample = temp.table("sample", f"SELECT * FROM {reg}")
-        finally:
-            con.unregister(reg)
-        view = temp.view("rawv", f"SELECT * FROM {sample}")
-        first = con.execute(f"SELECT * EXCLUDE (_row) FROM {sample} ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
-        n_first = con.execute(f"SELECT count(*) FROM {sample}").fetchall()[0][0]
-        if n_first < _SAMPLE_ROWS:
+        part = _part(temp, temp.frame(frame), path, names[0], head)  # the first block
+        if part.rows < _SAMPLE_ROWS:
             return None, False
-        part = Part(path, names[0], head.headers, head.row, view, [["" if v is None else v for v in r] for r in first],
-                    n_first)
+        view = part.view
 
         registered: list[str] = []
 
