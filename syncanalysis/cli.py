@@ -116,7 +116,10 @@ def format_findings(findings: list) -> str:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from .analysis.signatures import run_classify
+    from .analysis.signatures import local_templates, run_classify, use_templates
+
+    if args.templates:
+        use_templates(*local_templates(), *args.templates)
 
     messages = list(args.message)
     if not messages:
@@ -185,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_diagnose)
     p = sub.add_parser("classify", help="signature, template, cause and remedy of error messages")
     p.add_argument("message", nargs="*", help="messages (default: one per line, or a JSON array, on stdin)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object per message, with how it was matched")
+    p.add_argument("--templates", action="append", metavar="CSV",
+                   help="a local template file (template,source,category) to match too; repeatable "
+                        "(or set SYNCANALYSIS_TEMPLATES)")
     p.set_defaults(func=_classify)
     p = sub.add_parser("report", help="one self-contained HTML report: KPIs, findings, signatures, charts")
     p.add_argument("--workspace", required=True)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Versions a workspace can be upgraded from when opened writable (see Workspace._check_version): v3 adds
+# how each text was matched to ``signatures``, an analysis cache that is simply rebuilt.
+UPGRADABLE_FROM = (2,)
 
 # How complete a source row is (column ``fidelity``). A row is only overwritten by a source of the same
 # or a higher fidelity; a lower one only fills what is still empty (see Workspace.upsert).
@@ -236,9 +239,13 @@ TABLES: dict[str, Table] = {
                 ("inner_message", "VARCHAR"),
                 ("parent_table", "VARCHAR"),
                 ("parent_key", "VARCHAR"),
+                ("match", "VARCHAR"),
+                ("match_detail", "VARCHAR"),
+                ("language", "VARCHAR"),
             ),
             ("error_message",),
-            "One row per distinct error text: its signature, catalogue template and cause (analysis cache).",
+            "One row per distinct error text: its signature, template, cause and how it was matched (analysis "
+            "cache).",
         ),
         Table(
             "twin_state",

@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from .errors import SchemaError, WorkspaceError
-from .schema import FIDELITY_TABLE, SCHEMA_VERSION, TABLES, Table
+from .schema import FIDELITY_TABLE, SCHEMA_VERSION, TABLES, UPGRADABLE_FROM, Table
 
 # Columns the analysis derives from another column of the row: kept across reloads, cleared when
 # that column changes (so they get recomputed).
@@ -172,12 +172,31 @@ class Workspace:
             row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except duckdb.CatalogException as exc:
             raise WorkspaceError(f"{self.path} is not a syncanalysis workspace (no meta table).") from exc
+        if row is not None and int(row[0]) in UPGRADABLE_FROM and not self.read_only:
+            self._upgrade(int(row[0]))
+            return
+        if row is not None and int(row[0]) in UPGRADABLE_FROM:
+            raise WorkspaceError(
+                f"Workspace {self.path} has schema version {row[0]}; this syncanalysis needs {SCHEMA_VERSION}. "
+                "Open it once without read_only (e.g. `syncanalysis info --workspace FILE`) to upgrade it in place; "
+                "only the error signatures are rebuilt."
+            )
         if row is None or int(row[0]) != SCHEMA_VERSION:
             found = row[0] if row else "none"
             raise WorkspaceError(
                 f"Workspace {self.path} has schema version {found}; this syncanalysis needs {SCHEMA_VERSION}. "
                 "Rebuild it (delete the file and load the history again)."
             )
+
+    def _upgrade(self, found: int) -> None:
+        """Upgrade a workspace of an older schema in place (v2 -> v3: match columns of ``signatures``)."""
+        with self.transaction() as con:
+            for col in ("match", "match_detail", "language"):
+                con.execute(f'ALTER TABLE signatures ADD COLUMN IF NOT EXISTS "{col}" VARCHAR')
+            con.execute("DELETE FROM signatures")  # a cache: classified again, with how each text matched
+            con.execute("UPDATE job_errors SET signature = NULL, cause = NULL")
+            con.execute("DELETE FROM meta WHERE key = 'classifier'")
+            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
     @property
     def schema_version(self) -> int:

@@ -413,7 +413,7 @@ def test_parents_first_adds_the_named_parent_and_runs_its_job_first(ws, base):
     sp.vals[DV][row, 0] += 1  # the Dataverse user's name differs: the parent has something to synchronize
     publish(ws, sim)
     ws.con.execute("INSERT INTO signatures VALUES (?, 'must-be-coupled', NULL, 'not-coupled', NULL, "
-                   "'Salesperson/Purchaser', 'TESTSP')", [BLOCK_MSG])
+                   "'Salesperson/Purchaser', 'TESTSP', 'template', NULL, 'en')", [BLOCK_MSG])
     p = act.plan(ws, "synchronize", sel_of(ws, base.rids["blocked"]), direction="to-dataverse", parents_first=True)
     first = p.targets.iloc[0]
     assert first["role"] == "parent" and first["bc_record_id"] == "Salesperson/Purchaser: TESTSP"
@@ -428,7 +428,7 @@ def test_parents_first_adds_the_named_parent_and_runs_its_job_first(ws, base):
 
 def test_parents_that_are_not_coupled_are_named_in_the_plan(ws, base):
     ws.con.execute("INSERT INTO signatures VALUES (?, 'must-be-coupled', NULL, 'not-coupled', NULL, "
-                   "'Salesperson/Purchaser', 'TESTSP')", [BLOCK_MSG])
+                   "'Salesperson/Purchaser', 'TESTSP', 'template', NULL, 'en')", [BLOCK_MSG])
     p = act.plan(ws, "retry", sel_of(ws, base.rids["blocked"]), parents_first=True)
     assert (p.targets["role"] == "target").all()
     assert any("Salesperson/Purchaser: TESTSP is not coupled at all" in n for n in p.notes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 UNCLASSIFIED = "unclassified"
+DATAVERSE_ERROR = "dataverse-error"  # a Dataverse fault whose text names none of the other causes
 
 # BC's resolution actions a finding or a triage panel can point at (page 5333 captions; the docs'
 # name "Remove Coupling" for the Delete Couplings action).
@@ -212,6 +213,15 @@ _LIST = [
         transient=True,
     ),
     Cause(
+        "dataverse-error", "Dataverse refused the request (cause in the inner text)",
+        "Dataverse returned a fault that BC passed on, and its text names none of the known causes: often a "
+        "plug-in, a business rule or a custom validation on the Dataverse table, or a platform fault. Read the "
+        "inner text (and the Dataverse error code when there is one) to find the plug-in or rule, fix the data or "
+        "the Dataverse customization, then Retry. This is not a connection problem: the connection worked.",
+        "Read the inner Dataverse text, fix the data or the plug-in/rule, then Retry",
+        bc_action="Retry",
+    ),
+    Cause(
         "internal", "Internal synchronization error",
         "The synchronization engine reached a state it does not expect (context not initialized, invalid state), "
         "usually after an update or a concurrent run. Run the job again; if it repeats, collect the call stack "
@@ -225,10 +235,12 @@ CAUSES: dict[str, Cause] = {c.code: c for c in _LIST}
 
 _UNCLASSIFIED = Cause(
     UNCLASSIFIED, "Unclassified error",
-    "No known message template matches this text (often a custom extension or a platform message). Read the "
-    "example messages and the call stack (Show Error Call Stack) to find the extension or field involved, fix "
-    "the data or the code, then Retry.",
-    "Investigate the message and call stack, fix, then Retry",
+    "No known message template, error code or wording rule matches this text (often a custom extension, a "
+    "platform message, or a text in another language than English). Look at the inner text (the part after "
+    "\"because of the following error:\" or \"Detailed description:\") and at the call stack (Show Error Call "
+    "Stack on the error) to find the extension, table or field involved; fix the data or the code, then Retry. "
+    "If the text recurs, add it as a local template so that it gets a cause.",
+    "Read the inner text and the call stack, fix, then Retry",
 )
 
 

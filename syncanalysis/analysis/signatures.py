@@ -53,12 +53,14 @@ Join ``job_errors`` to ``signatures`` with :func:`error_text_sql` (Error Message
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,13 +68,14 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from ..errors import SyncAnalysisError
-from .causes import CAUSES, UNCLASSIFIED, cause_info
+from .causes import CAUSES, DATAVERSE_ERROR, UNCLASSIFIED, cause_info
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
 
 CATALOGUE_FILES = ("bc-error-templates.csv", "extra-templates.csv")
-COLUMNS = ["error_message", "signature", "template", "cause", "inner_message", "parent_table", "parent_key"]
+COLUMNS = ["error_message", "signature", "template", "cause", "inner_message", "parent_table", "parent_key", "match",
+           "match_detail", "language"]
 
 MESSAGE_LEN = 250  # table 5339 Message, page 5333 Error Message
 ERROR_MESSAGE_LEN = 2048  # table 5339 Error Message
@@ -93,18 +96,33 @@ class CatalogueError(SyncAnalysisError):
 # ------------------------------------------------------------------------------------------------
 # Templates
 
-# Wrappers: the placeholder that carries the inner error text, and whether the cause comes from it.
-_WRAPPERS: dict[str, tuple[int, bool]] = {
-    "Modifying %1 failed because of the following error: %2.": (2, True),
-    "The data could not be updated because of the following error: %1.": (1, True),
-    "Uncoupling %1 failed because of the following error: %2.": (2, True),
-    "Coupling %1 failed because of the following error: %2.": (2, True),
-    "Inserting %1 failed because of the following error: %2.": (2, True),
-    "An error occurred when communicating with %1. Detailed description: %2": (2, True),
-    "Crm%1 failed. %2": (2, True),
+# Wrappers: the placeholder that carries the inner error text, and what decides the cause:
+# "inner" = the inner text's cause, unknown inner text -> unclassified (BC's generic wrappers say nothing);
+# "inner-dataverse" = the inner text's cause, unknown -> dataverse-error (the text is a Dataverse fault);
+# "inner-own" = the inner text's cause, unknown -> the wrapper's own category (it names the cause itself);
+# "own" = always the wrapper's category (a disabled connection stays disabled whatever the inner error).
+_WRAPPERS: dict[str, tuple[int, str]] = {
+    "Modifying %1 failed because of the following error: %2.": (2, "inner"),
+    "The data could not be updated because of the following error: %1.": (1, "inner"),
+    "Uncoupling %1 failed because of the following error: %2.": (2, "inner-own"),
+    "Coupling %1 failed because of the following error: %2.": (2, "inner-own"),
+    "Inserting %1 failed because of the following error: %2.": (2, "inner"),
+    "An error occurred when communicating with %1. Detailed description: %2": (2, "inner-dataverse"),
+    "Crm%1 failed. %2": (2, "inner-dataverse"),
+    "Read Privilege Check For Owner failed with exception: %1": (1, "inner-own"),
+    "Sql error: %1": (1, "inner-dataverse"),
     "The connection to Dynamics 365 Sales is disabled due to the following error: %1.\\\\Please contact your "
-    "system administrator.": (1, False),
-    "Connection to Dynamics 365 is broken and that it has been disabled due to an error: %1": (1, False),
+    "system administrator.": (1, "own"),
+    "Connection to Dynamics 365 is broken and that it has been disabled due to an error: %1": (1, "own"),
+}
+
+# Loose templates: values that must be one of a few names, so that e.g. "The %1 %2 was not found." does
+# not claim every "The <something> was not found." of other features.
+_SERVICES_RX = r"Dataverse|Dynamics 365 Sales|Microsoft Dynamics 365|Dynamics 365|Dynamics CRM|CRM|Common Data Service"
+_CONSTRAINED: dict[str, dict[int, str]] = {
+    "The %1 %2 was not found.": {1: r"Config\. Template Header|Configuration Template Header|Config\. Template"},
+    "%1 could not be found in %2.": {2: _SERVICES_RX},
+    "An error occurred when communicating with %1. Detailed description: %2": {1: _SERVICES_RX},
 }
 
 # Placeholder kinds the heuristic in _kind() gets wrong or cannot know.
@@ -282,7 +300,7 @@ class Template:
     open_end: bool
     weight: int
     parts: tuple[str | int, ...]
-    regex: re.Pattern[str]
+    pattern: str  # the regex of the whole template (compiled on first use: thousands of templates)
     # for cut texts: (literal chars before the cut placeholder, that placeholder, the literal after it, regex)
     prefixes: tuple[tuple[int, int, str, re.Pattern[str]], ...]
     lead: str
@@ -290,6 +308,19 @@ class Template:
     suffix: str
     pairs: tuple[tuple[int, int], ...]
     flat_lead: str  # the leading literal, whitespace-normalised: a text cut inside it is a prefix of it
+    method: str = "template"  # how a text matched by it is said to be matched (see MATCH_METHODS)
+    detail: str = ""  # what it is, for the match detail: the catalogue file, the BC label, the Dataverse code
+    tier: int = 0  # 0 = the reviewed catalogue and local templates, 1 = BC labels, 2 = Dataverse messages
+    dataverse: bool = False  # a wrapper whose inner text comes from Dataverse
+    wrap: str = ""  # for wrappers, what decides the cause (see _WRAPPERS)
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """The compiled :attr:`pattern`."""
+        return re.compile(self.pattern, re.DOTALL)
+
+
+_QUOTE = re.compile(r"['\"]")
 
 
 def _lit_regex(lit: str) -> str:
@@ -303,8 +334,8 @@ def _lit_regex(lit: str) -> str:
             out.append(r"\s*")
         elif piece.isspace():
             out.append(r"\s+")
-        else:
-            out.append(re.escape(piece))
+        else:  # a quote in the template matches any quote style of the text
+            out.append(_QUOTE.sub(lambda _: "['\"`]", re.escape(piece)))
     return "".join(out)
 
 
@@ -354,10 +385,12 @@ def _kind(pre: str, post: str) -> str:
     return "value"
 
 
-def _compile(text: str, source: str, category: str, file: str) -> Template:
+def _compile(text: str, source: str, category: str, file: str, *, method: str = "template", detail: str = "",
+             tier: int = 0, open_end: bool | None = None) -> Template:
     tokens = re.split(r"%(\d)", text)
     parts: list[str | int] = [tok if i % 2 == 0 else int(tok) for i, tok in enumerate(tokens)]
-    inner, from_inner = _WRAPPERS.get(text, (None, True))
+    inner, how = _WRAPPERS.get(text, (None, "inner"))
+    from_inner = how != "own"
     overrides = _KIND_OVERRIDES.get(text, {})
     kinds: dict[int, str] = {}
     for i in range(1, len(parts), 2):
@@ -367,7 +400,9 @@ def _compile(text: str, source: str, category: str, file: str) -> Template:
             pre = "".join(str(x) if isinstance(x, str) else f"%{x}" for x in parts[max(0, i - 3):i])
             post = "".join(str(x) if isinstance(x, str) else f"%{x}" for x in parts[i + 1:i + 4])
             kinds[k] = overrides.get(k) or ("message" if k == inner else _kind(pre, post))
-    open_end = "not an AL label" in source
+    if open_end is None:
+        open_end = "not an AL label" in source
+    constrained = _CONSTRAINED.get(text, {})
     literals = [p for p in parts if isinstance(p, str)]
     weight = sum(len(re.sub(r"\s+|\\\\", "", s)) for s in literals)
     if not weight:
@@ -384,6 +419,8 @@ def _compile(text: str, source: str, category: str, file: str) -> Template:
                     out.append(_lit_regex(part.rstrip()[:-1]) + r"\.?(?:\s+(?P<trail>.*))?")
                 elif last and open_end and stop is None and part.strip():
                     out.append(_lit_regex(part) + r"(?:\s+(?P<trail>.*))?")
+                elif last and stop is None and part.rstrip().endswith("."):  # the final period is optional
+                    out.append(_lit_regex(part.rstrip()[:-1]) + r"\.?")
                 else:
                     out.append(_lit_regex(part))
                 continue
@@ -392,16 +429,20 @@ def _compile(text: str, source: str, category: str, file: str) -> Template:
                 break
             if part in seen:
                 out.append(f"(?P=p{part})")
-            elif part == inner:
-                out.append(f"(?P<p{part}>.*)")
+            elif part == inner:  # lazy: a final optional period stays the wrapper's
+                out.append(f"(?P<p{part}>.*?)")
+            elif part in constrained:  # a loose template: this value must be one of a few known names
+                out.append(f"(?P<p{part}>{constrained[part]})")
+            elif tier > 0:  # derived catalogues: every value bounded (thousands of templates, long texts)
+                out.append(f"(?P<p{part}>.{{0,{_SHORT_VALUE}}}?)")
             else:  # names and codes are short: bounding them keeps "%1 %2 …" from backtracking over long texts
                 out.append(f"(?P<p{part}>.{{0,{_SHORT_VALUE}}}?)" if kinds[part] in _SHORT_KINDS else f"(?P<p{part}>.*?)")
             seen.add(part)
         return "".join(out)
 
-    regex = re.compile(body(None), re.DOTALL)
+    regex = body(None)
     prefixes = []
-    for i in range(1, len(parts), 2):
+    for i in range(1, len(parts) if tier == 0 else 0, 2):  # cut texts are matched on the reviewed tier only
         covered = sum(len(re.sub(r"\s+|\\\\", "", s)) for s in parts[:i] if isinstance(s, str))
         following = " ".join(str(parts[i + 1]).replace("\\\\", " ").split()) if i + 1 < len(parts) else ""
         prefixes.append((covered, parts[i], following, re.compile(body(i), re.DOTALL)))
@@ -412,12 +453,19 @@ def _compile(text: str, source: str, category: str, file: str) -> Template:
     last = parts[-1]
     suffix = ""
     if isinstance(last, str) and last.strip() and not open_end:
-        suffix = re.split(r"\s+|\\\\", last.rstrip())[-1]
+        suffix = re.split(r"\s+|\\\\", last.rstrip())[-1].rstrip(".")
+        suffix = "" if re.search(r"['\"]", suffix) else suffix  # quote styles vary: no plain endswith test
     pairs = tuple((parts[i], parts[i + 2]) for i in range(1, len(parts) - 2, 2)
                   if isinstance(parts[i + 1], str) and parts[i + 1].isspace() and parts[i + 1])
     flat_lead = " ".join(str(parts[0]).replace("\\\\", " ").split())
+    if re.search(r"['\"]", lead):  # quote styles vary: compare the lead only up to its first quote
+        lead = re.split(r"['\"]", lead)[0]
+    if re.search(r"['\"]", required):
+        required = max(re.split(r"['\"]", required), key=len)
+        required = required if len(required) >= 4 else ""
     return Template(text, source, category, file, kinds, inner, from_inner, open_end, weight, tuple(parts), regex,
-                    tuple(prefixes), lead, required, suffix, pairs, flat_lead)  # type: ignore[arg-type]
+                    tuple(prefixes), lead, required, suffix, pairs, flat_lead, method, detail or file, tier,
+                    how == "inner-dataverse", how if inner is not None else "")  # type: ignore[arg-type]
 
 
 def _read_catalogue_file(source: str | Path) -> pd.DataFrame:
@@ -500,15 +548,22 @@ def mask(text: str) -> str:
 
 
 class _Res:
-    """Classification of one text: a matched template (maybe wrapping another result) or an unmatched leaf."""
+    """Classification of one text: a matched template (maybe wrapping another result) or an unmatched leaf.
 
-    __slots__ = ("text", "tpl", "head", "tail", "child", "masked", "parent")
+    A leaf no template matched may still carry a cause found otherwise (``cause``, ``method``,
+    ``detail``: an error code, a wording rule, a fuzzy match) and the language of its text.
+    """
+
+    __slots__ = ("text", "tpl", "head", "tail", "child", "masked", "parent", "cause", "method", "detail", "language",
+                 "score")
 
     def __init__(self, text: str, tpl: Template | None = None, head: str = "", tail: str = "",
                  child: _Res | None = None, masked: str | None = None,
-                 parent: tuple[str | None, str | None] = (None, None)) -> None:
+                 parent: tuple[str | None, str | None] = (None, None), cause: str = UNCLASSIFIED,
+                 method: str = "none", detail: str = "", language: str = "en") -> None:
         self.text, self.tpl, self.head, self.tail, self.child = text, tpl, head, tail, child
         self.masked, self.parent = masked, parent
+        self.cause, self.method, self.detail, self.language = cause, method, detail, language
 
     def leaf(self) -> _Res:
         r = self
@@ -516,12 +571,19 @@ class _Res:
             r = r.child
         return r
 
-    def decisive(self) -> _Res:
-        """The result whose template decides the cause (innermost matched one along cause-from-inner wrappers)."""
-        r = self
-        while r.child is not None and r.tpl is not None and r.tpl.cause_from_inner and r.child.tpl is not None:
-            r = r.child
-        return r
+    def outcome(self) -> _Res:
+        """The result that decides the cause: the innermost one with a cause along cause-from-inner wrappers.
+
+        A wrapper whose inner text has no cause decides itself (see :data:`_WRAPPERS`): its own
+        category (``inner-own``, ``own``), ``dataverse-error`` (``inner-dataverse``), or nothing
+        (``inner``: BC's generic wrappers say nothing of the cause; the inner text is the signature).
+        """
+        if self.tpl is None or self.child is None or self.tpl.wrap == "own":
+            return self
+        inner = self.child.outcome()
+        if inner.cause != UNCLASSIFIED:
+            return inner
+        return self
 
 
 def _maybe_truncated(text: str) -> bool:
@@ -533,25 +595,172 @@ def _clean(value: str) -> str:
     return " ".join(value.split())
 
 
-class _Matcher:
-    """The compiled catalogue with an index by the first characters of each template."""
+# Text normalisation before matching: typographic quotes and blanks as plain ones.
+_NORMALISE = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
+                            "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
+                            "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u200b": "", "\ufeff": ""})
 
-    def __init__(self) -> None:
+# Details the platform appends to a fault, stripped (repeatedly) from the end before matching.
+_SUFFIX = re.compile(
+    r"""\s*(?:
+      [\[(]?(?:(?:Client\s?)?Request|Activity|Correlation|Session|Operation|Tracking)\s?I[Dd]\s*[:=]?\s*
+          \{?[0-9A-Fa-f][0-9A-Fa-f-]{7,}\}?[\])]?
+    | (?:CRM\s*)?Error\s?Code\s*[:=]\s*(?:0x[0-9A-Fa-f]+|-?\d+)
+    | Sql\s?(?:Number|Error\s?Code)\s*[:=]\s*(?:0x[0-9A-Fa-f]+|-?\d+)
+    | (?:Time(?:stamp)?|Date|Time\s?UTC)\s*[:=]\s*\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:?\d\d)?
+    | \[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?
+    )\s*[.,;]?\s*$""", re.VERBOSE | re.IGNORECASE)
+# Exception type names the platform puts before a fault's text ("System.ServiceModel.FaultException`1[…]: …").
+_EXCEPTION_PREFIX = re.compile(
+    r"^(?:(?:System|Microsoft)(?:\.\w+)+(?:`\d\[[^\]]*\])?|\w+Exception)\s*:\s*(?=\S)")
+# HTTP status texts before (or instead of) a fault's text.
+_HTTP_PREFIX = re.compile(
+    r"^(?:The remote server returned an error:\s*|Response status code does not indicate success:\s*)"
+    r"\(?(?P<status>[1-5]\d\d)\)?\s*\(?(?P<reason>[A-Za-z][A-Za-z -]{1,40}?)?\)?\s*[.:]?(?:\s+|$)")
+
+
+def _strip_suffixes(text: str) -> str:
+    while True:
+        m = _SUFFIX.search(text)
+        if m is None or m.start() == 0:
+            return text
+        text = text[:m.start()].rstrip()
+
+
+_WORDS = re.compile(r"[^\W\d_]+")
+# Frequent function words per language: a text in a language other than English is said to be so.
+_STOPWORDS = {
+    "en": {"the", "is", "of", "to", "and", "a", "be", "cannot", "not", "in", "for", "was", "with", "because", "must",
+           "has", "record", "failed", "error", "following", "does", "exist", "this", "that", "an", "are", "or"},
+    "fr": {"le", "la", "les", "de", "des", "du", "est", "une", "un", "pas", "ne", "être", "doit", "impossible",
+           "enregistrement", "car", "erreur", "suivante", "pour", "avec", "dans", "au", "aux", "été", "n'est", "qui"},
+    "de": {"der", "die", "das", "ist", "nicht", "und", "ein", "eine", "werden", "kann", "muss", "mit", "den", "dem",
+           "des", "konnte", "wurde", "fehler", "für", "von", "zu", "auf", "im", "datensatz", "folgenden", "nicht."},
+    "es": {"el", "los", "las", "de", "del", "es", "una", "un", "no", "se", "debe", "puede", "registro", "error",
+           "porque", "para", "con", "en", "que", "por", "siguiente"},
+    "nl": {"de", "het", "een", "is", "niet", "van", "kan", "moet", "worden", "met", "voor", "fout", "record", "deze",
+           "omdat", "bij", "op", "te"},
+    "da": {"er", "ikke", "og", "en", "et", "kan", "skal", "med", "til", "af", "fejl", "den", "det", "på", "for"},
+    "it": {"il", "lo", "la", "gli", "di", "del", "della", "è", "non", "un", "una", "deve", "può", "errore", "record",
+           "perché", "per", "con", "che"},
+}
+
+
+def detect_language(text: str) -> str:
+    """Guess the language of an error text from its function words (``en``, ``fr``, ``de``…; ``en`` if unsure).
+
+    BC writes its own messages in the language of the session that ran the job, so a French tenant's
+    history holds French texts, which English templates cannot match.
+
+    Examples
+    --------
+    >>> detect_language("Le vendeur/acheteur NEWSP doit être couplé à une ligne Dataverse.")
+    'fr'
+    >>> detect_language("Salesperson/Purchaser NEWSP must be coupled to a Dataverse row.")
+    'en'
+    """
+    words = [w.lower() for w in _WORDS.findall(text)[:80]]
+    if len(words) < 3:
+        return "en"
+    scores = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
+    best = max(scores, key=lambda k: (scores[k], k == "en"))
+    if best != "en" and scores[best] >= 2 and scores[best] > scores["en"] * 1.5 + 0.5:
+        return best
+    return "en"
+
+
+FUZZY_CUTOFF = 90  # rapidfuzz ratio above which an unmatched text is taken for a reworded template
+_FUZZY_MIN_WEIGHT = 25  # templates shorter than this are never matched fuzzily (too little to compare)
+_TOKEN = re.compile(r"<\w+(?:-\w+)?>")
+_DERIVED_COVERAGE = 0.4  # derived templates: literal text must be this share of the text they match
+
+
+def _skeleton(masked: str) -> str:
+    return " ".join(_TOKEN.sub("~", masked).lower().split())
+
+
+class _Matcher:
+    """The compiled catalogues, in tiers, with an index by the leading characters of each template.
+
+    Tier 0 is the reviewed catalogue (``CATALOGUE_FILES``) plus local templates; tier 1 the error
+    labels of BC's integration code (``bc-integration-labels.csv``); tier 2 the messages of the
+    Dataverse error catalogue (``dataverse-error-codes.csv``). A text takes the most specific
+    template of the lowest tier that matches it.
+    """
+
+    _LEADS = (3, 6, 10, 16)  # prefix lengths of the index
+
+    def __init__(self, local: tuple[str, ...] = ()) -> None:
         frames = [_read_catalogue_file(f) for f in CATALOGUE_FILES]
+        frames += [_read_catalogue_file(Path(f)) for f in local]
         df = pd.concat(frames, ignore_index=True)
         dup = df[df.duplicated("template", keep=False)]
         if not dup.empty:
             raise CatalogueError(f"Template {dup.template.iloc[0]!r} is listed twice (in {sorted(set(dup.file))}); "
                                  "keep one.")
-        self.templates = [_compile(r.template, r.source, r.category, r.file) for r in df.itertuples(index=False)]
-        by_weight = sorted(self.templates, key=lambda t: (-t.weight, t.text))
-        self.wild = [t for t in by_weight if len(t.lead) < 3]
-        keys = {t.lead[:3] for t in by_weight if len(t.lead) >= 3}
-        self.index = {k: [t for t in by_weight if t.lead[:3] == k or len(t.lead) < 3] for k in keys}
+        self.templates = [_compile(r.template, r.source, r.category, r.file,
+                                   method="template" if r.file in CATALOGUE_FILES else "local template")
+                          for r in df.itertuples(index=False)]
+        self.derived = self._derived({t.text for t in self.templates})
+        ordered = sorted(self.templates + self.derived, key=lambda t: (t.tier, -t.weight, t.text))
+        self.wild = [t for t in ordered if len(t.lead) < self._LEADS[0]]
+        self.index: dict[str, list[Template]] = {}
+        for t in ordered:
+            if len(t.lead) >= self._LEADS[0]:
+                n = max(k for k in self._LEADS if k <= len(t.lead))
+                self.index.setdefault(t.lead[:n], []).append(t)
         self.by_text = {t.text: t for t in self.templates}
+        self._fuzzy: dict[str, list[tuple[str, Template]]] | None = None
+
+    @staticmethod
+    def _derived(known: set[str]) -> list[Template]:
+        """Templates of the derived tiers: BC's error labels and Dataverse's messages, with their rule's cause."""
+        from .rules import dataverse_code_causes, label_causes
+
+        out: list[Template] = []
+        labels = label_causes()
+        labels = labels[~labels.rule.isin(("locked", "not-an-error", "reviewed-template"))]
+        seen = set(known)
+        for r in labels.itertuples(index=False):
+            text = r.text.strip()
+            if text in seen or not re.sub(r"%\d|\\\\|\W", "", text):
+                continue
+            seen.add(text)
+            tpl = _compile(text, f"{r.object} {r.label_name}", r.cause, "bc-integration-labels.csv",
+                           method="label", detail=f"{r.object} {r.label_name} (rule {r.rule})", tier=1,
+                           open_end=False)
+            if tpl.weight >= 12:
+                out.append(tpl)
+        for r in dataverse_code_causes().itertuples(index=False):
+            text = r.message.strip()
+            if "%" in text or re.search(r"\{(?:9|\d\d)\}", text):
+                continue
+            text = re.sub(r"\{(\d)\}", lambda m: f"%{int(m.group(1)) + 1}", text)
+            if text in seen or len(re.sub(r"%\d|\W", "", text)) < 12:
+                continue
+            seen.add(text)
+            out.append(_compile(text, f"Dataverse {r.code_hex} {r.name}", r.cause, "dataverse-error-codes.csv",
+                                method="dataverse code message", detail=f"{r.code_hex} {r.name} (rule {r.rule})",
+                                tier=2, open_end=True))
+        return out
 
     def candidates(self, text: str) -> list[Template]:
-        return self.index.get(text[:3], self.wild)
+        out: list[Template] = []
+        for n in self._LEADS:
+            out += self.index.get(text[:n], ())
+        return sorted(out + self.wild, key=lambda t: (t.tier, -t.weight, t.text)) if out else self.wild
+
+    @staticmethod
+    def _covers(t: Template, text: str, m: re.Match[str]) -> bool:
+        """Derived templates must be more than a few words around their values (else they claim anything)."""
+        if t.tier == 0:
+            return True
+        groups = m.groupdict()
+        skip = len(re.sub(r"\s", "", groups.get("trail") or ""))
+        if t.inner is not None:
+            skip += len(re.sub(r"\s", "", groups.get(f"p{t.inner}") or ""))
+        total = len(re.sub(r"\s", "", text)) - skip
+        return total <= 0 or t.weight / total >= _DERIVED_COVERAGE
 
     def match(self, text: str, truncated: bool) -> tuple[Template, dict[str, str], int | None] | None:
         """Return (template, group values, cut) of the most specific template matching ``text``.
@@ -560,24 +769,29 @@ class _Matcher:
         placeholder that holds the cut end (0 when the text ends inside the leading literal).
         """
         cands = self.candidates(text)
+        bare = text.rstrip(". ")
         for t in cands:
             if t.lead and not text.startswith(t.lead):
                 continue
             if t.required and t.required not in text:
                 continue
-            if t.suffix and not text.endswith(t.suffix):
+            if t.suffix and not bare.endswith(t.suffix):
                 continue
             m = t.regex.fullmatch(text)
-            if m is not None:
+            if m is not None and self._covers(t, text, m):
+                if truncated and t.text.endswith(".") and not text.endswith(".") and t.weight < _MIN_PREFIX_LITERAL:
+                    continue  # a cut text may go on past a short template's last word: too little to tell
                 return t, m.groupdict(), None
         if not truncated:
             return None
         best: tuple[int, Template, dict[str, str], int] | None = None
         flat = _clean(text)
         for t in cands:
+            if t.tier > 0:
+                continue  # cut texts: the reviewed catalogue only (a prefix of a loose label proves little)
             if best is not None and t.weight <= best[0]:
                 break  # sorted by weight: no later template can cover more literal text
-            need = min(_MIN_PREFIX_LITERAL, t.weight)
+            need = _MIN_PREFIX_LITERAL  # a short template is no proof that a cut text is one of its
             if len(flat) <= len(t.flat_lead):  # the text ends inside the leading literal
                 covered = len(flat.replace(" ", ""))
                 if covered >= need and t.flat_lead.startswith(flat):
@@ -601,23 +815,28 @@ class _Matcher:
                 break  # a later (shorter) prefix of the same template cannot cover more
         return None if best is None else (best[1], best[2], best[3])
 
-    def classify(self, text: str, truncated: bool, depth: int = 0) -> _Res:
-        stripped = text.strip()
-        hit = self.match(stripped, truncated) if stripped else None
+    def classify(self, text: str, truncated: bool, depth: int = 0, dataverse: bool = False) -> _Res:
+        """Classify one text; ``dataverse`` says it is the inner text of a Dataverse wrapper."""
+        norm = _clean(text.translate(_NORMALISE))
+        if not norm:
+            return _Res(text, masked=EMPTY_SIGNATURE)
+        core = norm if truncated else _strip_suffixes(norm)  # a cut text lost its suffixes already
+        hit = self.match(core, truncated)
         if hit is None:
-            return _Res(text, masked=mask(stripped) if stripped else EMPTY_SIGNATURE)
+            return self._unmatched(text, core, truncated, depth, dataverse)
         tpl, groups, cut = hit
         values = {int(k[1:]): v for k, v in groups.items() if k[0] == "p" and v is not None}
         for a, b in tpl.pairs:  # "%1 %2": split caption and key at a known caption (else at the last blank)
             if a in values and b in values and tpl.kinds.get(a) in ("table", "parent-table"):
                 values[a], values[b] = _split_caption(values[a], values[b])
         child = None
-        if tpl.inner is not None and depth < _MAX_DEPTH and tpl.inner in values:
-            inner_cut = cut == tpl.inner
-            child = self.classify(values[tpl.inner], inner_cut, depth + 1)
+        if tpl.inner is not None and depth < _MAX_DEPTH and values.get(tpl.inner, "").strip():
+            # a text of a cut length that matched whole may still end inside its (last) inner text
+            inner_cut = truncated and cut in (None, tpl.inner)
+            child = self.classify(values[tpl.inner], inner_cut, depth + 1, dataverse or tpl.dataverse)
             if child.tpl is None and tpl.parts[-1] == "." and not values[tpl.inner].rstrip().endswith("."):
                 # the wrapper's own period may be the inner text's (one dot where BC writes two)
-                alt = self.classify(values[tpl.inner].rstrip() + ".", inner_cut, depth + 1)
+                alt = self.classify(values[tpl.inner].rstrip() + ".", inner_cut, depth + 1, dataverse or tpl.dataverse)
                 child = alt if alt.tpl is not None else child
         head, tail = _render(tpl, values, split=tpl.inner if child is not None else None)
         parent: tuple[str | None, str | None] = (None, None)
@@ -630,7 +849,95 @@ class _Matcher:
                 parent = (table or None, key or None)
             except KeyError:  # a cut text lacks the placeholder
                 parent = (None, None)
-        return _Res(text, tpl, head, tail, child, parent=parent)
+        cause, method, detail = tpl.category or (DATAVERSE_ERROR if tpl.tier == 2 else UNCLASSIFIED), tpl.method, \
+            tpl.detail
+        if tpl.wrap == "inner":
+            cause, detail = UNCLASSIFIED, f"{tpl.detail}: BC's wrapper; the cause is its inner text's"
+        elif tpl.wrap == "inner-dataverse":
+            cause, detail = DATAVERSE_ERROR, f"{tpl.detail}: a Dataverse fault; the cause is its inner text's"
+        elif not tpl.category:
+            detail += ": no cause (" + _rule_why(tpl) + ")"
+        return _Res(text, tpl, head, tail, child, parent=parent, cause=cause, method=method, detail=detail,
+                    language=detect_language(core))
+
+    def _unmatched(self, text: str, core: str, truncated: bool, depth: int, dataverse: bool) -> _Res:
+        """A text no template matches: platform prefixes, error codes, wording rules, fuzzy, language."""
+        from .rules import DATAVERSE_CONTEXT, TEXT_RULES, codes_in
+
+        m = _EXCEPTION_PREFIX.match(core)
+        if m is not None and depth < _MAX_DEPTH:  # an exception type name says nothing: classify what follows
+            res = self.classify(core[m.end():], truncated, depth + 1, dataverse or "Xrm" in m.group(0))
+            res.text = text
+            return res
+        h = _HTTP_PREFIX.match(core)
+        if h is not None and h.end() < len(core) and depth < _MAX_DEPTH:
+            res = self.classify(core[h.end():], truncated, depth + 1, dataverse)
+            if res.outcome().cause != UNCLASSIFIED:
+                res.text = text
+                return res
+        masked = mask(core)
+        language = detect_language(core)
+        context = dataverse or DATAVERSE_CONTEXT.search(core) is not None
+        codes = codes_in(core)
+        for code_hex, name, cause, rule in codes:
+            if cause:
+                return _Res(text, masked=masked, cause=cause, method="error code",
+                            detail=f"{code_hex} {name} (rule {rule})", language=language)
+        for rule in TEXT_RULES:
+            if (context or not rule.needs_context) and rule.text_rx is not None and rule.text_rx.search(core):
+                return _Res(text, masked=masked, cause=rule.cause, method="wording rule",
+                            detail=f"{rule.name}: {rule.why}", language=language)
+        fuzzy = self.fuzzy(masked) if language == "en" else None
+        if fuzzy is not None:
+            score, tpl = fuzzy
+            cause = tpl.category or (DATAVERSE_ERROR if tpl.tier == 2 else UNCLASSIFIED)
+            return _Res(text, masked=masked, cause=cause, method="fuzzy",
+                        detail=f"{score:.0f}% like {tpl.method} {tpl.text!r} ({tpl.detail})", language=language)
+        if codes:
+            code_hex, name, _, rule = codes[0]
+            return _Res(text, masked=masked, cause=DATAVERSE_ERROR, method="error code",
+                        detail=f"{code_hex} {name}: no cause (rule {rule}); read the text", language=language)
+        if dataverse:
+            detail = "inner text of a Dataverse fault that no template, code or rule knows"
+        elif language != "en":
+            detail = (f"the text is in {_LANGUAGE_NAMES.get(language, language)}, and the catalogues are English: "
+                      "BC writes its messages in the language of the session that ran the job")
+        else:
+            detail = "no template, error code or wording rule matches"
+        return _Res(text, masked=masked, detail=detail, language=language)
+
+    def fuzzy(self, masked: str) -> tuple[float, Template] | None:
+        """The template an unmatched (masked) text is a rewording of, when one is at least FUZZY_CUTOFF alike."""
+        if not 20 <= len(masked) <= 600:
+            return None
+        if self._fuzzy is None:
+            groups: dict[str, list[tuple[str, Template]]] = {}
+            for t in self.templates + self.derived:
+                if t.inner is not None or t.weight < _FUZZY_MIN_WEIGHT:
+                    continue
+                sk = _skeleton(mask(re.sub(r"%\d", "X1", t.text.replace("\\\\", " "))))
+                groups.setdefault(sk.split(" ", 1)[0], []).append((sk, t))
+            self._fuzzy = groups
+        sk = _skeleton(masked)
+        bucket = self._fuzzy.get(sk.split(" ", 1)[0])
+        if not bucket:
+            return None
+        best = process.extractOne(sk, [b[0] for b in bucket], scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF)
+        if best is None:
+            return None
+        return best[1], bucket[best[2]][1]
+
+
+_LANGUAGE_NAMES = {"fr": "French", "de": "German", "es": "Spanish", "nl": "Dutch", "da": "Danish", "it": "Italian"}
+
+
+def _rule_why(tpl: Template) -> str:
+    from .rules import dataverse_code_causes, label_causes
+
+    frame = label_causes() if tpl.tier == 1 else dataverse_code_causes()
+    rule = tpl.detail.rsplit("(rule ", 1)[-1].rstrip(")")
+    hit = frame.loc[frame.rule == rule, "why"]
+    return hit.iloc[0] if len(hit) else rule
 
 
 def _cut_literal(value: str, following: str) -> tuple[str, int]:
@@ -677,54 +984,144 @@ def _render(tpl: Template, values: dict[int, str], split: int | None) -> tuple[s
     return _clean(head) + (" " if head[-1:].isspace() else ""), (" " if tail[:1].isspace() else "") + _clean(tail)
 
 
+LOCAL_TEMPLATES_ENV = "SYNCANALYSIS_TEMPLATES"
+_local: tuple[str, ...] | None = None  # set by use_templates(); None = from the environment variable
+
+
+def local_templates() -> tuple[str, ...]:
+    """The local template files in use: those of :func:`use_templates`, else of ``$SYNCANALYSIS_TEMPLATES``."""
+    if _local is not None:
+        return _local
+    return tuple(p for p in os.environ.get(LOCAL_TEMPLATES_ENV, "").split(os.pathsep) if p.strip())
+
+
+def use_templates(*paths: str | Path) -> int:
+    """Use local template files (besides the shipped catalogues) from now on, in this process.
+
+    A local file has the catalogue's columns ``template,source,category``: the text as BC (or your
+    extension) writes it with ``%1``, ``%2``… for its values, where it comes from, and one of the
+    causes of :data:`~syncanalysis.analysis.causes.CAUSES`. Local templates are matched with the
+    reviewed catalogue, before BC's labels and Dataverse's messages; a workspace classifies its texts
+    again when the templates in use change. ``use_templates()`` with no path goes back to the shipped
+    catalogues only. The environment variable ``SYNCANALYSIS_TEMPLATES`` (paths separated by
+    ``os.pathsep``) does the same for every process, e.g. the CLI.
+
+    Parameters
+    ----------
+    paths
+        CSV files.
+
+    Returns
+    -------
+    int
+        The number of templates now in use in the reviewed tier (shipped plus local).
+
+    Raises
+    ------
+    CatalogueError
+        A file cannot be read, or has a bad header, an empty template, an unknown category or a template
+        that is listed twice; the templates in use are then unchanged.
+    """
+    global _local
+    chosen = tuple(str(p) for p in paths)
+    matcher = _Matcher(chosen)  # checked before it replaces anything
+    _local = chosen
+    _matcher.cache_clear()
+    _fingerprint.cache_clear()
+    _MATCHERS[chosen] = matcher
+    return len(matcher.templates)
+
+
+_MATCHERS: dict[tuple[str, ...], _Matcher] = {}
+
+
 @lru_cache(maxsize=1)
 def _matcher() -> _Matcher:
-    return _Matcher()
+    key = local_templates()
+    if key not in _MATCHERS:
+        _MATCHERS.clear()
+        _MATCHERS[key] = _Matcher(key)
+    return _MATCHERS[key]
+
+
+def classifier_fingerprint() -> str:
+    """A digest of everything classification depends on: this code, the rules, the catalogues, local templates.
+
+    Stored in the workspace with the signatures; when it differs, :func:`assign_signatures` classifies
+    every text again, so a new catalogue or a local template takes effect on old history too.
+    """
+    return _fingerprint(local_templates())
+
+
+@lru_cache(maxsize=8)
+def _fingerprint(local: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    pkg = importlib.resources.files("syncanalysis")
+    for name in ("analysis/signatures.py", "analysis/rules.py", "analysis/causes.py", *(f"data/{f}" for f in (
+            *CATALOGUE_FILES, "bc-integration-labels.csv", "dataverse-error-codes.csv"))):
+        h.update((pkg / name).read_bytes())
+    for path in local:
+        try:
+            h.update(Path(path).read_bytes())
+        except OSError:
+            h.update(path.encode())
+    return h.hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------------------
 # Classification of many texts
 
 
-def _cluster(masked: Iterable[str], known: dict[str, str]) -> dict[str, str]:
+def _cluster(masked: Iterable[tuple[str, str]], known: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
     """Group masked texts: each joins the first earlier representative with ratio >= CLUSTER_CUTOFF.
 
-    ``known`` maps representatives already in use (e.g. stored signatures) to their signature.
-    Texts are visited in sorted order and compared within their first word, so the result depends
-    only on the set of texts.
+    Items are ``(masked text, cause)``; ``known`` maps representatives already in use (e.g. stored
+    signatures) to their signature. Texts are compared only within their bucket (:func:`_bucket`: the
+    same cause, first word and named things), and visited in sorted order, so the result depends only
+    on the set of texts.
     """
-    reps: dict[str, list[str]] = {}
-    sig_of_rep: dict[str, str] = {}
-    for rep, sig in sorted(known.items()):
+    reps: dict[tuple[str, ...], list[str]] = {}
+    sig_of_rep: dict[tuple[str, str], str] = {}
+    for (rep, cause), sig in sorted(known.items()):
         key = rep[:_CLUSTER_KEY_LEN]
-        reps.setdefault(_bucket(rep), []).append(key)
-        sig_of_rep.setdefault(key, sig)
-    out: dict[str, str] = {}
-    for m in sorted(set(masked)):
+        reps.setdefault(_bucket(rep, cause), []).append(key)
+        sig_of_rep.setdefault((key, cause), sig)
+    out: dict[tuple[str, str], str] = {}
+    for m, cause in sorted(set(masked)):
         key = m[:_CLUSTER_KEY_LEN]
-        if key in sig_of_rep:
-            out[m] = sig_of_rep[key]
+        if (key, cause) in sig_of_rep:
+            out[m, cause] = sig_of_rep[key, cause]
             continue
-        bucket = reps.setdefault(_bucket(m), [])
+        bucket = reps.setdefault(_bucket(m, cause), [])
         best = process.extractOne(key, bucket, scorer=fuzz.ratio, score_cutoff=CLUSTER_CUTOFF) if bucket else None
         if best is not None:
-            out[m] = sig_of_rep[best[0]]
-            sig_of_rep[key] = out[m]
+            out[m, cause] = sig_of_rep[best[0], cause]
+            sig_of_rep[key, cause] = out[m, cause]
             continue
         sig = m if len(m) <= _MAX_UNMATCHED_SIG else m[:_MAX_UNMATCHED_SIG - 1].rstrip() + "…"
         bucket.append(key)
-        sig_of_rep[key] = sig
-        out[m] = sig
+        sig_of_rep[key, cause] = sig
+        out[m, cause] = sig
     return out
 
 
-def _bucket(masked: str) -> str:
-    return masked.split(" ", 1)[0].lower()
+_NAMED = re.compile(r"(?<![<\w])[A-Z][\w/.'-]*")
 
 
-def _signature(r: _Res, leaf_sigs: dict[str, str]) -> str:
+def _bucket(masked: str, cause: str) -> tuple[str, ...]:
+    """What two texts must share to be grouped: the cause, the first word and the capitalised words in order.
+
+    Capitalised words are what names things in an error text — tables, apps, directions ("Customer"
+    vs "Account", "to Dataverse" vs "to Business Central") — so texts that differ in them are
+    different problems however alike the rest is.
+    """
+    head = masked[:_CLUSTER_KEY_LEN]
+    return (cause, head.split(" ", 1)[0].lower(), *_NAMED.findall(head)[1:])
+
+
+def _signature(r: _Res, leaf_sigs: dict[tuple[str, str], str]) -> str:
     if r.tpl is None:
-        return leaf_sigs.get(r.masked or "", r.masked or EMPTY_SIGNATURE)
+        return leaf_sigs.get((r.masked or "", r.cause), r.masked or EMPTY_SIGNATURE)
     if r.child is None:
         return r.head
     return r.head + _signature(r.child, leaf_sigs) + r.tail
@@ -745,21 +1142,20 @@ def _chunks(items: list[str], progress: bool, desc: str) -> Iterator[str]:
     yield from tqdm(items, desc=desc, unit="text", mininterval=0.5)
 
 
-def _classify_texts(texts: list[str], known: dict[str, str] | None = None, progress: bool = False) -> pd.DataFrame:
+def _classify_texts(texts: list[str], known: dict[tuple[str, str], str] | None = None,
+                    progress: bool = False) -> pd.DataFrame:
     m = _matcher()
     results = [m.classify(t, _maybe_truncated(t)) for t in _chunks(texts, progress, "Classifying error texts")]
     leaves = [r.leaf() for r in results]
-    leaf_sigs = _cluster((lf.masked for lf in leaves if lf.tpl is None and lf.masked), known or {})
+    leaf_sigs = _cluster(((lf.masked, lf.cause) for lf in leaves if lf.tpl is None and lf.masked), known or {})
     rows = []
     for r in results:
-        d = r.decisive()
+        d = r.outcome()
         leaf = r.leaf()
-        if d.tpl is None:
-            template, cause, inner = None, UNCLASSIFIED, None
-        else:
-            template, cause = d.tpl.text, d.tpl.category
-            inner = d.text if d is not r else (leaf.text if leaf is not r else None)
-        rows.append((r.text, _signature(r, leaf_sigs), template, cause, inner, d.parent[0], d.parent[1]))
+        template = d.tpl.text if d.tpl is not None else None
+        inner = d.text if d is not r else (leaf.text if leaf is not r else None)
+        rows.append((r.text, _signature(r, leaf_sigs), template, d.cause, inner, d.parent[0], d.parent[1],
+                     d.method, d.detail, leaf.language))
     return pd.DataFrame(rows, columns=COLUMNS, dtype=object)
 
 
@@ -820,8 +1216,8 @@ ORDER BY t.text
 """
 
 
-def _known_representatives(ws: Workspace) -> dict[str, str]:
-    """Masked representatives of the unmatched groups already stored, with their signatures.
+def _known_representatives(ws: Workspace) -> dict[tuple[str, str], str]:
+    """Masked representatives (with their cause) of the unmatched groups already stored, with their signatures.
 
     New unmatched texts join these groups, so signatures stay stable across incremental runs.
     """
@@ -831,7 +1227,7 @@ def _known_representatives(ws: Workspace) -> dict[str, str]:
         "SELECT error_message, signature FROM signatures WHERE template IS NULL OR list_contains(?, template)",
         [wrappers],
     ).fetchall()
-    known: dict[str, str] = {}
+    known: dict[tuple[str, str], str] = {}
     for text, sig in rows:
         r = m.classify(text, _maybe_truncated(text))
         leaf = r.leaf()
@@ -843,7 +1239,7 @@ def _known_representatives(ws: Workspace) -> dict[str, str]:
             if inner_sig.startswith(node.head) and inner_sig.endswith(node.tail):
                 inner_sig = inner_sig[len(node.head):len(inner_sig) - len(node.tail) if node.tail else None]
             node = node.child
-        known.setdefault(leaf.masked, inner_sig)
+        known.setdefault((leaf.masked, leaf.cause), inner_sig)
     return known
 
 
@@ -853,7 +1249,9 @@ def assign_signatures(ws: Workspace, *, progress: bool = False) -> int:
     Every distinct text of ``job_errors`` (Error Message, else Message: :func:`error_text_sql`) and of
     ``skipped_records.error_message`` that is not in the ``signatures`` table yet is classified
     once (see :func:`classify`) and stored there; then job errors without a signature or cause get
-    them by a set-based update. Runs in one transaction; running it again does nothing.
+    them by a set-based update. When the classifier changed since the stored signatures were made
+    (:func:`classifier_fingerprint`: new catalogues, rules or local templates), every text is
+    classified again. Runs in one transaction; running it again does nothing.
 
     Parameters
     ----------
@@ -867,7 +1265,14 @@ def assign_signatures(ws: Workspace, *, progress: bool = False) -> int:
     int
         The number of new distinct texts classified.
     """
+    fingerprint = classifier_fingerprint()
     with ws.transaction() as con:
+        stored = con.execute("SELECT value FROM meta WHERE key = 'classifier'").fetchall()
+        if not stored or stored[0][0] != fingerprint:  # new rules or templates: classify everything again
+            con.execute("DELETE FROM signatures")
+            con.execute("UPDATE job_errors SET signature = NULL, cause = NULL WHERE signature IS NOT NULL "
+                        "OR cause IS NOT NULL")
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('classifier', ?)", [fingerprint])
         texts = [r[0] for r in con.execute(_NEW_TEXTS_SQL).fetchall()]
         if texts:
             frame = _classify_texts(texts, _known_representatives(ws), progress)
@@ -902,7 +1307,9 @@ def run_classify(messages: list[str], *, as_json: bool) -> str:
     Returns
     -------
     str
-        For each message: signature, template, cause with its title, remedy and action, and the
+        For each message: signature, template, cause with its title, remedy and action, how it was
+        matched (``match``: template, local template, label, dataverse code message, error code,
+        wording rule, fuzzy or none; ``match_detail``: which one, and why), its language, and the
         parent record when the text names one.
     """
     frame = classify(messages).set_index("error_message", drop=False)
@@ -915,6 +1322,7 @@ def run_classify(messages: list[str], *, as_json: bool) -> str:
             "title": info.title, "transient": info.transient, "remedy": info.remedy, "action": info.action,
             "bc_action": info.bc_action, "inner_message": row.inner_message,
             "parent_table": row.parent_table, "parent_key": row.parent_key,
+            "match": row.match, "match_detail": row.match_detail, "language": row.language,
         })
     if as_json:
         return json.dumps(items, indent=2, ensure_ascii=False)
@@ -925,7 +1333,10 @@ def run_classify(messages: list[str], *, as_json: bool) -> str:
             f"Signature: {it['signature']}",
             f"Template:  {it['template'] if it['template'] is not None else '(none: no catalogue template matches)'}",
             f"Cause:     {it['cause']} - {it['title']}{' (transient)' if it['transient'] else ''}",
+            f"Matched:   {it['match']}{' - ' + it['match_detail'] if it['match_detail'] else ''}",
         ]
+        if it["language"] != "en":
+            lines.append(f"Language:  {it['language']}")
         if it["inner_message"]:
             lines.append(f"Inner:     {it['inner_message']}")
         if it["parent_table"]:
@@ -945,4 +1356,6 @@ def ensure_signatures(ws: Workspace) -> int:
         return 0
     missing = ws.con.execute("SELECT count(*) FROM (SELECT 1 FROM job_errors WHERE signature IS NULL LIMIT 1)"
                              ).fetchall()[0][0]
-    return assign_signatures(ws) if missing else 0
+    stale = ws.con.execute("SELECT count(*) FROM meta WHERE key = 'classifier' AND value = ?",
+                           [classifier_fingerprint()]).fetchall()[0][0] == 0
+    return assign_signatures(ws) if missing or stale else 0
