@@ -53,6 +53,9 @@ class Rule:
         Regex searched in the message / label text, or ``None``.
     needs_context
         For :data:`TEXT_RULES`: applies only to texts known to come from Dataverse.
+    in_wrapper
+        For :data:`TEXT_RULES`: applies only to the inner text of one of BC's synchronization wrappers
+        (generic AL runtime errors are a synchronization cause only there).
     """
 
     name: str
@@ -61,14 +64,15 @@ class Rule:
     name_rx: re.Pattern[str] | None = None
     text_rx: re.Pattern[str] | None = None
     needs_context: bool = False
+    in_wrapper: bool = False
 
     def claims(self, name: str, text: str) -> bool:
         return bool((self.name_rx is not None and self.name_rx.search(name))
                     or (self.text_rx is not None and self.text_rx.search(text)))
 
 
-def _rx(pattern: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
-    return re.compile(pattern, flags)
+def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE | flags)
 
 
 def _cs(pattern: str) -> re.Pattern[str]:
@@ -120,9 +124,10 @@ DATAVERSE_RULES: tuple[Rule, ...] = (
          _rx(r"authenticat|access token|credentials|sign(?:ed)? in\b")),
     Rule("transient", "timeout", "time-out, deadlock or a transient server condition (heals on a later run)",
          _cs(r"Timeout|TimedOut|TimeOut|Deadlock|GenericSql|SqlTimeout|Transient|Unavailable|ServerBusy|"
-             r"TryAgain|CircuitBreaker|SqlGovernor|ResourceLimitExceeded|MaxConcurrentWorkers|LockTimeout"),
+             r"TryAgain|CircuitBreaker|SqlGovernor|ResourceLimitExceeded|MaxConcurrentWorkers|LockTimeout|Networking|"
+             r"NetworkError"),
          _rx(r"time ?out|timed out|deadlock|try again later|temporarily unavailable|server is busy|"
-             r"generic sql error")),
+             r"generic sql error|networking error")),
     Rule("outside-synchronization", NO_CAUSE,
          "a Dataverse feature BC's table synchronization does not call (solutions, imports, reports, mail, "
          "workflows, metadata, portals…); seen inside BC's wrapper it is a dataverse-error",
@@ -166,15 +171,15 @@ LABEL_RULES: tuple[Rule, ...] = (
          text_rx=_rx(r"already coupled|already exists|duplicate")),
     Rule("currency", "currency", "currency, exchange rate or ISO code setup",
          text_rx=_rx(r"currency|exchange rate|ISO code")),
-    Rule("unit-of-measure", "uom", "unit of measure or unit group setup", text_rx=_rx(r"unit of measure|unit group|"
-                                                                                   r"\buom\b|\bunit\b")),
     Rule("owner-team-business-unit", "ownership", "owner, team or business unit",
          text_rx=_rx(r"\bowner|business unit|\bteam\b|ownership")),
+    Rule("unit-of-measure", "uom", "unit of measure or unit group setup", text_rx=_rx(r"unit of measure|unit group|"
+                                                                                   r"\buom\b|\bunit\b")),
     Rule("company", "company", "the company of a multi-company setup",
          text_rx=_rx(r"CompanyId|company id|\bcompany\b(?! that has a business relation)")),
     Rule("permission", "permission", "privileges, licences or a disabled user",
          text_rx=_rx(r"privilege|permission|not licensed|licen[cs]e|is disabled on server|security role|"
-                     r"access mode")),
+                     r"access mode|\broles?\b")),
     Rule("connection", "connection", "the connection, its URL or credentials",
          text_rx=_rx(r"connection|\bURL\b|authenticat|password|credential|token|sign in|client secret|certificate")),
     Rule("option-mapping", "option-mapping", "an option value or option mapping",
@@ -200,25 +205,60 @@ TEXT_RULES: tuple[Rule, ...] = (
          text_rx=_rx(r"\(429\)|\b429\b.{0,20}too many requests|too many requests|number of (?:concurrent )?requests "
                      r"exceeded the limit|combined execution time of incoming requests exceeded|"
                      r"service protection (?:api )?limit")),
+    # the text says it could not connect: a connection problem, whatever time-out or HTTP status follows
+    Rule("cannot-connect", "connection", "the client could not connect to or sign in to Dataverse",
+         text_rx=_rx(r"(?:failed|unable) to connect to (?:dataverse|dynamics|crm|the organization)|"
+                     r"error requesting (?:access token|orgs from the discovery)|discovery (?:server|service)|"
+                     r"must be registered using RegisterTableConnection|DataverseConnectionException|"
+                     r"CrmServiceClient.{0,80}unable to login|connection to (?:dataverse|dynamics 365|crm) failed")),
     Rule("field-length", "field-length", "a value longer than the destination column",
          text_rx=_rx(r"exceeded the maximum allowed length|the length of the string is \d+, but it must be less "
                      r"than or equal to \d+|exceeds the maximum length|maximum allowed length|String or binary "
-                     r"data would be truncated|is longer than the maximum length")),
+                     r"data would be truncated|is longer than the maximum length|of maximum length '?\d+'? but is of "
+                     r"length")),
     Rule("privilege", "permission", "a Dataverse privilege the integration user lacks",
-         text_rx=_rx(r"\bprv[A-Z][A-Za-z]+\b|Principal user .{0,300}missing .{0,80}privilege|SecLib::|is missing "
-                     r".{0,80}privilege|does not hold .{0,60}privilege", re.DOTALL)),
+         text_rx=_rx(r"\bprv_?[A-Z][A-Za-z_]+\b|Principal user .{0,300}missing .{0,80}privilege|SecLib::|is missing "
+                     r".{0,80}privilege|does not hold .{0,60}privilege|Principal with id .{0,80} does not have \w*Access "
+                     r"right|(?:do not|don't) have permission to (?:create|read|write|update|delete|append|assign|"
+                     r"share) this (?:row|record)", re.DOTALL)),
+    Rule("disabled-user", "permission", "the integration (application) user is disabled or unlicensed in Dataverse",
+         text_rx=_rx(r"\bthe user is disabled|user with SystemUserId ?= ?\S+ .{0,120}is disabled|"
+                     r"user is not licensed|does not have a (?:valid )?license|no license", re.DOTALL)),
     Rule("duplicate-key", "duplicate", "a row with the same (alternate) key exists",
          text_rx=_rx(r"matching key values already exists|cannot insert duplicate key|duplicate key row|"
                      r"duplicate record|A record that has the attribute values .{0,200} already exists", re.DOTALL)),
+    Rule("owner-does-not-exist", "ownership",
+         "the row's owner (a Dataverse user, team or business unit) does not exist: BC sets the owner from the "
+         "coupled salesperson or the default owner",
+         text_rx=_rx(r"\b(?:system ?user|team|business ?unit)'? with id ?= ?\S+ does not exist")),
     Rule("does-not-exist", "not-found", "Dataverse says the referenced row does not exist",
-         text_rx=_cs(r"\bDoes Not Exist\b|\bdoes not exist\b.{0,40}\bId\b|\bwith (?:Id|ID|id) ?= ?\{?[0-9a-fA-F-]{36}"
-                     r"\}? does not exist")),
+         text_rx=_cs(r"\bDoes Not Exist\b|\bDo Not Exist\b|\bdoes not exist\b.{0,40}\bId\b|\bwith (?:Id|ID|id)s? ?= ?"
+                     r"\{?[0-9a-fA-F-]{36}\}? (?:does|do) not exist")),
+    Rule("lookup-not-found", "not-coupled", "a lookup names a related row that is not there (not synchronized yet)",
+         text_rx=_rx(r"couldn't resolve the guid for the field|the lookup was not found")),
+    Rule("unknown-table-or-column", "configuration",
+         "the request names a table or column Dataverse does not have: a field or table mapping points at the "
+         "wrong name (or a removed column)",
+         text_rx=_rx(r"could not find a property named .{1,80} on type|resource not found for the segment")),
+    Rule("plug-in", "dataverse-error", "a Dataverse plug-in or custom workflow step threw: read its text",
+         text_rx=_rx(r"unexpected exception from plug-?in|ISV code (?:threw|aborted)|an unexpected error occurred "
+                     r"from ISV code")),
     Rule("administration-mode", "connection",
          "the Dataverse organization is in administration mode: only administrators can sign in (BC docs)",
          text_rx=_rx(r"administration mode|admin mode")),
     Rule("entra-sign-in", "connection", "Entra ID (AAD) refused the sign-in", text_rx=_cs(r"\bAADSTS\d{5,}")),
     Rule("sql-transient", "timeout", "a SQL time-out or deadlock in Dataverse",
-         text_rx=_rx(r"sql timeout expired|sql number: ?(?:-2|1205)\b|deadlock victim|generic sql error")),
+         text_rx=_rx(r"sql timeout expired|sql number: ?(?:-2|1205)\b|deadlock victim|generic sql error|"
+                     r"networking error caused this operation to fail|database operation timed out")),
+    Rule("channel-time-out", "timeout", "the SDK's request channel timed out (a slow or busy server)",
+         text_rx=_rx(r"the request channel timed out")),
+    # BC's generic AL runtime errors: a synchronization cause only inside BC's synchronization wrappers
+    Rule("table-relation", "validation", "a value is not in the related table (BC's table relation check)",
+         text_rx=_rx(r"contains a value \(.{0,250}\) that cannot be found in the related table", re.DOTALL),
+         in_wrapper=True),
+    Rule("field-validation", "validation", "a BC field check failed (must have a value, blocked, not allowed)",
+         text_rx=_rx(r"\bmust have a value in\b|\bmust not be blank\b|\bmust be equal to\b|\bis blocked\b|"
+                     r"\bmust not be\b.{0,40}\bin\b.{0,60}\b(?:No|Code)\.?="), in_wrapper=True),
     # generic wordings: only for texts known to come from Dataverse
     Rule("http-transient", "timeout", "a time-out or transient HTTP/network error on the way to Dataverse",
          text_rx=_rx(r"timed out|time-?out|\((?:502|503|504)\)|service unavailable|bad gateway|"

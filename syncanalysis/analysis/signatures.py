@@ -108,6 +108,7 @@ _WRAPPERS: dict[str, tuple[int, str]] = {
     "Coupling %1 failed because of the following error: %2.": (2, "inner-own"),
     "Inserting %1 failed because of the following error: %2.": (2, "inner"),
     "An error occurred when communicating with %1. Detailed description: %2": (2, "inner-dataverse"),
+    "An error occurred when communicating with %1. %2": (2, "inner-dataverse"),
     "Crm%1 failed. %2": (2, "inner-dataverse"),
     "Read Privilege Check For Owner failed with exception: %1": (1, "inner-own"),
     "Sql error: %1": (1, "inner-dataverse"),
@@ -123,6 +124,7 @@ _CONSTRAINED: dict[str, dict[int, str]] = {
     "The %1 %2 was not found.": {1: r"Config\. Template Header|Configuration Template Header|Config\. Template"},
     "%1 could not be found in %2.": {2: _SERVICES_RX},
     "An error occurred when communicating with %1. Detailed description: %2": {1: _SERVICES_RX},
+    "An error occurred when communicating with %1. %2": {1: _SERVICES_RX},
 }
 
 # Placeholder kinds the heuristic in _kind() gets wrong or cannot know.
@@ -612,7 +614,9 @@ _SUFFIX = re.compile(
     )\s*[.,;]?\s*$""", re.VERBOSE | re.IGNORECASE)
 # Exception type names the platform puts before a fault's text ("System.ServiceModel.FaultException`1[…]: …").
 _EXCEPTION_PREFIX = re.compile(
-    r"^(?:(?:System|Microsoft)(?:\.\w+)+(?:`\d\[[^\]]*\])?|\w+Exception)\s*:\s*(?=\S)")
+    r"^(?:(?:System|Microsoft)(?:\.\w+)+(?:`\d\[[^\]]*\])?|\w+Exception|Error(?: message)?|Erro|Erreur|Fehler)\s*:\s*(?=\S)")
+# The message of a Web API error body ({"error": {"code": "0x…", "message": "…"}}), as users paste it.
+_JSON_MESSAGE = re.compile(r'"message"\s*:\s*"((?:[^"\\]|\\.){3,2000})"', re.IGNORECASE)
 # HTTP status texts before (or instead of) a fault's text.
 _HTTP_PREFIX = re.compile(
     r"^(?:The remote server returned an error:\s*|Response status code does not indicate success:\s*)"
@@ -643,6 +647,12 @@ _STOPWORDS = {
     "da": {"er", "ikke", "og", "en", "et", "kan", "skal", "med", "til", "af", "fejl", "den", "det", "på", "for"},
     "it": {"il", "lo", "la", "gli", "di", "del", "della", "è", "non", "un", "una", "deve", "può", "errore", "record",
            "perché", "per", "con", "che"},
+    "sv": {"är", "inte", "och", "en", "ett", "kan", "ska", "måste", "med", "till", "av", "fel", "den", "det", "på",
+           "för", "saknar", "kunde"},
+    "nb": {"er", "ikke", "og", "en", "et", "kan", "skal", "må", "med", "til", "av", "feil", "den", "det", "på", "for",
+           "mangler", "kunne"},
+    "pt": {"o", "os", "as", "de", "do", "da", "dos", "é", "não", "um", "uma", "deve", "pode", "registro", "erro",
+           "porque", "para", "com", "em", "que", "foi"},
 }
 
 
@@ -760,7 +770,22 @@ class _Matcher:
         if t.inner is not None:
             skip += len(re.sub(r"\s", "", groups.get(f"p{t.inner}") or ""))
         total = len(re.sub(r"\s", "", text)) - skip
-        return total <= 0 or t.weight / total >= _DERIVED_COVERAGE
+        if total > 0 and t.weight / total < _DERIVED_COVERAGE:
+            return False
+        if t.weight >= _MIN_PREFIX_LITERAL:
+            return True
+        # a short label ("%1 %2 was not found.") says too little of its own: its table must be one we know
+        tables = [k for k, kind in t.kinds.items() if kind in ("table", "parent-table")]
+        if not tables:
+            return False
+        for k in tables:
+            value = _clean(groups.get(f"p{k}") or "")
+            pair = next((b for a, b in t.pairs if a == k), None)
+            if pair is not None and groups.get(f"p{pair}") is not None:
+                value = _split_caption(value, _clean(groups[f"p{pair}"]))[0]
+            if value not in TABLE_CAPTIONS:
+                return False
+        return True
 
     def match(self, text: str, truncated: bool) -> tuple[Template, dict[str, str], int | None] | None:
         """Return (template, group values, cut) of the most specific template matching ``text``.
@@ -770,6 +795,7 @@ class _Matcher:
         """
         cands = self.candidates(text)
         bare = text.rstrip(". ")
+        trailing: tuple[Template, dict[str, str], int | None] | None = None
         for t in cands:
             if t.lead and not text.startswith(t.lead):
                 continue
@@ -781,7 +807,16 @@ class _Matcher:
             if m is not None and self._covers(t, text, m):
                 if truncated and t.text.endswith(".") and not text.endswith(".") and t.weight < _MIN_PREFIX_LITERAL:
                     continue  # a cut text may go on past a short template's last word: too little to tell
+                if m.groupdict().get("trail"):
+                    # it explains only the start of the text: a template of the same tier that explains all
+                    # of it (a wrapper whose inner text is the rest) is better
+                    trailing = trailing or (t, m.groupdict(), None)
+                    continue
+                if trailing is not None and t.tier > trailing[0].tier:
+                    return trailing
                 return t, m.groupdict(), None
+        if trailing is not None:
+            return trailing
         if not truncated:
             return None
         best: tuple[int, Template, dict[str, str], int] | None = None
@@ -815,15 +850,16 @@ class _Matcher:
                 break  # a later (shorter) prefix of the same template cannot cover more
         return None if best is None else (best[1], best[2], best[3])
 
-    def classify(self, text: str, truncated: bool, depth: int = 0, dataverse: bool = False) -> _Res:
-        """Classify one text; ``dataverse`` says it is the inner text of a Dataverse wrapper."""
+    def classify(self, text: str, truncated: bool, depth: int = 0, dataverse: bool = False,
+                 wrapped: bool = False) -> _Res:
+        """Classify one text; ``dataverse``: it is (inside) a Dataverse fault; ``wrapped``: inside BC's wrapper."""
         norm = _clean(text.translate(_NORMALISE))
         if not norm:
             return _Res(text, masked=EMPTY_SIGNATURE)
         core = norm if truncated else _strip_suffixes(norm)  # a cut text lost its suffixes already
         hit = self.match(core, truncated)
         if hit is None:
-            return self._unmatched(text, core, truncated, depth, dataverse)
+            return self._unmatched(text, core, truncated, depth, dataverse, wrapped)
         tpl, groups, cut = hit
         values = {int(k[1:]): v for k, v in groups.items() if k[0] == "p" and v is not None}
         for a, b in tpl.pairs:  # "%1 %2": split caption and key at a known caption (else at the last blank)
@@ -833,10 +869,12 @@ class _Matcher:
         if tpl.inner is not None and depth < _MAX_DEPTH and values.get(tpl.inner, "").strip():
             # a text of a cut length that matched whole may still end inside its (last) inner text
             inner_cut = truncated and cut in (None, tpl.inner)
-            child = self.classify(values[tpl.inner], inner_cut, depth + 1, dataverse or tpl.dataverse)
+            inside_bc = wrapped or (not tpl.dataverse and not dataverse)
+            child = self.classify(values[tpl.inner], inner_cut, depth + 1, dataverse or tpl.dataverse, inside_bc)
             if child.tpl is None and tpl.parts[-1] == "." and not values[tpl.inner].rstrip().endswith("."):
                 # the wrapper's own period may be the inner text's (one dot where BC writes two)
-                alt = self.classify(values[tpl.inner].rstrip() + ".", inner_cut, depth + 1, dataverse or tpl.dataverse)
+                alt = self.classify(values[tpl.inner].rstrip() + ".", inner_cut, depth + 1, dataverse or tpl.dataverse,
+                                    inside_bc)
                 child = alt if alt.tpl is not None else child
         head, tail = _render(tpl, values, split=tpl.inner if child is not None else None)
         parent: tuple[str | None, str | None] = (None, None)
@@ -860,21 +898,31 @@ class _Matcher:
         return _Res(text, tpl, head, tail, child, parent=parent, cause=cause, method=method, detail=detail,
                     language=detect_language(core))
 
-    def _unmatched(self, text: str, core: str, truncated: bool, depth: int, dataverse: bool) -> _Res:
+    def _unmatched(self, text: str, core: str, truncated: bool, depth: int, dataverse: bool, wrapped: bool) -> _Res:
         """A text no template matches: platform prefixes, error codes, wording rules, fuzzy, language."""
         from .rules import DATAVERSE_CONTEXT, TEXT_RULES, codes_in
 
         m = _EXCEPTION_PREFIX.match(core)
         if m is not None and depth < _MAX_DEPTH:  # an exception type name says nothing: classify what follows
-            res = self.classify(core[m.end():], truncated, depth + 1, dataverse or "Xrm" in m.group(0))
+            res = self.classify(core[m.end():], truncated, depth + 1, dataverse or "Xrm" in m.group(0), wrapped)
             res.text = text
             return res
         h = _HTTP_PREFIX.match(core)
         if h is not None and h.end() < len(core) and depth < _MAX_DEPTH:
-            res = self.classify(core[h.end():], truncated, depth + 1, dataverse)
+            res = self.classify(core[h.end():], truncated, depth + 1, dataverse, wrapped)
             if res.outcome().cause != UNCLASSIFIED:
                 res.text = text
                 return res
+        j = _JSON_MESSAGE.search(core)
+        if j is not None and depth < _MAX_DEPTH:  # a Web API error body: its "message" is the fault's text
+            inner = j.group(1).replace('\\"', '"').replace("\\n", " ").strip()
+            if inner:
+                # the same body shape comes from Graph and other services: Dataverse only if the text says so
+                from_dv = dataverse or DATAVERSE_CONTEXT.search(core) is not None
+                res = self.classify(inner, truncated, depth + 1, from_dv, wrapped)
+                if res.outcome().cause != UNCLASSIFIED:
+                    res.text = text
+                    return res
         masked = mask(core)
         language = detect_language(core)
         context = dataverse or DATAVERSE_CONTEXT.search(core) is not None
@@ -884,6 +932,8 @@ class _Matcher:
                 return _Res(text, masked=masked, cause=cause, method="error code",
                             detail=f"{code_hex} {name} (rule {rule})", language=language)
         for rule in TEXT_RULES:
+            if rule.in_wrapper and not wrapped:
+                continue  # a generic AL runtime error is a synchronization cause only inside BC's wrappers
             if (context or not rule.needs_context) and rule.text_rx is not None and rule.text_rx.search(core):
                 return _Res(text, masked=masked, cause=rule.cause, method="wording rule",
                             detail=f"{rule.name}: {rule.why}", language=language)
@@ -925,10 +975,20 @@ class _Matcher:
         best = process.extractOne(sk, [b[0] for b in bucket], scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF)
         if best is None:
             return None
+        # alike in letters is not alike in meaning ("already open" vs "already coupled"): the template's
+        # long words must be in the text, all of them for a short template, all but one for a long one
+        words = set(_CONTENT_WORD.findall(bucket[best[2]][0].lower()))
+        missing = len(words - set(_CONTENT_WORD.findall(sk.lower())))
+        if missing > (1 if len(words) >= 4 else 0):
+            return None
         return best[1], bucket[best[2]][1]
 
 
-_LANGUAGE_NAMES = {"fr": "French", "de": "German", "es": "Spanish", "nl": "Dutch", "da": "Danish", "it": "Italian"}
+_CONTENT_WORD = re.compile(r"(?<![<\w])[a-z][a-z'-]{5,}")
+
+
+_LANGUAGE_NAMES = {"fr": "French", "de": "German", "es": "Spanish", "nl": "Dutch", "da": "Danish", "it": "Italian",
+                   "sv": "Swedish", "nb": "Norwegian", "pt": "Portuguese"}
 
 
 def _rule_why(tpl: Template) -> str:
@@ -1106,17 +1166,21 @@ def _cluster(masked: Iterable[tuple[str, str]], known: dict[tuple[str, str], str
 
 
 _NAMED = re.compile(r"(?<![<\w])[A-Z][\w/.'-]*")
+# What a record operation is, in lower case: "Cannot update …" and "Cannot insert …" are two problems.
+_OPERATIONS = re.compile(r"\b(?:insert|update|modify|delete|create|couple|uncouple|read|write|assign|share|"
+                         r"append|retrieve|synchroni[sz]e|import|export|to|from)\b")
 
 
 def _bucket(masked: str, cause: str) -> tuple[str, ...]:
     """What two texts must share to be grouped: the cause, the first word and the capitalised words in order.
 
     Capitalised words are what names things in an error text — tables, apps, directions ("Customer"
-    vs "Account", "to Dataverse" vs "to Business Central") — so texts that differ in them are
-    different problems however alike the rest is.
+    vs "Account", "to Dataverse" vs "to Business Central") — and the operation words (insert, update,
+    delete, to, from…) say what was done, so texts that differ in them are different problems however
+    alike the rest is.
     """
     head = masked[:_CLUSTER_KEY_LEN]
-    return (cause, head.split(" ", 1)[0].lower(), *_NAMED.findall(head)[1:])
+    return (cause, head.split(" ", 1)[0].lower(), *_NAMED.findall(head)[1:], *_OPERATIONS.findall(head.lower()))
 
 
 def _signature(r: _Res, leaf_sigs: dict[tuple[str, str], str]) -> str:
