@@ -265,3 +265,38 @@ def test_cli_classify_takes_local_templates_and_shows_the_match(tmp_path, capsys
     assert rc in (0, None)
     item = json.loads(capsys.readouterr().out)[0]
     assert (item["cause"], item["match"]) == ("validation", "local template")
+
+
+# -- schema v2 -> v3 --------------------------------------------------------------------------------
+def _as_v2(path) -> None:
+    """Turn a workspace file back into schema 2: signatures without the match columns."""
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    for col in ("match", "match_detail", "language"):
+        con.execute(f'ALTER TABLE signatures DROP COLUMN "{col}"')
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+
+
+def test_a_v2_workspace_is_upgraded_in_place_and_its_texts_classified_again(tmp_path):
+    from syncanalysis.schema import SCHEMA_VERSION
+    from syncanalysis.workspace import WorkspaceError
+
+    path = tmp_path / "old.duckdb"
+    texts = ["An error occurred when communicating with Dataverse. Detailed description: Plugin X threw.",
+             "Customer C1 must be coupled to a Dataverse row."]
+    with Workspace(path) as ws:
+        ws.ingest({"job_errors": _errors(texts)}, source="t", kind="test")
+        sg.assign_signatures(ws)
+    _as_v2(path)
+    with pytest.raises(WorkspaceError, match=r"schema version 2.*without read_only"):
+        Workspace(path, read_only=True)
+    with Workspace(path) as ws:
+        assert ws.schema_version == SCHEMA_VERSION == 3
+        assert ws.query("signatures", limit=None).empty  # a cache: rebuilt with how each text matched
+        assert ws.query("job_errors", limit=None)["error_message"].tolist() == texts  # history kept
+        assert sg.ensure_signatures(ws) == 2
+        got = ws.query("job_errors", limit=None).sort_values("error_no")["cause"].tolist()
+        assert got == ["dataverse-error", "not-coupled"]
+        assert set(ws.query("signatures", limit=None)["match"]) == {"template"}

@@ -1,32 +1,47 @@
-"""Error signatures: every error text mapped to a catalogue template, a cause and a readable signature.
+"""Error signatures: every error text mapped to a template, a cause, how it matched and a readable signature.
 
 A **signature** is an error text with its variable parts masked, so that messages that differ only
-in values (record keys, numbers, GUIDs, field names, quoted values) share it. Texts are matched
-against the message catalogue — ``data/bc-error-templates.csv`` (BC's labels, spec §7) plus
-``data/extra-templates.csv`` (Dataverse service texts and older BC labels) — whose placeholders
-``%1..%9`` become regex groups (an AL ``\\\\`` is a line break). The template gives the **cause**
-(the CSV's category, see :mod:`syncanalysis.analysis.causes`) and the signature: the template with
-each placeholder rendered as a typed token (``<key>``, ``<n>``, ``<table>``…).
+in values (record keys, numbers, GUIDs, field names, quoted values) share it. A text is cleaned
+(typographic quotes and blanks, line breaks; request/activity ids, ``CRM ErrorCode``, ``Sql
+Number`` and timestamps at its end set aside) and matched against templates in three tiers: 0 the
+reviewed catalogue — ``data/bc-error-templates.csv`` (BC's labels, spec §7) plus
+``data/extra-templates.csv`` (Dataverse service texts, older BC labels) — and local templates
+(:func:`use_templates`); 1 BC's integration labels; 2 Dataverse's error messages (both in
+``data/``, causes from :mod:`syncanalysis.analysis.rules`). Placeholders ``%1..%9`` become regex
+groups (an AL ``\\\\`` is a line break); the final period is optional; tier 1 and 2 templates must
+make up enough of the text, and short ones need a table BC synchronizes. The template gives the
+**cause** (see :mod:`syncanalysis.analysis.causes`) and the signature: the template with each
+placeholder rendered as a typed token (``<key>``, ``<n>``, ``<table>``…). Every result says how it
+was matched (``match``, ``match_detail``) and its ``language``.
 
 Rules worth knowing:
 
 * **Wrappers** ("Modifying %1 failed because of the following error: %2.", "The data could not be
   updated because of the following error: %1.", "(Un)coupling %1 failed…", "An error occurred
-  when communicating with Dataverse. Detailed description: …", "Crm<op> failed. …") are classified by
-  their inner text, recursively: cause, ``template`` and ``parent_*`` come from the innermost matched
-  template and ``inner_message`` is that innermost text; the signature shows the whole chain. A
-  wrapper whose inner text matches nothing keeps the wrapper's own category and template. The
-  "connection … disabled due to …" wrappers keep ``connection`` whatever their inner text.
+  when communicating with Dataverse. [Detailed description:] …", "Crm<op> failed. …", "Sql error:",
+  "Read Privilege Check For Owner failed with exception:") are classified by their inner text,
+  recursively: cause, ``template`` and ``parent_*`` come from the innermost result with a cause and
+  ``inner_message`` is that innermost text; the signature shows the whole chain. A wrapper whose
+  inner text nothing knows keeps that text in its signature and is ``unclassified`` (BC's generic
+  wrappers) or ``dataverse-error`` (Dataverse faults) — never the wrapper's guess (:data:`_WRAPPERS`);
+  the "connection … disabled due to …" wrappers keep ``connection`` whatever their inner text.
+  Exception type names, HTTP status texts and Web API JSON bodies are unwrapped the same way.
+* **Unmatched** texts get, in order: the cause of a Dataverse error code they carry (``0x80040220``,
+  ``-2147220960``), of a wording rule (:data:`~syncanalysis.analysis.rules.TEXT_RULES`), of a template
+  they are a rewording of (fuzzy, :data:`FUZZY_CUTOFF`, keeping the template's long words), or none
+  (``unclassified``, with the reason — a text in another language says so).
 * **Truncation**: table 5339 keeps 250 (Message) or 2,048 (Error Message) characters and page 5333
   shows 250, so a text of about those lengths that matches no template in full is matched as a
   prefix of a template (the last placeholder reached absorbs the rest); at least 20 literal
   characters of the template (or all of them) must show.
 * Texts from Dataverse (sources marked "not an AL label") may carry trailing details (request ids,
   error codes, a second sentence); these are ignored by the match and the signature.
-* **Unmatched** texts are masked (URLs, e-mails, GUIDs, request ids, quoted values, record ids,
-  codes after table captions, numbers) and grouped with rapidfuzz: near-identical masked texts
-  (ratio ≥ :data:`CLUSTER_CUTOFF`) share the signature of the first one in sorted order, so the same
-  set of texts always gives the same signatures. Their cause is ``unclassified``.
+* **Grouping**: texts no template matched are masked (URLs, e-mails, GUIDs, request ids, quoted
+  values, record ids, codes after table captions, numbers) and grouped with rapidfuzz: near-identical
+  masked texts (ratio ≥ :data:`CLUSTER_CUTOFF`) with the same cause, first word, capitalised words
+  and operation words share the signature of the first one in sorted order, so the same set of texts
+  always gives the same signatures and "Cannot update the Customer record…" stays apart from "…the
+  Account record…".
 * **Kept values**: three kinds of placeholder values stay verbatim in signatures because they are
   names of things rather than data — the service name ("Dataverse", "Dynamics 365 Sales"), the
   Dataverse operation ("CrmCreate failed.") and the table caption of a parent in the "must be
@@ -623,9 +638,20 @@ _HTTP_PREFIX = re.compile(
     r"\(?(?P<status>[1-5]\d\d)\)?\s*\(?(?P<reason>[A-Za-z][A-Za-z -]{1,40}?)?\)?\s*[.:]?(?:\s+|$)")
 
 
+_SUFFIX_WINDOW = 160  # a suffix is shorter than this: search only the end (a search over a long text is slow)
+
+
+_SUFFIX_WORDS = ("id", "code", "number", "time", "date")
+_ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+
+
 def _strip_suffixes(text: str) -> str:
     while True:
-        m = _SUFFIX.search(text)
+        off = max(0, len(text) - _SUFFIX_WINDOW)
+        tail = text[off:].lower()
+        if not any(w in tail for w in _SUFFIX_WORDS) and not _ISO_DATE.search(tail):
+            return text  # none of the suffixes' words: most texts, at the cost of a few substring tests
+        m = _SUFFIX.search(text, off)
         if m is None or m.start() == 0:
             return text
         text = text[:m.start()].rstrip()
@@ -714,6 +740,7 @@ class _Matcher:
         self.derived = self._derived({t.text for t in self.templates})
         ordered = sorted(self.templates + self.derived, key=lambda t: (t.tier, -t.weight, t.text))
         self.wild = [t for t in ordered if len(t.lead) < self._LEADS[0]]
+        self._cands: dict[tuple[str, ...], list[Template]] = {}
         self.index: dict[str, list[Template]] = {}
         for t in ordered:
             if len(t.lead) >= self._LEADS[0]:
@@ -755,10 +782,17 @@ class _Matcher:
         return out
 
     def candidates(self, text: str) -> list[Template]:
-        out: list[Template] = []
-        for n in self._LEADS:
-            out += self.index.get(text[:n], ())
-        return sorted(out + self.wild, key=lambda t: (t.tier, -t.weight, t.text)) if out else self.wild
+        """The templates whose leading literal the text starts with, and those that start with a value, in order."""
+        key = tuple(lead for lead in (text[:n] for n in self._LEADS) if lead in self.index)
+        if not key:
+            return self.wild
+        hit = self._cands.get(key)
+        if hit is None:  # texts of one family share their leads: sort once per set of leads
+            if len(self._cands) > 100_000:
+                self._cands.clear()
+            out = [t for lead in key for t in self.index[lead]] + self.wild
+            hit = self._cands[key] = sorted(out, key=lambda t: (t.tier, -t.weight, t.text))
+        return hit
 
     @staticmethod
     def _covers(t: Template, text: str, m: re.Match[str]) -> bool:
@@ -895,8 +929,10 @@ class _Matcher:
             cause, detail = DATAVERSE_ERROR, f"{tpl.detail}: a Dataverse fault; the cause is its inner text's"
         elif not tpl.category:
             detail += ": no cause (" + _rule_why(tpl) + ")"
+        # a shipped (English) template matched: the text is English; a local template may be in any language
+        language = detect_language(core) if tpl.method == "local template" else "en"
         return _Res(text, tpl, head, tail, child, parent=parent, cause=cause, method=method, detail=detail,
-                    language=detect_language(core))
+                    language=language)
 
     def _unmatched(self, text: str, core: str, truncated: bool, depth: int, dataverse: bool, wrapped: bool) -> _Res:
         """A text no template matches: platform prefixes, error codes, wording rules, fuzzy, language."""
@@ -1224,7 +1260,7 @@ def _classify_texts(texts: list[str], known: dict[tuple[str, str], str] | None =
 
 
 def classify(messages: Iterable[str] | pd.Series, *, progress: bool = False) -> pd.DataFrame:
-    """Classify error texts: signature, catalogue template, cause, inner text and parent record.
+    """Classify error texts: signature, template, cause, how it matched, inner text, parent record, language.
 
     Parameters
     ----------
@@ -1237,8 +1273,11 @@ def classify(messages: Iterable[str] | pd.Series, *, progress: bool = False) -> 
     -------
     pandas.DataFrame
         One row per distinct text, in order of first appearance, with columns ``error_message,
-        signature, template, cause, inner_message, parent_table, parent_key``. ``template`` is
-        ``None`` and ``cause`` is ``"unclassified"`` when no template matches.
+        signature, template, cause, inner_message, parent_table, parent_key, match, match_detail,
+        language``. ``template`` is ``None`` when no template decided the cause (an error code, a
+        wording rule or a fuzzy match may still have: ``match`` says which, ``match_detail`` which
+        one and why); ``cause`` is ``"unclassified"`` when nothing did, and ``match_detail`` then
+        says why (e.g. the text's language).
 
     Examples
     --------
