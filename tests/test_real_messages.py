@@ -25,7 +25,8 @@ def _report(ev, title: str) -> str:
 
 
 def test_the_sets_have_their_sources_and_enough_texts():
-    for name, minimum in (("bc_dataverse.csv", 60), ("near_domain.csv", 10), ("non_english.csv", 10)):
+    for name, minimum in (("bc_dataverse.csv", 60), ("near_domain.csv", 10), ("non_english.csv", 10),
+                          ("held_out.csv", 30)):
         df = read_labelled(DATA / name)
         assert len(df) >= minimum, name
         assert df["id"].is_unique, name
@@ -40,6 +41,19 @@ def test_bc_dataverse_texts_are_classified_right():
     print(report)
     assert ev.share("right") >= ACCURACY_FLOOR, report
     assert ev.count("wrong") <= ev.n * WRONG_CEILING, report
+
+
+def test_the_second_collection_is_classified_right():
+    """A second, later collection from other pages (BC <-> Dataverse texts and near-domain ones mixed)."""
+    ev = evaluate(read_labelled(DATA / "held_out.csv"))
+    report = _report(ev, "second collection")
+    print(report)
+    rows = ev.rows
+    near = rows[rows["expected_cause"] == "unclassified"]
+    assert len(near) >= 5 and (near["verdict"] == "right").all(), report
+    dv = rows[rows["expected_cause"] != "unclassified"]
+    assert (dv["verdict"] == "right").mean() >= ACCURACY_FLOOR, report
+    assert (dv["verdict"] == "wrong").sum() <= len(dv) * WRONG_CEILING, report
 
 
 def test_near_domain_texts_stay_unclassified():

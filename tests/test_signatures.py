@@ -452,7 +452,7 @@ def test_run_classify_text_and_json():
     out = run_classify(msgs, as_json=False)
     assert out.count("Signature: Salesperson/Purchaser <key> must be coupled to a Dataverse row.") == 2
     assert "Cause:     not-coupled" in out and "Parent:    Salesperson/Purchaser NEWSP" in out
-    assert "Template:  (none: no catalogue template matches)" in out and "Cause:     unclassified" in out
+    assert "Template:  (none)" in out and "Cause:     unclassified" in out
     items = json.loads(run_classify(msgs, as_json=True))
     assert [i["message"] for i in items] == msgs
     assert items[0]["cause"] == "not-coupled" and items[0]["action"] == CAUSES["not-coupled"].action

@@ -132,6 +132,14 @@ DATAVERSE_RULES: tuple[Rule, ...] = (
          "a Dataverse feature BC's table synchronization does not call (solutions, imports, reports, mail, "
          "workflows, metadata, portals…); seen inside BC's wrapper it is a dataverse-error",
          _cs(_OUTSIDE_SYNC)),
+    Rule("concurrency", "conflict",
+         "the row changed since it was read (optimistic concurrency: its RowVersion no longer matches)",
+         _cs(r"Concurrency(?:Version)?Mismatch"), _rx(r"version of the existing record doesn't match")),
+    Rule("query", NO_CAUSE,
+         "a query (FetchXML / QueryExpression) is invalid or breaks a Dataverse limit (conditions, joins, page "
+         "size): not a data problem; seen inside BC's wrapper it is a dataverse-error",
+         _cs(r"Query|FetchXml|Aggregate|Paging"),
+         _rx(r"\bquery\b.{0,60}\blimit|hard limit of")),
     Rule("field-length", "field-length", "a value is longer than the column allows",
          _cs(r"MaxLength|TooLong|LengthExceed|StringLength|CharLength|SizeExceeded"),
          _rx(r"maximum (?:allowed )?length|too long|exceed(?:s|ed) the (?:maximum )?(?:length|size)")),
@@ -239,7 +247,8 @@ TEXT_RULES: tuple[Rule, ...] = (
     Rule("unknown-table-or-column", "configuration",
          "the request names a table or column Dataverse does not have: a field or table mapping points at the "
          "wrong name (or a removed column)",
-         text_rx=_rx(r"could not find a property named .{1,80} on type|resource not found for the segment")),
+         text_rx=_rx(r"could not find a property named .{1,80} on type|resource not found for the segment|"
+                     r"entity doesn't contain attribute with name")),
     Rule("plug-in", "dataverse-error", "a Dataverse plug-in or custom workflow step threw: read its text",
          text_rx=_rx(r"unexpected exception from plug-?in|ISV code (?:threw|aborted)|an unexpected error occurred "
                      r"from ISV code")),
@@ -249,7 +258,8 @@ TEXT_RULES: tuple[Rule, ...] = (
     Rule("entra-sign-in", "connection", "Entra ID (AAD) refused the sign-in", text_rx=_cs(r"\bAADSTS\d{5,}")),
     Rule("sql-transient", "timeout", "a SQL time-out or deadlock in Dataverse",
          text_rx=_rx(r"sql timeout expired|sql number: ?(?:-2|1205)\b|deadlock victim|generic sql error|"
-                     r"networking error caused this operation to fail|database operation timed out")),
+                     r"networking error caused this operation to fail|database operation timed out|"
+                     r"database '.{1,80}' on server '.{1,80}' is not currently available")),
     Rule("channel-time-out", "timeout", "the SDK's request channel timed out (a slow or busy server)",
          text_rx=_rx(r"the request channel timed out")),
     # BC's generic AL runtime errors: a synchronization cause only inside BC's synchronization wrappers

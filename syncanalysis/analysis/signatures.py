@@ -23,8 +23,10 @@ Rules worth knowing:
   recursively: cause, ``template`` and ``parent_*`` come from the innermost result with a cause and
   ``inner_message`` is that innermost text; the signature shows the whole chain. A wrapper whose
   inner text nothing knows keeps that text in its signature and is ``unclassified`` (BC's generic
-  wrappers) or ``dataverse-error`` (Dataverse faults) — never the wrapper's guess (:data:`_WRAPPERS`);
-  the "connection … disabled due to …" wrappers keep ``connection`` whatever their inner text.
+  wrappers) or ``dataverse-error`` (Dataverse faults), not a guess from the wrapper; only wrappers
+  that name the cause themselves ("(Un)coupling %1 failed…", "Read Privilege Check For Owner
+  failed…") keep their own category then (:data:`_WRAPPERS`), and the "connection … disabled due
+  to …" wrappers keep ``connection`` whatever their inner text.
   Exception type names, HTTP status texts and Web API JSON bodies are unwrapped the same way.
 * **Unmatched** texts get, in order: the cause of a Dataverse error code they carry (``0x80040220``,
   ``-2147220960``), of a wording rule (:data:`~syncanalysis.analysis.rules.TEXT_RULES`), of a template
@@ -98,7 +100,7 @@ _TRUNCATION_SLACK = 10  # trailing blanks an export may have trimmed off a cut t
 CLUSTER_CUTOFF = 88  # rapidfuzz ratio above which two masked unmatched texts share a signature
 _CLUSTER_KEY_LEN = 160  # compare the start of masked texts, so a cut copy joins its full text
 _MAX_UNMATCHED_SIG = 250
-_MAX_DEPTH = 4
+_MAX_DEPTH = 8
 _MIN_PREFIX_LITERAL = 20  # a cut text must cover this many literal characters of a template
 
 EMPTY_SIGNATURE = "(empty message)"
@@ -635,7 +637,41 @@ _JSON_MESSAGE = re.compile(r'"message"\s*:\s*"((?:[^"\\]|\\.){3,2000})"', re.IGN
 # HTTP status texts before (or instead of) a fault's text.
 _HTTP_PREFIX = re.compile(
     r"^(?:The remote server returned an error:\s*|Response status code does not indicate success:\s*)"
-    r"\(?(?P<status>[1-5]\d\d)\)?\s*\(?(?P<reason>[A-Za-z][A-Za-z -]{1,40}?)?\)?\s*[.:]?(?:\s+|$)")
+    r"\(?(?P<status>[1-5]\d\d)\)?\s*(?:\(?(?P<reason>[A-Za-z][A-Za-z -]{1,40})\)?\s*[.:]|[.:]?)(?:\s+|$)")
+
+
+_SPECIFIC_WEIGHT = 40  # literal characters from which a Dataverse message proves that a text is Dataverse's
+_LEAD_VALUE = re.compile(r"[^:]{1,120}")
+
+
+def _lead_ok(t: Template, groups: dict[str, str | None]) -> bool:
+    """A template that starts with a table caption takes only a caption there, not a prefix before it.
+
+    Without this, "%1 %2 must be coupled to a Dataverse row." would read "Error: Customer" or "The remote
+    server returned an error: (400) Bad Request. Customer" as the table: a wrong parent record for the
+    actions and a new group per prefix.
+    """
+    first = next((p for p in t.parts if p != ""), None)  # parts start with a literal, maybe empty
+    if not isinstance(first, int) or t.kinds.get(first) not in ("table", "parent-table"):
+        return True
+    # the caption and the values right after it ("%1 %2 must…": caption and key, split later)
+    lead: list[str] = []
+    for part in t.parts:
+        if isinstance(part, int):
+            if groups.get(f"p{part}") is None:
+                break
+            lead.append(groups[f"p{part}"] or "")
+        elif part.strip():
+            break
+    value = " ".join(lead)
+    return _LEAD_VALUE.fullmatch(value) is not None and ". " not in value
+
+
+def _context(text: str) -> bool:
+    """Whether a text says it comes from Dataverse (for rules and messages that need it)."""
+    from .rules import DATAVERSE_CONTEXT
+
+    return DATAVERSE_CONTEXT.search(text) is not None
 
 
 _SUFFIX_WINDOW = 160  # a suffix is shorter than this: search only the end (a search over a long text is slow)
@@ -821,11 +857,15 @@ class _Matcher:
                 return False
         return True
 
-    def match(self, text: str, truncated: bool) -> tuple[Template, dict[str, str], int | None] | None:
+    def match(self, text: str, truncated: bool, dataverse: bool = False
+              ) -> tuple[Template, dict[str, str], int | None] | None:
         """Return (template, group values, cut) of the most specific template matching ``text``.
 
         ``cut`` is ``None`` for a full match; for a cut text matched as a prefix it is the
         placeholder that holds the cut end (0 when the text ends inside the leading literal).
+        A short Dataverse message that gives no cause is matched only in a text known to come from
+        Dataverse (``dataverse``): elsewhere its generic words ("An unexpected error occurred.") say
+        nothing of where the text is from; a long one (:data:`_SPECIFIC_WEIGHT`) is its own proof.
         """
         cands = self.candidates(text)
         bare = text.rstrip(". ")
@@ -837,8 +877,10 @@ class _Matcher:
                 continue
             if t.suffix and not bare.endswith(t.suffix):
                 continue
+            if t.tier == 2 and not t.category and not dataverse and t.weight < _SPECIFIC_WEIGHT:
+                continue
             m = t.regex.fullmatch(text)
-            if m is not None and self._covers(t, text, m):
+            if m is not None and self._covers(t, text, m) and _lead_ok(t, m.groupdict()):
                 if truncated and t.text.endswith(".") and not text.endswith(".") and t.weight < _MIN_PREFIX_LITERAL:
                     continue  # a cut text may go on past a short template's last word: too little to tell
                 if m.groupdict().get("trail"):
@@ -879,21 +921,28 @@ class _Matcher:
                 name = "rest" if values.get("rest") is not None else f"p{k}"
                 value, extra = _cut_literal(values.get(name) or "", following)
                 values[name] = value
+                if not _lead_ok(t, values):
+                    break
                 if covered + extra >= need and (best is None or covered + extra > best[0]):
                     best = (covered + extra, t, values, k)
                 break  # a later (shorter) prefix of the same template cannot cover more
         return None if best is None else (best[1], best[2], best[3])
 
     def classify(self, text: str, truncated: bool, depth: int = 0, dataverse: bool = False,
-                 wrapped: bool = False) -> _Res:
-        """Classify one text; ``dataverse``: it is (inside) a Dataverse fault; ``wrapped``: inside BC's wrapper."""
+                 wrapped: bool = False, extra: str = "") -> _Res:
+        """Classify one text; ``dataverse``: it is (inside) a Dataverse fault; ``wrapped``: inside BC's wrapper.
+
+        ``extra``: the suffixes set aside from the texts around this one (error codes, ``Sql Number``):
+        not part of the match or the signature, but read by the error code and wording rules.
+        """
         norm = _clean(text.translate(_NORMALISE))
         if not norm:
             return _Res(text, masked=EMPTY_SIGNATURE)
         core = norm if truncated else _strip_suffixes(norm)  # a cut text lost its suffixes already
-        hit = self.match(core, truncated)
+        extra = f"{norm[len(core):].strip()} {extra}".strip()
+        hit = self.match(core, truncated, dataverse or _context(core + " " + extra))
         if hit is None:
-            return self._unmatched(text, core, truncated, depth, dataverse, wrapped)
+            return self._unmatched(text, core, truncated, depth, dataverse, wrapped, extra)
         tpl, groups, cut = hit
         values = {int(k[1:]): v for k, v in groups.items() if k[0] == "p" and v is not None}
         for a, b in tpl.pairs:  # "%1 %2": split caption and key at a known caption (else at the last blank)
@@ -904,11 +953,12 @@ class _Matcher:
             # a text of a cut length that matched whole may still end inside its (last) inner text
             inner_cut = truncated and cut in (None, tpl.inner)
             inside_bc = wrapped or (not tpl.dataverse and not dataverse)
-            child = self.classify(values[tpl.inner], inner_cut, depth + 1, dataverse or tpl.dataverse, inside_bc)
+            child = self.classify(values[tpl.inner], inner_cut, depth + 1, dataverse or tpl.dataverse, inside_bc,
+                                  extra)
             if child.tpl is None and tpl.parts[-1] == "." and not values[tpl.inner].rstrip().endswith("."):
                 # the wrapper's own period may be the inner text's (one dot where BC writes two)
                 alt = self.classify(values[tpl.inner].rstrip() + ".", inner_cut, depth + 1, dataverse or tpl.dataverse,
-                                    inside_bc)
+                                    inside_bc, extra)
                 child = alt if alt.tpl is not None else child
         head, tail = _render(tpl, values, split=tpl.inner if child is not None else None)
         parent: tuple[str | None, str | None] = (None, None)
@@ -934,18 +984,20 @@ class _Matcher:
         return _Res(text, tpl, head, tail, child, parent=parent, cause=cause, method=method, detail=detail,
                     language=language)
 
-    def _unmatched(self, text: str, core: str, truncated: bool, depth: int, dataverse: bool, wrapped: bool) -> _Res:
+    def _unmatched(self, text: str, core: str, truncated: bool, depth: int, dataverse: bool, wrapped: bool,
+                   extra: str) -> _Res:
         """A text no template matches: platform prefixes, error codes, wording rules, fuzzy, language."""
-        from .rules import DATAVERSE_CONTEXT, TEXT_RULES, codes_in
+        from .rules import TEXT_RULES, codes_in
 
         m = _EXCEPTION_PREFIX.match(core)
         if m is not None and depth < _MAX_DEPTH:  # an exception type name says nothing: classify what follows
-            res = self.classify(core[m.end():], truncated, depth + 1, dataverse or "Xrm" in m.group(0), wrapped)
+            res = self.classify(core[m.end():], truncated, depth + 1, dataverse or "Xrm" in m.group(0), wrapped,
+                                extra)
             res.text = text
             return res
         h = _HTTP_PREFIX.match(core)
         if h is not None and h.end() < len(core) and depth < _MAX_DEPTH:
-            res = self.classify(core[h.end():], truncated, depth + 1, dataverse, wrapped)
+            res = self.classify(core[h.end():], truncated, depth + 1, dataverse, wrapped, extra)
             if res.outcome().cause != UNCLASSIFIED:
                 res.text = text
                 return res
@@ -954,15 +1006,16 @@ class _Matcher:
             inner = j.group(1).replace('\\"', '"').replace("\\n", " ").strip()
             if inner:
                 # the same body shape comes from Graph and other services: Dataverse only if the text says so
-                from_dv = dataverse or DATAVERSE_CONTEXT.search(core) is not None
-                res = self.classify(inner, truncated, depth + 1, from_dv, wrapped)
+                from_dv = dataverse or _context(core + " " + extra)
+                res = self.classify(inner, truncated, depth + 1, from_dv, wrapped, extra)
                 if res.outcome().cause != UNCLASSIFIED:
                     res.text = text
                     return res
         masked = mask(core)
         language = detect_language(core)
-        context = dataverse or DATAVERSE_CONTEXT.search(core) is not None
-        codes = codes_in(core)
+        whole = f"{core} {extra}" if extra else core  # codes and rules read the suffixes too
+        context = dataverse or _context(whole)
+        codes = codes_in(whole)
         for code_hex, name, cause, rule in codes:
             if cause:
                 return _Res(text, masked=masked, cause=cause, method="error code",
@@ -970,7 +1023,7 @@ class _Matcher:
         for rule in TEXT_RULES:
             if rule.in_wrapper and not wrapped:
                 continue  # a generic AL runtime error is a synchronization cause only inside BC's wrappers
-            if (context or not rule.needs_context) and rule.text_rx is not None and rule.text_rx.search(core):
+            if (context or not rule.needs_context) and rule.text_rx is not None and rule.text_rx.search(whole):
                 return _Res(text, masked=masked, cause=rule.cause, method="wording rule",
                             detail=f"{rule.name}: {rule.why}", language=language)
         fuzzy = self.fuzzy(masked) if language == "en" else None
@@ -999,8 +1052,8 @@ class _Matcher:
         if self._fuzzy is None:
             groups: dict[str, list[tuple[str, Template]]] = {}
             for t in self.templates + self.derived:
-                if t.inner is not None or t.weight < _FUZZY_MIN_WEIGHT:
-                    continue
+                if t.inner is not None or t.weight < _FUZZY_MIN_WEIGHT or (t.tier == 2 and not t.category):
+                    continue  # (a Dataverse message with no cause, fuzzily alike, proves nothing)
                 sk = _skeleton(mask(re.sub(r"%\d", "X1", t.text.replace("\\\\", " "))))
                 groups.setdefault(sk.split(" ", 1)[0], []).append((sk, t))
             self._fuzzy = groups
@@ -1011,16 +1064,16 @@ class _Matcher:
         best = process.extractOne(sk, [b[0] for b in bucket], scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF)
         if best is None:
             return None
-        # alike in letters is not alike in meaning ("already open" vs "already coupled"): the template's
-        # long words must be in the text, all of them for a short template, all but one for a long one
+        # alike in letters is not alike in meaning ("already open" vs "already coupled", "key" vs "note"):
+        # every word of the template (3 letters or more) must be in the text, but one in a long template
+        # (8 words or more: one changed word there is a rewording, in a short one it is another message)
         words = set(_CONTENT_WORD.findall(bucket[best[2]][0].lower()))
-        missing = len(words - set(_CONTENT_WORD.findall(sk.lower())))
-        if missing > (1 if len(words) >= 4 else 0):
+        if len(words - set(_CONTENT_WORD.findall(sk.lower()))) > (1 if len(words) >= 8 else 0):
             return None
         return best[1], bucket[best[2]][1]
 
 
-_CONTENT_WORD = re.compile(r"(?<![<\w])[a-z][a-z'-]{5,}")
+_CONTENT_WORD = re.compile(r"(?<![<\w])[a-z][a-z'-]{2,}")
 
 
 _LANGUAGE_NAMES = {"fr": "French", "de": "German", "es": "Spanish", "nl": "Dutch", "da": "Danish", "it": "Italian",
@@ -1119,49 +1172,67 @@ def use_templates(*paths: str | Path) -> int:
         that is listed twice; the templates in use are then unchanged.
     """
     global _local
-    chosen = tuple(str(p) for p in paths)
-    matcher = _Matcher(chosen)  # checked before it replaces anything
+    chosen = tuple(dict.fromkeys(str(p) for p in paths))  # a file named twice is read once
+    key = _key_of(chosen)
+    matcher = _MATCHERS.get(key) or _Matcher(chosen)  # read and checked before it replaces anything
     _local = chosen
-    _matcher.cache_clear()
-    _fingerprint.cache_clear()
-    _MATCHERS[chosen] = matcher
+    _MATCHERS[key] = matcher
     return len(matcher.templates)
 
 
-_MATCHERS: dict[tuple[str, ...], _Matcher] = {}
+# Matchers by the local files in use and their state (path, mtime, size): an edited file is read again.
+_MATCHERS: dict[tuple[tuple[str, int, int], ...], _Matcher] = {}
 
 
-@lru_cache(maxsize=1)
+def _local_key() -> tuple[tuple[str, int, int], ...]:
+    return _key_of(local_templates())
+
+
+def _key_of(paths: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append((path, st.st_mtime_ns, st.st_size))
+        except OSError:  # _Matcher names the file that cannot be read
+            out.append((path, -1, -1))
+    return tuple(out)
+
+
 def _matcher() -> _Matcher:
-    key = local_templates()
-    if key not in _MATCHERS:
-        _MATCHERS.clear()
-        _MATCHERS[key] = _Matcher(key)
-    return _MATCHERS[key]
+    key = _local_key()
+    matcher = _MATCHERS.get(key)
+    if matcher is None:
+        if len(_MATCHERS) >= 4:
+            _MATCHERS.clear()
+        matcher = _MATCHERS[key] = _Matcher(tuple(p for p, _, _ in key))
+    return matcher
 
 
 def classifier_fingerprint() -> str:
     """A digest of everything classification depends on: this code, the rules, the catalogues, local templates.
 
     Stored in the workspace with the signatures; when it differs, :func:`assign_signatures` classifies
-    every text again, so a new catalogue or a local template takes effect on old history too.
+    every text again, so a new catalogue or a local template (or an edited one) takes effect on old
+    history too.
     """
-    return _fingerprint(local_templates())
-
-
-@lru_cache(maxsize=8)
-def _fingerprint(local: tuple[str, ...]) -> str:
-    h = hashlib.sha256()
-    pkg = importlib.resources.files("syncanalysis")
-    for name in ("analysis/signatures.py", "analysis/rules.py", "analysis/causes.py", *(f"data/{f}" for f in (
-            *CATALOGUE_FILES, "bc-integration-labels.csv", "dataverse-error-codes.csv"))):
-        h.update((pkg / name).read_bytes())
-    for path in local:
+    h = hashlib.sha256(_base_fingerprint().encode())
+    for path in local_templates():
         try:
             h.update(Path(path).read_bytes())
         except OSError:
             h.update(path.encode())
     return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _base_fingerprint() -> str:
+    h = hashlib.sha256()
+    pkg = importlib.resources.files("syncanalysis")
+    for name in ("analysis/signatures.py", "analysis/rules.py", "analysis/causes.py", *(f"data/{f}" for f in (
+            *CATALOGUE_FILES, "bc-integration-labels.csv", "dataverse-error-codes.csv"))):
+        h.update((pkg / name).read_bytes())
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1434,7 +1505,7 @@ def run_classify(messages: list[str], *, as_json: bool) -> str:
         lines = [
             f"Message:   {it['message']}",
             f"Signature: {it['signature']}",
-            f"Template:  {it['template'] if it['template'] is not None else '(none: no catalogue template matches)'}",
+            f"Template:  {it['template'] if it['template'] is not None else '(none)'}",
             f"Cause:     {it['cause']} - {it['title']}{' (transient)' if it['transient'] else ''}",
             f"Matched:   {it['match']}{' - ' + it['match_detail'] if it['match_detail'] else ''}",
         ]
