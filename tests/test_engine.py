@@ -74,14 +74,16 @@ def test_skipped_coupling_is_counted_skipped_and_not_written():
     assert t.vals[DV][0, 0] != t.vals[BC][0, 0]
 
 
-def test_only_coupled_ignores_uncoupled_bc_records_and_skips_uncoupled_dataverse_rows():
+def test_only_coupled_ignores_uncoupled_records_in_both_directions_but_skips_explicit_ones():
     w = small_world(only_coupled=True, coupled=False)
     t = w.table("CUSTOMER")
     edit(w, BC, 0, T0 - 1000)
     edit(w, DV, 1, T0 - 1000)
     to_job, from_job = run_mapping(w, "CUSTOMER", T0)
-    assert counts(to_job) == {}  # §6.2: not selected, not counted
-    assert counts(from_job) == {"skipped": 1}  # §6.3 step 4
+    assert counts(to_job) == {} and counts(from_job) == {}  # §6.2: not selected, not counted
+    assert not t.coupled.any()
+    # a caller that passes the record explicitly reaches §6.3 step 4: Skipped
+    assert counts(synchronize(w, "CUSTOMER", FROM, T0 + MIN, rows=[1])) == {"skipped": 1}
     assert not t.coupled.any()
 
 
@@ -146,13 +148,13 @@ def test_deletion_conflict_none_fails_with_bc_message():
     assert t.coupled[0]
 
 
-def test_deletion_conflict_remove_coupling_uncouples_without_counting():
+def test_deletion_conflict_remove_coupling_uncouples_and_counts_unchanged():
     w = small_world(deletion="Remove Coupling")
     t = w.table("CUSTOMER")
     t.exists[DV][0] = False
     edit(w, BC, 0, T0 - 1000)
     job = synchronize(w, "CUSTOMER", TO, T0)
-    assert counts(job) == {}
+    assert counts(job) == {"unchanged": 1}  # §6.3 step 3: the coupling goes before change detection
     assert not t.coupled[0]
 
 
@@ -177,7 +179,9 @@ def test_same_message_on_two_consecutive_runs_sets_skipped_a_different_one_does_
     assert np.concatenate(w.errors.text)[0] == "Salesperson/Purchaser NEW must be coupled to a Dataverse row."
     # the failed coupling is retried on the next run although nothing changed
     second = synchronize(w, "CUSTOMER", TO, T0 + 30 * MIN)
-    assert counts(second) == {"failed": 1} and t.skipped[0]
+    # the failure that makes the coupling Skipped counts Skipped in its job (§6.3 step 9); its error row stays
+    assert counts(second) == {"skipped": 1} and t.skipped[0]
+    assert len(np.concatenate(w.errors.text)) == 2
     # a skipped coupling is no longer retried; when its record changes again it is counted skipped
     assert counts(synchronize(w, "CUSTOMER", TO, T0 + 60 * MIN)) == {}
     edit(w, BC, 0, T0 + 70 * MIN)

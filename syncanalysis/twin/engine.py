@@ -272,8 +272,9 @@ def synchronize(
         changed = t.exists[src] & (t.mod[src] > t.mapping_wm[src] - slack)
         if src == DV and cfg.echo_suppressed:
             changed &= ~t.by_integration[DV]
-        if direction == TO and cfg.only_coupled and not ignore_only_coupled:
-            changed &= t.coupled  # uncoupled BC records are not selected at all
+        if cfg.only_coupled and not ignore_only_coupled:
+            # uncoupled records are not selected at all, in both directions (§6.3 step 4 correction)
+            changed &= t.coupled
         later = np.flatnonzero(changed & ~retry)
         idx = np.concatenate([np.flatnonzero(retry), later[np.argsort(t.mod[src][later], kind="stable")]])
     else:
@@ -308,6 +309,7 @@ def synchronize(
             fail(gone, m.fill(m.DELETED, cfg.caption(src)), "engine", "deleted", t.incident[dst][idx][gone])
         elif cfg.deletion_resolution == "Remove Coupling":
             remove = gone
+            outcome[remove] = UNCHANGED  # the coupling goes before change detection: the record is unchanged
         else:  # Restore Records
             restore = gone
         open_ &= ~gone
@@ -363,7 +365,9 @@ def synchronize(
             t.lens[src][idx][:, cols] != t.lens[dst][idx][:, cols]).any(axis=1)
     else:
         differs = np.zeros(n, bool)
-    outcome[ok_modify & ~differs] = UNCHANGED
+    # a ForceModify write (Synchronize, a one-off run) counts Modified even when no field changed (§6.3 step 8)
+    same = ok_modify & ~differs
+    outcome[same] = MODIFIED if force_modify else UNCHANGED
     outcome[ok_modify & differs] = MODIFIED
     outcome[ok_insert] = INSERTED
 
@@ -417,6 +421,9 @@ def synchronize(
         msg_f = message[has_coupling]
         repeat = (t.result[direction][rows_f] == bc.RESULT_FAILURE) & (t.last_msg[direction][rows_f] == msg_f)
         t.skipped[rows_f[repeat]] = True
+        # a failure that makes its coupling Skipped counts Skipped, not Failed, in this job; its 5339 row
+        # is still written (§6.3 step 9, BC's T105/T107 in CRMSynchSkippedRecords)
+        outcome[failed[np.flatnonzero(has_coupling)[repeat]]] = SKIPPED
         t.result[direction][rows_f] = bc.RESULT_FAILURE
         t.job[direction][rows_f] = job.index
         t.last_msg[direction][rows_f] = msg_f

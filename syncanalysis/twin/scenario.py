@@ -428,7 +428,9 @@ class Simulation:
             cur.fault[BC][rows] = FAULT_NO_EXCHANGE_RATE
             cur.incident[BC][rows] = cur_inc.id
             self._cur_row = int(rows[0])
-            self._assign_parent(t + HOUR, "CUSTOMER", "currency", rows[0], s(45), spread=3 * DAY)
+            # spread over half a day, so that the customers meet the missing currency before it is fixed
+            # (each fails once, then is Skipped on the same failure: few runs per customer)
+            self._assign_parent(t + HOUR, "CUSTOMER", "currency", rows[0], s(45), spread=12 * HOUR)
 
         def fix_currency(t: int) -> None:
             cur = w.table("CURRENCY")
@@ -823,7 +825,14 @@ class Simulation:
             return
         inc = np.concatenate(log.incident)
         at = np.concatenate(log.at)
-        keys = np.concatenate(log.key)
+        # the key a reader of 5339 sees: the BC record's, unless the row names no BC record (a failed
+        # insert from Dataverse: source = the Dataverse row, destination blank) — then the Dataverse id
+        keys = np.concatenate(log.key).astype(object)
+        src = np.concatenate(log.source)
+        dst = np.concatenate(log.destination)
+        from_dv = np.array([self.world.jobs[j].direction == FROM for j in np.concatenate(log.job)], bool)
+        dv_only = from_dv & (dst == "")
+        keys[dv_only] = [s.split(": ", 1)[1] for s in src[dv_only]]
         self.affected: dict[int, list[str]] = {}
         mapping = np.concatenate(log.mapping)
         rule = np.concatenate(log.rule)
