@@ -243,12 +243,13 @@ def test_merge_is_refused_where_a_bidirectional_field_differs_and_runs_where_non
     assert t.vals[BC][i, 0] != t.vals[DV][i, 0]  # the refused one was left alone
 
 
-def test_synchronize_on_a_one_way_mapping_allows_only_its_direction(ws):
+def test_T122_SynchronizeMultipleBidirectionalRecords_one_way_records_run_in_their_mappings_direction(ws):
+    """BC's T122 (CRMSynchSkippedRecords): the direction chosen applies to Bidirectional mappings; records of a
+    one-way mapping are synchronized in their mapping's own direction, not refused."""
     sel = Selection(mapping="ITEM-PRODUCT", state="ok")
-    wrong = act.plan(ws, "synchronize", sel, direction="from-dataverse")
-    assert (wrong.targets["status"] == "refused").all()
-    assert wrong.targets["outcome"].iloc[0] == ("refused: the mapping synchronizes only to Dataverse – use "
-                                                "Synchronize to-dataverse")
+    other = act.plan(ws, "synchronize", sel, direction="from-dataverse")
+    assert (other.targets["status"] != "refused").all()
+    assert set(other.targets["direction"].dropna()) == {"to-dataverse"}
     merge = act.plan(ws, "synchronize", sel, direction="merge")
     assert merge.targets["reason"].iloc[0].startswith("Merge needs a Bidirectional mapping")
     implied = act.plan(ws, "synchronize", sel)  # no direction: a one-way mapping runs in its own

@@ -117,7 +117,14 @@ def _effective_direction(requested: str | None, mapping_direction: pd.Series, ro
         eff[need] = None
         return eff, reason, suggest
     wrong = uni & (only != requested)
-    # a parent on a one-way mapping is synchronized in the one direction its mapping runs
+    if requested != "merge":
+        # BC (UpdateMultipleNow, its test T122_SynchronizeMultipleBidirectionalRecords): the direction chosen
+        # applies to Bidirectional mappings; a record of a one-way mapping is synchronized in the direction its
+        # mapping runs, not refused (one one-off job per table, in that table's direction)
+        eff[wrong] = only[wrong]
+        return eff, reason, suggest
+    # Merge is offered only on one record of a Bidirectional mapping (spec §6.6); a parent on a one-way
+    # mapping is still synchronized in the one direction its mapping runs
     eff[wrong & parent] = only[wrong & parent]
     bad = wrong & ~parent
     if requested == "merge":
@@ -364,7 +371,9 @@ def plan(ws: Workspace, action: str, selection: Selection | None = None, *, dire
         (only its environment/company).
     direction
         Synchronize only: ``to-dataverse`` (BC wins), ``from-dataverse`` (Dataverse wins) or ``merge``
-        (where BC offers it). ``None`` runs one-way mappings in their direction and refuses the rest.
+        (where BC offers it) — the direction of records of Bidirectional mappings; records of one-way
+        mappings always run in their mapping's direction (as BC's UpdateMultipleNow does). ``None`` runs
+        one-way mappings in their direction and refuses the rest.
     backend
         ``"twin"``, ``"plan"``, a backend object, or ``None`` for the twin when the workspace holds one
         for the environment/company, else a plan file.
