@@ -259,6 +259,20 @@ def test_T122_SynchronizeMultipleBidirectionalRecords_one_way_records_run_in_the
         act.plan(ws, "retry", sel, direction="merge")
 
 
+def test_synchronize_on_records_already_in_sync_still_runs_the_job_and_counts_them_modified(ws):
+    """BC runs the one-off job of Synchronize whatever the records' state, and its ForceModify write counts a
+    record Modified even when no field changes (spec §6.3 step 8, IntegrationTableSynchTest's Force* tests)."""
+    sel = Selection(mapping="ITEM-PRODUCT", state="ok")
+    p = act.plan(ws, "synchronize", sel, direction="to-dataverse")
+    assert (p.targets["status"] == "change").all()
+    assert p.targets["outcome"].str.contains("already in sync").all()
+    assert set(p.targets["fields"]) == {"nothing (no mapped field differs)"}
+    r = act.execute(ws, p)
+    jobs = ws.sql("SELECT modified, unchanged, failed FROM jobs WHERE CAST(job_id AS VARCHAR) IN (SELECT unnest(?))",
+                  [r.job_ids])
+    assert int(jobs["modified"].sum()) == len(p.targets) and int(jobs["unchanged"].sum()) == 0
+
+
 def test_synchronize_failure_is_reported_and_skipped_again(ws, base):
     r = act.run(ws, "synchronize", sel_of(ws, base.rids["blocked"][:2]), direction="to-dataverse")
     assert r.counts["failed"] == 2

@@ -301,11 +301,13 @@ def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, 
         over = differs[sel] & (to_cols if d == TO else from_cols)
         masks = (over * bits).sum(axis=1)
         failed_before = tb.result[d][rows[sel]] == bc.RESULT_FAILURE
-        noop = ~skipped[sel] & (masks == 0) & ~failed_before
+        in_sync = ~skipped[sel] & (masks == 0) & ~failed_before
         out["fields"][idx[sel]] = _mask_texts(tb, masks)
         sel_idx = idx[sel]
-        out["status"][sel_idx[noop]] = "no-op"
-        out["reason"][sel_idx[noop]] = "already in sync (no mapped field differs and the last result is not Failure)"
+        # BC still runs the one-off job for a record already in sync, and its ForceModify write counts it
+        # Modified (CRMSynchSkippedRecords / IntegrationTableSynchTest; spec §6.3 step 8): not a no-op
+        out["outcome"][sel_idx[in_sync]] = (f"will synchronize {name} (already in sync: no field changes, "
+                                            "but BC runs the job and counts it Modified)")
     sel = change & (eff == "merge")
     if sel.any():
         bi_diff = differs[sel] & bi_cols
@@ -323,9 +325,9 @@ def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, 
         masks = (one_way * bits).sum(axis=1)
         out["fields"][sel_idx] = _mask_texts(tb, masks, suffix)
         failed_before = (tb.result[TO][rows[sel]] == bc.RESULT_FAILURE) | (tb.result[FROM][rows[sel]] == bc.RESULT_FAILURE)
-        noop = ~refuse & ~skipped[sel] & (masks == 0) & ~failed_before
-        out["status"][sel_idx[noop]] = "no-op"
-        out["reason"][sel_idx[noop]] = "already in sync (no mapped field differs and the last result is not Failure)"
+        in_sync = ~refuse & ~skipped[sel] & (masks == 0) & ~failed_before
+        out["outcome"][sel_idx[in_sync]] = ("will synchronize both ways (merge; already in sync: no field changes, "
+                                            "but BC runs the job and counts it Modified)")
 
 
 def _finish_texts(out: dict[str, np.ndarray]) -> None:
