@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import bc
@@ -830,9 +831,9 @@ class Simulation:
         keys = np.concatenate(log.key).astype(object)
         src = np.concatenate(log.source)
         dst = np.concatenate(log.destination)
-        from_dv = np.array([self.world.jobs[j].direction == FROM for j in np.concatenate(log.job)], bool)
-        dv_only = from_dv & (dst == "")
-        keys[dv_only] = [s.split(": ", 1)[1] for s in src[dv_only]]
+        directions = np.array([j.direction for j in self.world.jobs], np.int8)
+        dv_only = (directions[np.concatenate(log.job)] == FROM) & (dst == "")
+        keys[dv_only] = pd.Series(src[dv_only], dtype=object).str.split(": ", n=1).str[1].to_numpy(dtype=object)
         self.affected: dict[int, list[str]] = {}
         mapping = np.concatenate(log.mapping)
         rule = np.concatenate(log.rule)
