@@ -86,6 +86,7 @@ from rapidfuzz import fuzz, process
 
 from ..errors import SyncAnalysisError
 from .causes import CAUSES, DATAVERSE_ERROR, UNCLASSIFIED, cause_info
+from .rules import DATAVERSE_CONTEXT, TEXT_RULES, codes_in, dataverse_code_causes, label_causes
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -667,10 +668,13 @@ def _lead_ok(t: Template, groups: dict[str, str | None]) -> bool:
     return _LEAD_VALUE.fullmatch(value) is not None and ". " not in value
 
 
+def _no_cause(r: object) -> str:
+    """What a catalogue row whose rule gives no cause says about it, appended to its match detail."""
+    return "" if r.cause else f": no cause ({r.why})"  # type: ignore[attr-defined]
+
+
 def _context(text: str) -> bool:
     """Whether a text says it comes from Dataverse (for rules and messages that need it)."""
-    from .rules import DATAVERSE_CONTEXT
-
     return DATAVERSE_CONTEXT.search(text) is not None
 
 
@@ -788,8 +792,6 @@ class _Matcher:
     @staticmethod
     def _derived(known: set[str]) -> list[Template]:
         """Templates of the derived tiers: BC's error labels and Dataverse's messages, with their rule's cause."""
-        from .rules import dataverse_code_causes, label_causes
-
         out: list[Template] = []
         labels = label_causes()
         labels = labels[~labels.rule.isin(("locked", "not-an-error", "reviewed-template"))]
@@ -800,8 +802,8 @@ class _Matcher:
                 continue
             seen.add(text)
             tpl = _compile(text, f"{r.object} {r.label_name}", r.cause, "bc-integration-labels.csv",
-                           method="label", detail=f"{r.object} {r.label_name} (rule {r.rule})", tier=1,
-                           open_end=False)
+                           method="label", detail=f"{r.object} {r.label_name} (rule {r.rule}){_no_cause(r)}",
+                           tier=1, open_end=False)
             if tpl.weight >= 12:
                 out.append(tpl)
         for r in dataverse_code_causes().itertuples(index=False):
@@ -813,8 +815,8 @@ class _Matcher:
                 continue
             seen.add(text)
             out.append(_compile(text, f"Dataverse {r.code_hex} {r.name}", r.cause, "dataverse-error-codes.csv",
-                                method="dataverse code message", detail=f"{r.code_hex} {r.name} (rule {r.rule})",
-                                tier=2, open_end=True))
+                                method="dataverse code message",
+                                detail=f"{r.code_hex} {r.name} (rule {r.rule}){_no_cause(r)}", tier=2, open_end=True))
         return out
 
     def candidates(self, text: str) -> list[Template]:
@@ -940,9 +942,10 @@ class _Matcher:
             return _Res(text, masked=EMPTY_SIGNATURE)
         core = norm if truncated else _strip_suffixes(norm)  # a cut text lost its suffixes already
         extra = f"{norm[len(core):].strip()} {extra}".strip()
-        hit = self.match(core, truncated, dataverse or _context(core + " " + extra))
+        context = dataverse or _context(f"{core} {extra}" if extra else core)
+        hit = self.match(core, truncated, context)
         if hit is None:
-            return self._unmatched(text, core, truncated, depth, dataverse, wrapped, extra)
+            return self._unmatched(text, core, truncated, depth, dataverse, wrapped, extra, context)
         tpl, groups, cut = hit
         values = {int(k[1:]): v for k, v in groups.items() if k[0] == "p" and v is not None}
         for a, b in tpl.pairs:  # "%1 %2": split caption and key at a known caption (else at the last blank)
@@ -977,17 +980,17 @@ class _Matcher:
             cause, detail = UNCLASSIFIED, f"{tpl.detail}: BC's wrapper; the cause is its inner text's"
         elif tpl.wrap == "inner-dataverse":
             cause, detail = DATAVERSE_ERROR, f"{tpl.detail}: a Dataverse fault; the cause is its inner text's"
-        elif not tpl.category:
-            detail += ": no cause (" + _rule_why(tpl) + ")"
         # a shipped (English) template matched: the text is English; a local template may be in any language
         language = detect_language(core) if tpl.method == "local template" else "en"
         return _Res(text, tpl, head, tail, child, parent=parent, cause=cause, method=method, detail=detail,
                     language=language)
 
     def _unmatched(self, text: str, core: str, truncated: bool, depth: int, dataverse: bool, wrapped: bool,
-                   extra: str) -> _Res:
-        """A text no template matches: platform prefixes, error codes, wording rules, fuzzy, language."""
-        from .rules import TEXT_RULES, codes_in
+                   extra: str, context: bool) -> _Res:
+        """A text no template matches: platform prefixes, error codes, wording rules, fuzzy, language.
+
+        ``context``: the text (with ``extra``) says it comes from Dataverse, or is inside a Dataverse fault.
+        """
 
         m = _EXCEPTION_PREFIX.match(core)
         if m is not None and depth < _MAX_DEPTH:  # an exception type name says nothing: classify what follows
@@ -1006,15 +1009,13 @@ class _Matcher:
             inner = j.group(1).replace('\\"', '"').replace("\\n", " ").strip()
             if inner:
                 # the same body shape comes from Graph and other services: Dataverse only if the text says so
-                from_dv = dataverse or _context(core + " " + extra)
-                res = self.classify(inner, truncated, depth + 1, from_dv, wrapped, extra)
+                res = self.classify(inner, truncated, depth + 1, context, wrapped, extra)
                 if res.outcome().cause != UNCLASSIFIED:
                     res.text = text
                     return res
         masked = mask(core)
         language = detect_language(core)
         whole = f"{core} {extra}" if extra else core  # codes and rules read the suffixes too
-        context = dataverse or _context(whole)
         codes = codes_in(whole)
         for code_hex, name, cause, rule in codes:
             if cause:
@@ -1078,15 +1079,6 @@ _CONTENT_WORD = re.compile(r"(?<![<\w])[a-z][a-z'-]{2,}")
 
 _LANGUAGE_NAMES = {"fr": "French", "de": "German", "es": "Spanish", "nl": "Dutch", "da": "Danish", "it": "Italian",
                    "sv": "Swedish", "nb": "Norwegian", "pt": "Portuguese"}
-
-
-def _rule_why(tpl: Template) -> str:
-    from .rules import dataverse_code_causes, label_causes
-
-    frame = label_causes() if tpl.tier == 1 else dataverse_code_causes()
-    rule = tpl.detail.rsplit("(rule ", 1)[-1].rstrip(")")
-    hit = frame.loc[frame.rule == rule, "why"]
-    return hit.iloc[0] if len(hit) else rule
 
 
 def _cut_literal(value: str, following: str) -> tuple[str, int]:
