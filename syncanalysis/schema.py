@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Versions a workspace can be upgraded from when opened writable (see Workspace._check_version): v3 adds
 # how each text was matched to ``signatures``, an analysis cache that is simply rebuilt.
-UPGRADABLE_FROM = (2,)
+UPGRADABLE_FROM = (2, 3)
 
 # How complete a source row is (column ``fidelity``). A row is only overwritten by a source of the same
 # or a higher fidelity; a lower one only fills what is still empty (see Workspace.upsert).
@@ -171,7 +171,9 @@ TABLES: dict[str, Table] = {
                 ("link_inferred", "BOOLEAN"),
             )
             + _FIDELITY,
-            ("environment", "company", "table_id", "description"),
+            # Description is blank when the BC record is gone and Coupled To when the Dataverse row is (as BC
+            # fills the page): together, with blanks as '', they tell the lines apart
+            ("environment", "company", "table_id", "description", "coupled_to"),
             "What page 5333 Coupled Data Synchronization Errors shows, for exports with only that page.",
         ),
         Table(

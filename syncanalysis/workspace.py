@@ -189,13 +189,24 @@ class Workspace:
             )
 
     def _upgrade(self, found: int) -> None:
-        """Upgrade a workspace of an older schema in place (v2 -> v3: match columns of ``signatures``)."""
+        """Upgrade a workspace of an older schema in place.
+
+        v2 -> v3: match columns of ``signatures``. v3 -> v4: ``skipped_records`` keyed by Coupled To too
+        (page 5333 lines of deleted BC records all have a blank Description).
+        """
         with self.transaction() as con:
-            for col in ("match", "match_detail", "language"):
-                con.execute(f'ALTER TABLE signatures ADD COLUMN IF NOT EXISTS "{col}" VARCHAR')
-            con.execute("DELETE FROM signatures")  # a cache: classified again, with how each text matched
-            con.execute("UPDATE job_errors SET signature = NULL, cause = NULL")
-            con.execute("DELETE FROM meta WHERE key = 'classifier'")
+            if found < 3:
+                for col in ("match", "match_detail", "language"):
+                    con.execute(f'ALTER TABLE signatures ADD COLUMN IF NOT EXISTS "{col}" VARCHAR')
+                con.execute("DELETE FROM signatures")  # a cache: classified again, with how each text matched
+                con.execute("UPDATE job_errors SET signature = NULL, cause = NULL")
+                con.execute("DELETE FROM meta WHERE key = 'classifier'")
+            if found < 4:  # a primary key cannot be altered: copy the rows into the table as v4 defines it
+                con.execute("ALTER TABLE skipped_records RENAME TO _skipped_records_v3")
+                con.execute(TABLES["skipped_records"].ddl())
+                con.execute("INSERT INTO skipped_records BY NAME SELECT * REPLACE (coalesce(description, '') "
+                            "AS description, coalesce(coupled_to, '') AS coupled_to) FROM _skipped_records_v3")
+                con.execute("DROP TABLE _skipped_records_v3")
             con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
     @property

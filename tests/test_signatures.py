@@ -353,7 +353,7 @@ def test_assign_signatures_fills_rows_once_and_is_idempotent():
         (5, "Custom check failed for C1", "Custom check failed for C1"),
         (6, "Customer C1 must be coupled to a Dataverse row.", "Customer C1 must be coupled to a Dataverse row."),
     ]
-    skipped = pd.DataFrame({"environment": "E", "company": "C", "table_id": [18], "description": ["C9"],
+    skipped = pd.DataFrame({"environment": "E", "company": "C", "table_id": [18], "description": ["C9"], "coupled_to": ["Nine"],
                             "error_message": ["Cannot find the currency with the value 'NOK' in Dataverse."]})
     with Workspace() as ws:
         ws.ingest({"job_errors": _errors(rows), "skipped_records": skipped}, source="t", kind="test")

@@ -180,3 +180,32 @@ def test_a_page_reload_that_cannot_change_the_text_keeps_its_signature():
     page = errors_frame(error_message=["cut text", "cut too"]).drop(columns=["job_id"])
     assert ws.upsert("job_errors", page, fidelity=FIDELITY_PAGE).updated == 0  # the table text stays
     assert ws.count("job_errors", filters={"cause": "deleted"}) == 2
+
+
+def test_a_v3_workspace_keys_page_5333_lines_by_coupled_to_after_the_upgrade(tmp_path):
+    """v3 keyed page 5333 lines by table and Description only; BC leaves Description blank for every line
+    whose BC record is gone, so two such lines could not both be kept. The upgrade keeps the rows."""
+    import duckdb
+
+    path = tmp_path / "v3.duckdb"
+    line = {"environment": "E", "company": "C", "table_id": [18], "description": ["C00010"], "coupled_to": ["Firm"],
+            "error_message": ["x"]}
+    with Workspace(path) as ws:
+        ws.ingest({"skipped_records": pd.DataFrame(line)}, source="t", kind="test")
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE old AS SELECT * FROM skipped_records")
+    con.execute("DROP TABLE skipped_records")
+    v3 = TABLES["skipped_records"].ddl().replace('"description", "coupled_to")', '"description")')
+    assert v3 != TABLES["skipped_records"].ddl()
+    con.execute(v3)
+    con.execute("INSERT INTO skipped_records SELECT * FROM old")
+    con.execute("DROP TABLE old")
+    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    with Workspace(path) as ws:
+        assert ws.schema_version == SCHEMA_VERSION
+        assert ws.query("skipped_records", limit=None)["description"].tolist() == ["C00010"]
+        gone = pd.DataFrame({"environment": "E", "company": "C", "table_id": [18, 18], "description": ["", ""],
+                             "coupled_to": ["Gone One", "Gone Two"], "record_exists": [False, False]})
+        ws.ingest({"skipped_records": gone}, source="t2", kind="test")
+        assert ws.count("skipped_records") == 3

@@ -1119,14 +1119,19 @@ def _canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, com
         ws_caps = f"(SELECT table_id, any_value(table_caption) AS caption FROM mappings WHERE {scope} GROUP BY ALL)"
         cols["table_name"] = f"coalesce({mapped}, wc.caption, p.table_name)" if parsed.has("table_name") \
             else f"coalesce({mapped}, wc.caption)"
-        cols["integration_id"] = "c.integration_id"
-        cols["crm_id"] = "c.crm_id"
-        cols["link_inferred"] = "CASE WHEN c.integration_id IS NOT NULL THEN true END"
+        # keys: BC leaves Description blank when the BC record is gone, Coupled To when the Dataverse row is
+        for c in ("description", "coupled_to"):
+            cols[c] = f"coalesce(p.{ident(c)}, '')" if parsed.has(c) else "''"
+        cols["integration_id"] = "coalesce(c.integration_id, d.integration_id)"
+        cols["crm_id"] = "coalesce(c.crm_id, d.crm_id)"
+        cols["link_inferred"] = "CASE WHEN coalesce(c.integration_id, d.integration_id) IS NOT NULL THEN true END"
         parsed.joined = True
         return (_select(parsed, env, company, cols)
                 + f" LEFT JOIN {ws_caps} wc ON wc.table_id = p.table_id"
                 + f" LEFT JOIN ({link.couplings_by_description_sql(env, company)}) c "
-                  "ON c.table_id = p.table_id AND c.description = p.description")
+                  "ON c.table_id = p.table_id AND c.description = p.description"
+                + f" LEFT JOIN ({link.couplings_by_coupled_to_sql(env, company)}) d "
+                  "ON coalesce(p.description, '') = '' AND d.table_id = p.table_id AND d.coupled_to = p.coupled_to")
     if kind == "page-5338":
         return _jobs_page_sql(con, parsed, env, company, cols, report)
     raise AssertionError(kind)  # pragma: no cover

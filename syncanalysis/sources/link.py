@@ -183,6 +183,19 @@ def couplings_by_description_sql(env: str, company: str) -> str:
     )
 
 
+def couplings_by_coupled_to_sql(env: str, company: str) -> str:
+    """SQL of couplings unique per (table_id, crm_description): ``(table_id, coupled_to, integration_id, crm_id)``.
+
+    Links a page 5333 line whose BC record is gone (blank Description) by its Coupled To name.
+    """
+    return (
+        "SELECT table_id, crm_description AS coupled_to, any_value(integration_id) AS integration_id, "
+        "any_value(crm_id) AS crm_id FROM couplings "
+        f"WHERE environment = {lit(env)} AND company = {lit(company)} AND coalesce(crm_description, '') <> '' "
+        "GROUP BY ALL HAVING count(*) = 1"
+    )
+
+
 def link_skipped_records(con: duckdb.DuckDBPyConnection, env: str, company: str) -> tuple[int, int]:
     """Link page 5333 lines to couplings and fill the couplings' empty flags from them.
 
@@ -196,17 +209,23 @@ def link_skipped_records(con: duckdb.DuckDBPyConnection, env: str, company: str)
             f"FROM ({couplings_by_description_sql(env, company)}) c WHERE {_scope(env, company, 's')} "
             "AND s.integration_id IS NULL AND s.table_id = c.table_id AND s.description = c.description"
         ).fetchall()[0][0]
+        linked += con.execute(  # a line whose BC record is gone has a blank Description: link it by Coupled To
+            f"UPDATE skipped_records s SET integration_id = c.integration_id, crm_id = c.crm_id, link_inferred = true "
+            f"FROM ({couplings_by_coupled_to_sql(env, company)}) c WHERE {_scope(env, company, 's')} "
+            "AND s.integration_id IS NULL AND s.description = '' AND s.table_id = c.table_id "
+            "AND s.coupled_to = c.coupled_to"
+        ).fetchall()[0][0]
     filled = con.execute(f"""
         UPDATE couplings c SET skipped = coalesce(c.skipped, true),
                bc_record_exists = coalesce(c.bc_record_exists, s.record_exists),
                crm_record_exists = coalesce(c.crm_record_exists, s.coupled_record_exists),
-               crm_description = coalesce(c.crm_description, s.coupled_to),
+               crm_description = coalesce(c.crm_description, nullif(s.coupled_to, '')),
                inferred = true
         FROM skipped_records s
         WHERE {_scope(env, company, 's')} AND c.environment = s.environment AND c.company = s.company
           AND c.table_id = s.table_id AND c.integration_id = s.integration_id
           AND (c.skipped IS NULL OR (c.bc_record_exists IS NULL AND s.record_exists IS NOT NULL)
                OR (c.crm_record_exists IS NULL AND s.coupled_record_exists IS NOT NULL)
-               OR (c.crm_description IS NULL AND s.coupled_to IS NOT NULL))
+               OR (c.crm_description IS NULL AND nullif(s.coupled_to, '') IS NOT NULL))
     """).fetchall()[0][0]
     return int(linked), int(filled)
