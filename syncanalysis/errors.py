@@ -17,3 +17,7 @@ class WorkspaceError(SyncAnalysisError):
 
 class TwinError(SyncAnalysisError):
     """An operation on the embedded twin refers to records or mappings that do not exist."""
+
+
+class TwinPermissionError(TwinError):
+    """BC refuses the whole action for lack of a permission (e.g. deleting Dataverse rows); nothing changed."""

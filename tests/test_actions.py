@@ -111,12 +111,12 @@ def test_enablement_follows_which_records_exist():
                          "crm_record_exists": [True, False, False, True]})
     assert act.enabled_actions(rows.iloc[[0]]) == {
         "retry": True, "retry-all": True, "synchronize": True, "remove-coupling": True, "restore-records": False,
-        "delete-records": False, "find-for-deleted": True}
+        "delete-records": False, "find-for-deleted": True, "set-up-coupling": True}
     one = act.enabled_actions(rows.iloc[[1]])
     assert one["restore-records"] and one["delete-records"] and not one["retry"] and not one["synchronize"]
     neither = act.enabled_actions(rows.iloc[[2]])
     assert neither["remove-coupling"] and not any(neither[a] for a in ("retry", "synchronize", "restore-records",
-                                                                       "delete-records"))
+                                                                       "delete-records", "set-up-coupling"))
     assert act.enabled_actions(rows.iloc[[3]])["retry"]  # unknown existence (page export) counts as existing
     mixed = act.enabled_actions(rows)
     assert mixed["retry"] and mixed["restore-records"]  # a mixed selection is split, not disabled
@@ -255,7 +255,7 @@ def test_T122_SynchronizeMultipleBidirectionalRecords_one_way_records_run_in_the
     implied = act.plan(ws, "synchronize", sel)  # no direction: a one-way mapping runs in its own
     assert set(implied.targets["direction"].dropna()) == {"to-dataverse"}
     assert (implied.targets["status"] != "refused").all()
-    with pytest.raises(act.ActionError, match="Only Synchronize takes a direction"):
+    with pytest.raises(act.ActionError, match="Only Synchronize and Set Up Coupling take a direction"):
         act.plan(ws, "retry", sel, direction="merge")
 
 
@@ -313,8 +313,11 @@ def test_restore_records_recreates_a_deleted_bc_record_with_a_new_system_id(ws, 
     p = act.plan(ws, "restore-records", sel_of(ws, [rid]))
     assert p.targets["winner"].iloc[0] == "Dataverse" and p.targets["fields"].iloc[0].startswith("Name, ")
     r = act.execute(ws, p)
-    assert r.outcome["detail"].tolist() == ["re-created in Business Central and coupled"]
-    after = coupling(ws, rid)
+    # BC re-creates it as a new customer: the next number of the No. Series, a new SystemId (T165)
+    new_no = ws.sql("SELECT max(bc_record_id) AS m FROM couplings WHERE table_id = 18")["m"][0]
+    assert r.outcome["detail"].tolist() == [f"re-created in Business Central as {new_no.replace(': ', ' ')} and coupled"]
+    assert coupling(ws, rid) is None and int(new_no[-5:]) > int(rid[-5:])
+    after = coupling(ws, new_no)
     assert after["bc_record_exists"] and after["crm_record_exists"]
     assert str(after["integration_id"]) == r.outcome["new_integration_id"].iloc[0] != str(before["integration_id"])
     assert after["crm_id"] == before["crm_id"]
@@ -511,3 +514,146 @@ def test_a_failed_publish_keeps_the_unwritten_history_in_the_twin(ws, monkeypatc
     before = ws.count("job_errors")
     publish(ws, sim)
     assert ws.count("job_errors") == before + logged
+
+
+# -- issue 12: BC's rules for several records, notifications, Set Up Coupling, Delete Entries ---------
+def test_T123_SetSelectionFilterShouldExcludeDeletedCouplings(ws, base):
+    """T123: of the selected lines, Synchronize takes only those whose both records exist (SetSelectionFilter);
+    the line whose customer was deleted is left out."""
+    p = act.plan(ws, "synchronize", sel_of(ws, base.rids["blocked"][:2] + base.rids["bc_gone"]),
+                 direction="to-dataverse")
+    by = p.targets.set_index("bc_record_id")
+    assert by.loc[base.rids["bc_gone"][0], "status"] == "refused"
+    assert (by.loc[base.rids["blocked"][:2], "status"] == "change").all()
+
+
+def test_UpdateMultipleNow_skips_records_whose_destination_changed_since_the_last_synchronization(ws, base):
+    """CRMIntegrationManagement.UpdateMultipleNow / WasRecordModifiedAfterLastSynch: with several records
+    selected, BC does not synchronize a record whose destination changed since its last synchronization
+    (it would overwrite it) and counts it skipped in its notification; the same record alone runs."""
+    sim = load_twin(ws, ENV, COMPANY)
+    t = sim.world.table("CUSTOMER")
+    changed, other = base.rids["name_diff"]
+    row = int(np.flatnonzero(t.key == changed.split(": ")[1])[0])
+    t.mod[DV][row] = t.wm[DV][row] + 5000  # someone edited the account in Dataverse since
+    publish(ws, sim)
+    p = act.plan(ws, "synchronize", sel_of(ws, [changed, other]), direction="to-dataverse")
+    by = p.targets.set_index("bc_record_id")
+    assert by.loc[changed, "status"] == "refused" and by.loc[other, "status"] == "change"
+    assert by.loc[changed, "reason"].startswith("BC skips it in a Synchronize of several records: its Dataverse row")
+    assert by.loc[changed, "suggest"] == "Synchronize this record alone (BC then asks which side wins)"
+    r = act.execute(ws, p)
+    assert r.counts["changed"] == 1
+    assert ("BC shows: “The synchronization has been scheduled for 1 of 2 records. 0 records failed. "
+            "1 records were skipped.”") in r.notes
+    alone = act.plan(ws, "synchronize", sel_of(ws, [changed]), direction="to-dataverse")
+    assert alone.targets["status"].tolist() == ["change"]
+    assert "BC shows: “The synchronization has been scheduled.”" in act.execute(ws, alone).notes
+
+
+def test_results_say_what_bc_shows_afterwards(ws, base):
+    """The notifications BC shows after Retry and Retry All, in its words (CRMSynchSkippedRecords T110/T111/T116)."""
+    r = act.run(ws, "retry", sel_of(ws, base.rids["blocked"][:1]))
+    assert "BC shows: “The record has been restored for synchronization.”" in r.notes
+    r = act.run(ws, "retry", sel_of(ws, base.rids["blocked"][1:3]))
+    assert "BC shows: “2 records have been restored for synchronization.”" in r.notes
+    skipped = ws.count("couplings", filters={"skipped": True})
+    r = act.run(ws, "retry-all")
+    assert f"BC shows: “{skipped} records have been restored for synchronization.”" in r.notes
+
+
+def _new_account(ws, name: str = "Brand New Account Ltd.") -> str:
+    """A Dataverse account nobody coupled yet, published into the workspace; returns its id."""
+    sim = load_twin(ws, ENV, COMPANY)
+    w = sim.world
+    t = w.table("CUSTOMER")
+    row = t.add(np.array(["C99990"], object), np.array([name], object), bc_ids=w.new_ids(1), dv_ids=w.new_ids(1),
+                bc_exists=False, dv_exists=True, coupled=False, mod=sim.clock,
+                vals=np.ones((1, len(t.config.fields)), np.int32),
+                lens=np.full((1, len(t.config.fields)), 5, np.int16))[0]
+    publish(ws, sim)
+    return str(t.ids[DV][row])
+
+
+def test_set_up_coupling_couples_the_record_to_another_dataverse_row(ws, base, tmp_path):
+    """Set Up Coupling (CRMSynchSkippedRecords T175): the record is coupled to the chosen account, not Skipped;
+    the account it was coupled to stays in Dataverse; the plan file says how to do it in BC."""
+    rid = base.rids["blocked"][0]
+    before = coupling(ws, rid)
+    new_id = _new_account(ws)
+    p = act.plan(ws, "set-up-coupling", sel_of(ws, [rid]), couple_to=new_id)
+    assert p.targets["status"].tolist() == ["change"]
+    assert p.targets["outcome"].iloc[0] == f"will couple it to Dataverse Account “Brand New Account Ltd.” ({new_id})"
+    doc = act.plan(ws, "set-up-coupling", sel_of(ws, [rid]), couple_to=new_id, backend="plan")
+    written = act.execute(ws, doc)
+    md = written.plan_file.with_suffix(".md").read_text()
+    assert "Set Up Coupling" in md and "Coupled To" in md and "Synchronize After Coupling off" in md
+    r = act.execute(ws, p)
+    assert r.counts["changed"] == 1 and r.outcome["detail"].iloc[0] == f"coupled to Dataverse Account {new_id}"
+    after = coupling(ws, rid)
+    assert str(after["crm_id"]) == new_id and not after["skipped"] and after["integration_id"] == before["integration_id"]
+    t, i = twin_row(ws, "CUSTOMER", rid)
+    assert t.ids[DV][i] == new_id and t.coupled[i]
+    old = np.flatnonzero(t.ids[DV] == str(before["crm_id"]))
+    assert len(old) == 1 and t.exists[DV][old[0]] and not t.coupled[old[0]]  # the old account stays, uncoupled
+
+
+def test_set_up_coupling_is_refused_for_a_row_coupled_elsewhere_and_checks_its_input(ws, base):
+    rid, other = base.rids["name_diff"]
+    taken = str(coupling(ws, other)["crm_id"])
+    p = act.plan(ws, "set-up-coupling", sel_of(ws, [rid]), couple_to=taken)
+    assert p.targets["status"].tolist() == ["refused"]
+    assert p.targets["reason"].iloc[0] == f"that Dataverse Account row is already coupled to {other.replace(': ', ' ')}"
+    with pytest.raises(act.ActionError, match="needs the Dataverse row"):
+        act.plan(ws, "set-up-coupling", sel_of(ws, [rid]))
+    with pytest.raises(act.ActionError, match="is not a GUID"):
+        act.plan(ws, "set-up-coupling", sel_of(ws, [rid]), couple_to="ACME")
+    with pytest.raises(act.ActionError, match="one GUID fits one record"):
+        act.plan(ws, "set-up-coupling", sel_of(ws, [rid, other]), couple_to=taken)
+    gone = act.plan(ws, "set-up-coupling", sel_of(ws, base.rids["bc_gone"]), couple_to=taken)
+    assert gone.targets["status"].tolist() == ["refused"]  # BC disables it when the BC record is gone (T170)
+
+
+def test_delete_records_is_refused_without_the_delete_privilege(ws, base):
+    """T163: when the integration user may not delete accounts, BC stops with its message and deletes nothing."""
+    sim = load_twin(ws, ENV, COMPANY)
+    sim.world.missing_delete_privilege.add("account")
+    publish(ws, sim)
+    before = snapshot(ws)
+    p = act.plan(ws, "delete-records", sel_of(ws, base.rids["bc_gone"] + base.rids["dv_gone"][:1]))
+    assert (p.targets["status"] == "refused").all()
+    assert p.targets["reason"].str.contains("You do not have permission to delete entities in Dynamics 365 Sales.").all()
+    r = act.execute(ws, p)
+    assert r.counts["changed"] == 0 and snapshot(ws)[:3] == before[:3]
+
+
+def test_delete_entries_keeps_jobs_skipped_couplings_point_at(ws, tmp_path):
+    """Delete All Entries on the twin (BC's T138): failed jobs a Skipped coupling points at stay, with their
+    errors; every other finished job goes (a failed one with its errors); one audit row; the page's Error
+    Message of the Skipped couplings is still found."""
+    from syncanalysis.actions import delete_entries
+
+    referenced = {str(j) for j in ws.sql(
+        "SELECT last_synch_crm_job_id AS j FROM couplings WHERE skipped AND last_synch_crm_job_id IS NOT NULL "
+        "UNION SELECT last_synch_job_id FROM couplings WHERE skipped AND last_synch_job_id IS NOT NULL")["j"]}
+    failed_referenced = set(ws.sql("SELECT CAST(job_id AS VARCHAR) AS j FROM jobs WHERE failed > 0")["j"]) & referenced
+    assert failed_referenced
+    page_before = records(ws, Selection(state="skipped"), limit=None)[["integration_id", "error_message"]]
+    dry = delete_entries(ws, 0, dry_run=True)
+    assert set(dry.kept["job_id"]) == failed_referenced and ws.count("actions") == 1
+    plan_file = delete_entries(ws, 0, backend="plan", plan_file=tmp_path / "entries.md")
+    assert "Delete All Entries" in plan_file.plan_file.read_text() and ws.count("jobs") > len(failed_referenced)
+    r = delete_entries(ws, 0)
+    assert len(r.jobs) == len(dry.jobs) and set(r.kept["job_id"]) == failed_referenced
+    left = set(ws.sql("SELECT CAST(job_id AS VARCHAR) AS j FROM jobs")["j"])
+    assert failed_referenced <= left and not (left - failed_referenced - set(r.kept["job_id"]))
+    orphaned = ws.sql("SELECT count(*) AS n FROM job_errors e WHERE NOT EXISTS (SELECT 1 FROM jobs j "
+                      "WHERE j.job_id = e.job_id) AND e.job_id IN (SELECT CAST(unnest(?) AS UUID))",
+                      [list(r.jobs.loc[r.jobs["failed"] > 0, "job_id"])])["n"][0]
+    assert orphaned == 0  # a failed job's errors went with it
+    page_after = records(ws, Selection(state="skipped"), limit=None)[["integration_id", "error_message"]]
+    assert page_after.merge(page_before, on="integration_id", suffixes=("", "_before")).eval(
+        "error_message == error_message_before | error_message.isna()").all()
+    trail = act.audit_trail(ws)
+    assert trail["caption"].iloc[0] == "Delete Entries" and trail["changed"].iloc[0] == len(r.jobs)
+    assert delete_entries(ws, 0).jobs.empty  # the second time nothing is left to delete

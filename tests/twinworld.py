@@ -12,17 +12,18 @@ T0 = 1_800_000_000_000  # ms
 
 def small_world(*, direction: str = bc.BIDIRECTIONAL, only_coupled: bool = False, deletion: str = "None",
                 update: str = "None", n: int = 3, coupled: bool = True, with_parent: bool = False,
-                extra_from_field: bool = False) -> World:
-    """Hand-built world: one CUSTOMER-like mapping with a bidirectional and a to-only field."""
-    fields = [FieldMapping("Name", "name", bc.BIDIRECTIONAL, 100, 160),
-              FieldMapping("Credit Limit (LCY)", "creditlimit", bc.TO_INTEGRATION)]
+                extra_from_field: bool = False, fields: list[FieldMapping] | None = None) -> World:
+    """Hand-built world: one CUSTOMER-like mapping with a bidirectional and a to-only field (or ``fields``)."""
+    fields = list(fields) if fields is not None else [
+        FieldMapping("Name", "name", bc.BIDIRECTIONAL, 100, 160, "Account Name"),
+        FieldMapping("Credit Limit (LCY)", "creditlimit", bc.TO_INTEGRATION, dv_caption="Credit Limit")]
     if extra_from_field:
         fields.append(FieldMapping("Fax No.", "fax", bc.FROM_INTEGRATION))
     parents = (Parent("salesperson", "SALESPEOPLE", "Salesperson Code",
                       to_message="{caption} {key} must be coupled to a {service} row."),) if with_parent else ()
     configs = [MappingConfig("SALESPEOPLE", 13, 5340, bc.FROM_INTEGRATION,
                              fields=(FieldMapping("Name", "fullname", bc.FROM_INTEGRATION),)),
-               MappingConfig("CUSTOMER", 18, 5341, direction, only_coupled=only_coupled,
+               MappingConfig("CUSTOMER", 18, 5341, direction, only_coupled=only_coupled, no_series_step=10,
                              deletion_resolution=deletion, update_resolution=update,
                              fields=tuple(fields), parents=parents)]
     w = World(configs, seed=1)

@@ -32,10 +32,12 @@ from .base import (
     Plan,
 )
 from .core import audit_dry_run, enabled_actions, execute, plan, run
+from .entries import DeleteEntriesResult, delete_entries
 from .synclog import SyncLog, sync_log
 
 __all__ = [
     "ACTIONS", "CAPTIONS", "DESTRUCTIVE", "DIRECTIONS", "WHOLE_COMPANY", "ActionError", "ActionResult", "Backend",
+    "DeleteEntriesResult", "delete_entries",
     "Plan", "PlanFileBackend", "SyncLog", "TwinAdvance", "TwinBackend", "advance_twin", "audit_dry_run",
     "audit_trail", "backend_for", "backlog_counts", "enabled_actions", "execute", "plan", "run", "sync_log",
 ]

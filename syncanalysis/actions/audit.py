@@ -112,5 +112,6 @@ def audit_trail(ws: Workspace, *, environment: str | None = None, company: str |
         """,
         params,
     ).df()
-    df.insert(df.columns.get_loc("action") + 1, "caption", df["action"].map(CAPTIONS).fillna(df["action"]))
+    captions = {**CAPTIONS, "delete-entries": "Delete Entries"}
+    df.insert(df.columns.get_loc("action") + 1, "caption", df["action"].map(captions).fillna(df["action"]))
     return df

@@ -23,13 +23,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import bc
+from ..errors import TwinError, TwinPermissionError
 from ..twin import operations as ops
 from ..twin.model import BC, DV, FROM, TO
 from ..twin.scenario import Simulation
 from ..twin.state import forget_twin, has_twin, load_twin, publish, twin_summary
 from ..workspace import LoadReport, Workspace
 from .audit import write_audit
-from .base import CAPTIONS, DIRECTION_TEXT, ActionError, ActionResult, Plan, Progress
+from .base import CAPTIONS, DIRECTION_TEXT, ActionError, ActionResult, Plan, Progress, bc_notification
 
 _DIR = {"to-dataverse": TO, "from-dataverse": FROM, "merge": None}
 _RESULT_OF_STATUS = {"no-op": "no-op", "refused": "refused"}
@@ -61,6 +62,20 @@ class _Steps:
 
     def close(self) -> None:
         self.bar.close()
+
+
+BC_SKIPS = "BC skips it"  # reason prefix of records BC's own rules leave out (its notification counts them)
+
+
+def bc_message(plan: Plan, done: np.ndarray, *, uncoupling_job: bool = True) -> str | None:
+    """BC's notification for ``plan`` when the targets marked in ``done`` were acted on (or scheduled)."""
+    t = plan.targets
+    skipped = t["reason"].astype(object).fillna("").astype(str).str.startswith(BC_SKIPS).to_numpy()
+    total = int((t["enabled"].to_numpy(dtype=bool) & t["found"].to_numpy(dtype=bool)).sum()) \
+        if plan.action in ("synchronize", "retry") else int(done.sum() + skipped.sum())
+    table = bc.BC_TABLES.get(int(t["table_id"].iloc[0]), "") if len(t) else ""
+    return bc_notification(plan.action, total=max(total, int(done.sum())), done=int(done.sum()),
+                           skipped=int(skipped.sum()), table=table, uncoupling_job=uncoupling_job)
 
 
 def _counts(result: np.ndarray, *, planned: int = 0) -> dict[str, int]:
@@ -113,7 +128,7 @@ class TwinBackend(Backend):
         """Refine the plan on the twin: the fields that differ, whether Merge is offered, the recommended
         direction, whether Remove Coupling runs an uncoupling job, and couplings the twin does not have."""
         t = plan.targets
-        if plan.action not in ("synchronize", "remove-coupling", "restore-records"):
+        if plan.action not in ("synchronize", "remove-coupling", "restore-records", "set-up-coupling", "delete-records"):
             return  # nothing the twin adds to the plan; execute checks each target again
         live = t["found"].to_numpy(dtype=bool) & (t["status"] != "no-op").to_numpy()
         if not live.any():
@@ -134,7 +149,8 @@ class TwinBackend(Backend):
             out["reason"][idx[gone]] = "not coupled in the twin (publish the twin again?)"
             idx, rows = idx[~gone], rows[~gone]
             if plan.action == "synchronize":
-                _evaluate_sync(tb, t, idx, rows, out)
+                # BC's RecordCounter[Total]: the selected lines whose both records exist (SetSelectionFilter, T123)
+                _evaluate_sync(tb, t, idx, rows, out, several=int(t["enabled"].sum()) > 1)
             elif plan.action == "remove-coupling":
                 change = idx[out["status"][idx] == "change"]
                 if ops.uses_uncoupling_job(tb.config):
@@ -142,6 +158,20 @@ class TwinBackend(Backend):
                                                       "will remove the coupling (uncoupling job)", out["outcome"][change])
                 else:
                     out["outcome"][change] = "will delete the coupling row (the mapping has no uncoupling job)"
+            elif plan.action == "set-up-coupling":
+                _evaluate_coupling(tb, t, idx, rows, out)
+            elif plan.action == "delete-records":
+                logical = bc.CRM_TABLES.get(tb.config.crm_table_id, ("", ""))[1]
+                sel = (out["status"][idx] == "change") & tb.exists[DV][rows]
+                if logical in w.missing_delete_privilege and sel.any():
+                    # BC stops at the first such row and rolls back the whole run (T163): say so on all
+                    live_all = np.flatnonzero(out["status"] == "change")  # one transaction: every mapping
+                    out["status"][live_all] = "refused"
+                    out["reason"][live_all] = ("BC stops with “" + ops.NO_DELETE_PERMISSION + "” (the integration "
+                                               f"user may not delete {tb.config.dv_caption} rows) and deletes "
+                                               "nothing of this run")
+                    out["suggest"][live_all] = ("grant the integration user the delete privilege on "
+                                                f"{logical}, or Remove Coupling")
             elif plan.action == "restore-records":
                 sel = out["status"][idx] == "change"
                 bc_alive = tb.exists[BC][rows[sel]]
@@ -157,7 +187,8 @@ class TwinBackend(Backend):
         """Run the plan's ``change`` targets on the twin and publish it with the audit row (one transaction)."""
         t = plan.targets
         result, detail = _initial_outcome(t)
-        extra = {"new_integration_id": np.full(len(t), None, object), "new_crm_id": np.full(len(t), None, object)}
+        extra = {"new_integration_id": np.full(len(t), None, object), "new_crm_id": np.full(len(t), None, object),
+                 "released_integration_id": np.full(len(t), None, object)}
         change = (t["status"] == "change").to_numpy()
         if not change.any():
             outcome = t.assign(result=result, detail=detail)
@@ -217,6 +248,12 @@ class TwinBackend(Backend):
         finally:
             steps.close()
         result[change & (result == None)] = "no-op"  # noqa: E711 - elementwise
+        # what BC shows afterwards: a one-off job is "scheduled" whether its records then succeed or fail
+        acted = (result == "changed") | ((result == "failed") & (plan.action in ("synchronize", "restore-records")))
+        uncoupled = any(j.type == "Uncoupling" for j in jobs)
+        message = bc_message(plan, acted, uncoupling_job=uncoupled or plan.action != "remove-coupling")
+        if message:
+            notes.append(f"BC shows: “{message}”")
         if plan.action in ("retry", "retry-all"):
             notes += _next_runs(sim, t.loc[result == "changed", "mapping_name"].unique())
         outcome = t.assign(result=result, detail=detail, **extra)
@@ -240,11 +277,10 @@ def _changed_couplings(outcome: pd.DataFrame, change: np.ndarray) -> dict[str, p
     The twin's operations touch only the targets' rows, so writing those couplings (and the new keys of
     re-created records) is enough.
     """
-    acted = outcome.loc[change, ["table_id", "integration_id", "new_integration_id"]]
-    new = acted.dropna(subset=["new_integration_id"])
-    keys = pd.concat([acted[["table_id", "integration_id"]],
-                      new[["table_id", "new_integration_id"]].rename(columns={"new_integration_id": "integration_id"})],
-                     ignore_index=True).drop_duplicates()
+    acted = outcome.loc[change]
+    extra = [acted.dropna(subset=[c])[["table_id", c]].rename(columns={c: "integration_id"})
+             for c in ("new_integration_id", "released_integration_id") if c in acted.columns]
+    keys = pd.concat([acted[["table_id", "integration_id"]], *extra], ignore_index=True).drop_duplicates()
     return {"couplings": keys.astype({"table_id": "int64", "integration_id": str})}
 
 
@@ -275,8 +311,15 @@ def _mask_texts(tb: Any, masks: np.ndarray, suffix: dict[int, str] | None = None
     return np.array(texts, dtype=object)[inv] if len(masks) else np.empty(0, object)
 
 
-def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, out: dict[str, np.ndarray]) -> None:
-    """Synchronize on the twin: fields to overwrite per direction, Merge offered or not, no-ops, recommendation."""
+def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, out: dict[str, np.ndarray], *,
+                   several: bool = False) -> None:
+    """Synchronize on the twin: fields to overwrite per direction, Merge offered or not, no-ops, recommendation.
+
+    With ``several`` records selected, BC's ``UpdateMultipleNow`` skips each record whose destination
+    changed since its last synchronization (``WasRecordModifiedAfterLastSynch``: the destination's
+    modified-on is later than its coupling's, or the coupling failed in the other direction), so a
+    bulk Synchronize never overwrites newer data; such records are refused here with that reason.
+    """
     cfg = tb.config
     bits = np.left_shift(1, np.arange(len(cfg.fields), dtype=np.int64))
     differs = (tb.vals[BC][rows] != tb.vals[DV][rows]) | (tb.lens[BC][rows] != tb.lens[DV][rows])
@@ -294,6 +337,21 @@ def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, 
     need = (status == "refused") & (out["reason"][idx] == "the mapping is Bidirectional (or unknown): choose a direction")
     out["suggest"][idx[need]] = "Synchronize to-dataverse or from-dataverse (recommended: " + recommend[need] + ")"
     change = status == "change"
+    if several:
+        # the page un-skips the selection first, so a failure in the other direction counts as a change
+        dv_newer = dv_changed | (tb.result[FROM][rows] == bc.RESULT_FAILURE)
+        bc_newer = bc_changed | (tb.result[TO][rows] == bc.RESULT_FAILURE)
+        skip = change & (((eff == "to-dataverse") & dv_newer) | ((eff == "from-dataverse") & bc_newer))
+        if skip.any():
+            out["status"][idx[skip]] = "refused"
+            out["reason"][idx[skip]] = np.where(
+                eff[skip] == "to-dataverse",
+                "BC skips it in a Synchronize of several records: its Dataverse row changed since the last "
+                "synchronization (or failed coming from Dataverse), and this would overwrite it",
+                "BC skips it in a Synchronize of several records: its Business Central record changed since the "
+                "last synchronization (or failed going to Dataverse), and this would overwrite it")
+            out["suggest"][idx[skip]] = "Synchronize this record alone (BC then asks which side wins)"
+            change = change & ~skip
     for name, d in (("to-dataverse", TO), ("from-dataverse", FROM)):
         sel = change & (eff == name)
         if not sel.any():
@@ -328,6 +386,30 @@ def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, 
         in_sync = ~refuse & ~skipped[sel] & (masks == 0) & ~failed_before
         out["outcome"][sel_idx[in_sync]] = ("will synchronize both ways (merge; already in sync: no field changes, "
                                             "but BC runs the job and counts it Modified)")
+
+
+def _evaluate_coupling(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, out: dict[str, np.ndarray]) -> None:
+    """Set Up Coupling on the twin: the chosen Dataverse row must exist and not be coupled to a BC record that exists."""
+    sel = out["status"][idx] == "change"
+    if not sel.any():
+        return
+    want = pd.Series(t["couple_to"].to_numpy(dtype=object)[idx], dtype=object).fillna("").astype(str).to_numpy()
+    live = np.flatnonzero(tb.exists[DV])
+    pos = pd.Index(tb.ids[DV][live]).get_indexer(want)
+    missing = sel & (pos < 0)
+    out["status"][idx[missing]] = "refused"
+    out["reason"][idx[missing]] = f"the {tb.config.dv_caption} row does not exist in Dataverse"
+    src = np.where(pos >= 0, live[np.maximum(pos, 0)], -1)
+    safe = np.maximum(src, 0)
+    taken = sel & ~missing & (src != rows) & tb.coupled[safe] & tb.exists[BC][safe]
+    out["status"][idx[taken]] = "refused"
+    out["reason"][idx[taken]] = (f"that {tb.config.dv_caption} row is already coupled to {tb.config.bc_caption} "
+                                 + tb.key[safe[taken]].astype(str))
+    out["suggest"][idx[taken]] = "Remove Coupling on that record first"
+    ok = sel & ~missing & ~taken
+    names = tb.name[safe[ok]].astype(str)
+    out["outcome"][idx[ok]] = [f"will couple it to {tb.config.dv_caption} “{nm}” ({g})" + (text.split(g, 1)[1] if g in text else "")
+                               for nm, g, text in zip(names, want[ok], out["outcome"][idx[ok]].astype(str))]
 
 
 def _finish_texts(out: dict[str, np.ndarray]) -> None:
@@ -401,8 +483,10 @@ def _run_group(w: Any, action: str, mapping: str, t: pd.DataFrame, idx: np.ndarr
         jobs = ops.restore_records(w, mapping, None, at, rows=rows)
         ok = eligible & tb.coupled[rows] & tb.exists[BC][rows] & tb.exists[DV][rows]
         result[idx[ok]] = "changed"
+        # BC gives a record it re-creates the next number of its No. Series (T165), so say which
+        new_no = tb.config.bc_caption + " " + tb.key[rows[ok]].astype(str)
         detail[idx[ok]] = np.where(bc_alive[ok], "re-created in Dataverse and coupled",
-                                   "re-created in Business Central and coupled")
+                                   "re-created in Business Central as " + new_no + " and coupled")
         extra["new_crm_id"][idx[ok]] = tb.ids[DV][rows[ok]]
         extra["new_integration_id"][idx[ok]] = tb.ids[BC][rows[ok]]
         bad = eligible & ~ok
@@ -411,9 +495,35 @@ def _run_group(w: Any, action: str, mapping: str, t: pd.DataFrame, idx: np.ndarr
         result[idx[~eligible]] = "no-op"
         detail[idx[~eligible]] = "no-op: not exactly one record exists any more"
         return jobs
+    if action == "set-up-coupling":
+        crm = pd.Series(t["couple_to"].to_numpy(dtype=object)[idx], dtype=object).astype(str).to_numpy()
+        name = t["direction"].to_numpy(dtype=object)[idx][0] if len(idx) else None
+        live = np.flatnonzero(tb.exists[DV])
+        pos = pd.Index(tb.ids[DV][live]).get_indexer(crm)
+        src = live[np.maximum(pos, 0)]
+        # a broken coupling the chosen row still had goes (its BC record is gone): the workspace must drop it
+        released = np.where((pos >= 0) & (src != rows) & tb.coupled[src], tb.ids[BC][src].astype(object), None)
+        try:
+            jobs = ops.set_up_coupling(w, mapping, None, crm, at, rows=rows,
+                                       synchronize_direction=_DIR.get(name) if name else None)
+        except TwinError as exc:
+            result[idx], detail[idx] = "failed", f"failed: {exc}"
+            return []
+        result[idx] = "changed"
+        detail[idx] = "coupled to " + tb.config.dv_caption + " " + crm.astype(object)
+        extra["new_crm_id"][idx] = crm
+        extra["released_integration_id"][idx] = released
+        if jobs:
+            _sync_outcome(w, tb, jobs, idx, rows, name, t, result, detail)
+            detail[idx] = "coupled, then " + detail[idx].astype(str)
+        return jobs
     if action == "delete-records":
         bc_alive = tb.exists[BC][rows].copy()
-        done = ops.delete_records(w, mapping, None, at, rows=rows)
+        try:
+            done = ops.delete_records(w, mapping, None, at, rows=rows)
+        except TwinPermissionError as exc:  # BC rolls the whole run back: nothing of this mapping deleted
+            result[idx], detail[idx] = "failed", f"failed: {exc}"
+            return []
         hit = np.isin(rows, done)
         result[idx[hit]] = "changed"
         detail[idx[hit]] = np.where(bc_alive[hit], "deleted the Business Central record and the coupling",
@@ -481,8 +591,10 @@ _PAGE_5333 = ("Coupled Data Synchronization Errors", 5333)
 _PAGE_5339 = ("Integration Synchronization Errors", 5339)
 _BC_ACTION_5333 = {"retry": "Retry", "retry-all": "Retry All", "synchronize": "Synchronize",
                    "remove-coupling": "Delete Couplings", "restore-records": "Restore Records",
-                   "delete-records": "Delete Records", "find-for-deleted": "Find for Deleted"}
-_BC_ACTION_5339 = {"synchronize": "Synchronize", "remove-coupling": "Coupling › Delete Coupling"}
+                   "delete-records": "Delete Records", "find-for-deleted": "Find for Deleted",
+                   "set-up-coupling": "Set Up Coupling"}
+_BC_ACTION_5339 = {"synchronize": "Synchronize", "remove-coupling": "Coupling › Delete Coupling",
+                   "set-up-coupling": "Coupling › Set Up Coupling"}
 _CHOOSE = {"to-dataverse": "Send data update to Dataverse.", "from-dataverse": "Get data update from Dataverse.",
            "merge": "Merge data."}
 BATCH = 100  # page 5333 loads 100 lines at a time
@@ -617,6 +729,7 @@ def plan_document(plan: Plan, *, action_id: int | None = None, who: str | None =
                       "table_caption": None, "bc_action": _BC_ACTION_5333[plan.action],
                       "how": f"Open page {_PAGE_5333[0]} and choose {_BC_ACTION_5333[plan.action]} (no selection"
                              + (", confirm the question" if plan.action == "find-for-deleted" else "") + ").",
+                      "bc_shows": bc_notification(plan.action, total=len(change), done=len(change)),
                       "count": len(change), "batches": [_batch(change, None)]})
     else:
         for (page, role, mapping, table_id, direction), part in change.groupby(
@@ -641,7 +754,7 @@ def plan_document(plan: Plan, *, action_id: int | None = None, who: str | None =
 def _records(part: pd.DataFrame) -> list[dict[str, Any]]:
     cols = {"bc_record_id": "record", "crm_description": "coupled_to", "bc_record_exists": "record_exists",
             "crm_record_exists": "coupled_record_exists", "error_no": "error_no", "table_id": "table_id",
-            "integration_id": "integration_id", "crm_id": "crm_id", "outcome": "outcome"}
+            "integration_id": "integration_id", "crm_id": "crm_id", "couple_to": "couple_to", "outcome": "outcome"}
     frame = part[[c for c in cols if c in part.columns]].rename(columns=cols)
     if "description" in part.columns:
         frame.insert(0, "description", part["description"])
@@ -679,9 +792,16 @@ def _step(plan: Plan, page: str, role: str, mapping: str, table_id: int, directi
     else:
         name = f"{caption} list"
         bc_action = {"synchronize": "Dataverse › Synchronize",
-                     "remove-coupling": "Dataverse › Coupling › Delete Coupling"}[plan.action]
+                     "remove-coupling": "Dataverse › Coupling › Delete Coupling",
+                     "set-up-coupling": "Dataverse › Coupling › Set Up Coupling"}[plan.action]
         how = f"Open the {caption} list, filter each batch below on No., select all lines and choose {bc_action}"
-    if direction == "merge":  # BC offers Merge data only when one record is selected (spec §6.6)
+    if plan.action == "set-up-coupling":  # DefineCoupling works on one record at a time
+        how = how.replace("select all lines and choose", "then for each line on its own select it and choose")
+        how += (" and in the CRM Coupling Record page pick, in Coupled To, the Dataverse row given for it below"
+                + (f"; tick Synchronize After Coupling with {'To' if direction == 'to-dataverse' else 'From'} "
+                   "Integration Table" if direction else "; leave Synchronize After Coupling off"))
+        choose = None
+    elif direction == "merge":  # BC offers Merge data only when one record is selected (spec §6.6)
         how = how.replace("select all lines and choose", "then for each line on its own select it and choose")
         how += f"; answer {choose!r} (BC offers it for one record at a time)"
     elif choose:
@@ -692,9 +812,14 @@ def _step(plan: Plan, page: str, role: str, mapping: str, table_id: int, directi
     if plan.action in ("restore-records", "delete-records") and not part["skipped"].astype("boolean").fillna(False).all():
         how += (" Page 5333 lists only Skipped couplings: for the others run Find for Deleted first (unidirectional "
                 "mappings), or wait until the failing synchronization marks them Skipped.")
+    # the notification BC shows after a full batch (whether Delete Couplings schedules an uncoupling job
+    # depends on the mapping's Uncouple Codeunit, which loaded history does not say: not predicted)
+    first = min(len(part), BATCH)
+    shows = bc_notification(plan.action, total=first, done=first, table=caption, uncoupling_job=False)
     return {"page": name, "page_id": {"5333": 5333, "5339": 5339}.get(page), "page_key": page, "role": role,
             "mapping": mapping, "table_id": table_id, "table_caption": caption, "bc_action": bc_action,
-            "direction": direction, "choose": choose, "how": how, "count": len(part), "batches": batches}
+            "direction": direction, "choose": choose, "how": how, "bc_shows": shows, "count": len(part),
+            "batches": batches}
 
 
 def plan_markdown(document: dict[str, Any]) -> str:
@@ -714,6 +839,8 @@ def plan_markdown(document: dict[str, Any]) -> str:
         page = f"{s['page']} (page {s['page_id']})" if s.get("page_id") else s["page"]
         lines += ["", f"## Step {i}. {page}: {s['bc_action']} – {where}{role}", "",
                   f"{s['how']} {s['count']:,} record(s) in {len(s['batches'])} batch(es).", ""]
+        if s.get("bc_shows"):
+            lines += [f"BC then shows: “{_md(s['bc_shows'])}”", ""]
         for j, b in enumerate(s["batches"], 1):
             if b["filter"]:
                 lines.append(f"{j}. `{b['filter']}`")

@@ -14,10 +14,11 @@ from ..analysis.records import Selection
 from ..errors import SyncAnalysisError
 
 ACTIONS = ("retry", "retry-all", "synchronize", "remove-coupling", "restore-records", "delete-records",
-           "find-for-deleted")
+           "find-for-deleted", "set-up-coupling")
 CAPTIONS = {"retry": "Retry", "retry-all": "Retry All", "synchronize": "Synchronize",
             "remove-coupling": "Remove Coupling", "restore-records": "Restore Records",
-            "delete-records": "Delete Records", "find-for-deleted": "Find for Deleted"}
+            "delete-records": "Delete Records", "find-for-deleted": "Find for Deleted",
+            "set-up-coupling": "Set Up Coupling"}
 DESTRUCTIVE = frozenset({"remove-coupling", "restore-records", "delete-records"})  # need confirmation
 DIRECTIONS = ("to-dataverse", "from-dataverse", "merge")
 # Actions of the whole environment/company (page 5333 runs them without a selection).
@@ -27,8 +28,9 @@ KEY = ["environment", "company", "table_id", "integration_id"]
 # Columns of Plan.targets, in display order.
 TARGET_COLUMNS = [
     *KEY, "crm_id", "mapping_name", "bc_record_id", "crm_description", "state", "skipped", "bc_record_exists",
-    "crm_record_exists", "role", "direction", "enabled", "status", "outcome", "reason", "suggest", "winner", "fields",
-    "error_no", "error_message",
+    "crm_record_exists", "role", "direction", "couple_to", "enabled", "status", "outcome", "reason", "suggest", "winner",
+    "fields",
+    "error_no", "latest_error",
 ]
 STATUSES = ("change", "no-op", "refused")
 
@@ -39,6 +41,52 @@ DIRECTION_TEXT = {"to-dataverse": "to Dataverse (Business Central wins)",
                   "merge": "both ways (merge)"}
 
 Progress = bool | Callable[[float, float | None], None]
+
+# BC's notifications after page 5333's actions (codeunit 5330 labels, bc-integration-labels.csv)
+_SYNC_SCHEDULED = "The synchronization has been scheduled."
+_SYNC_MULTIPLE = ("The synchronization has been scheduled for %1 of %4 records. %2 records failed. "
+                  "%3 records were skipped.")
+_SYNC_SKIPPED = "The synchronization has been skipped."
+_RECORD_SKIPPED = "The %1 record is marked as skipped."
+_RESTORED = "The record has been restored for synchronization."
+_RESTORED_MULTIPLE = "%1 records have been restored for synchronization."
+_UNCOUPLE_SCHEDULED = "The uncoupling has been scheduled."
+_UNCOUPLE_MULTIPLE = ("The uncoupling has been scheduled for %1 of %4 records. %2 records failed. "
+                      "%3 records were skipped.")
+
+
+def _fill(label: str, *values: object) -> str:
+    for i in range(len(values), 0, -1):
+        label = label.replace(f"%{i}", str(values[i - 1]))
+    return label
+
+
+def bc_notification(action: str, *, total: int, done: int, skipped: int = 0, failed: int = 0,
+                    table: str = "", uncoupling_job: bool = True) -> str | None:
+    """The notification BC shows after running ``action`` on ``total`` selected records, in BC's words.
+
+    ``done`` records were acted on (un-skipped, scheduled), ``skipped`` were left out by BC's own rules,
+    ``failed`` could not be scheduled. ``None`` where BC shows none (Delete Records, Find for Deleted,
+    Delete Couplings that delete the rows at once).
+
+    Examples
+    --------
+    >>> bc_notification("retry", total=3, done=2)
+    '2 records have been restored for synchronization.'
+    >>> bc_notification("synchronize", total=1, done=1)
+    'The synchronization has been scheduled.'
+    """
+    if action in ("retry", "retry-all"):
+        return _RESTORED if done == 1 else _fill(_RESTORED_MULTIPLE, done)
+    if action in ("synchronize", "restore-records"):
+        if total == 1 and done == 1:
+            return _SYNC_SCHEDULED
+        if done == 0 and skipped and not failed:
+            return _SYNC_SKIPPED + " " + _fill(_RECORD_SKIPPED, table) if total == 1 else _SYNC_SKIPPED
+        return _fill(_SYNC_MULTIPLE, done, failed, skipped, total) if total > 1 else _SYNC_SCHEDULED
+    if action == "remove-coupling" and uncoupling_job:
+        return _UNCOUPLE_SCHEDULED if total == 1 and done == 1 else _fill(_UNCOUPLE_MULTIPLE, done, failed, skipped, total)
+    return None
 
 
 class ActionError(SyncAnalysisError):

@@ -42,6 +42,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--finding", help="a finding code of `syncanalysis diagnose`: act on what it affects")
     p.add_argument("--keys", help="CSV file with table_id,integration_id or bc_record_id columns")
     p.add_argument("--direction", choices=DIRECTIONS, help="Synchronize: which side wins (merge where BC offers it)")
+    p.add_argument("--couple-to", help="Set Up Coupling: the Dataverse row id for the one selected record, or a CSV "
+                   "file with integration_id,crm_id columns (one row per record)")
     p.add_argument("--parents-first", action="store_true", help="also act on the parents named by the errors, first")
     p.add_argument("--dry-run", action="store_true", help="print and audit the plan; change nothing")
     p.add_argument("--yes", action="store_true", help="confirm a destructive action without asking")
@@ -57,6 +59,20 @@ def register(subparsers: Any) -> None:
     a.add_argument("--environment")
     a.add_argument("--company")
     a.set_defaults(func=_advance)
+
+    d = subparsers.add_parser(
+        "delete-entries", help="Delete Entries on the job log (page 5338), keeping jobs Skipped couplings point at",
+        description="BC's Delete Entries Older Than 7 Days (--days 7, the default) or Delete All Entries (--days 0): "
+                    "jobs without failures, and jobs with failures no Skipped coupling points at, go with their "
+                    "errors. On the twin they are deleted; for loaded history a plan file says what BC will do.")
+    d.add_argument("--workspace", required=True)
+    d.add_argument("--days", type=int, default=7, help="older than this many days (0 = Delete All Entries)")
+    d.add_argument("--environment")
+    d.add_argument("--company")
+    d.add_argument("--dry-run", action="store_true", help="print and audit what would go; change nothing")
+    d.add_argument("--yes", action="store_true", help="confirm without asking")
+    d.add_argument("--plan-file", help="write a plan file there instead of changing the twin")
+    d.set_defaults(func=_delete_entries)
 
 
 def _open(path: str) -> Workspace:
@@ -202,11 +218,27 @@ def _confirm(action: str, n: int, yes: bool) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _couple_to(value: str | None) -> str | dict[str, str] | None:
+    """``--couple-to``: a GUID, or a CSV file of ``integration_id,crm_id`` pairs."""
+    if value is None or not Path(value).is_file():
+        return value
+    frame = pd.read_csv(value, dtype=str)
+    missing = {"integration_id", "crm_id"} - set(frame.columns)
+    if missing:
+        raise ActionError(f"{value}: --couple-to needs the columns integration_id and crm_id; it lacks "
+                          f"{', '.join(sorted(missing))} (it has {', '.join(frame.columns)}).")
+    blank = frame[["integration_id", "crm_id"]].isna().any(axis=1)
+    if blank.any():
+        raise ActionError(f"{value}: row {int(blank.idxmax()) + 2} has an empty integration_id or crm_id.")
+    return dict(zip(frame["integration_id"], frame["crm_id"]))
+
+
 def _act(args: argparse.Namespace) -> int:
     with _open(args.workspace) as ws:
         sel = selection_from_args(ws, args)
         backend = PlanFileBackend(args.plan_file) if args.plan_file else None
-        p = plan(ws, args.action, sel, direction=args.direction, backend=backend, parents_first=args.parents_first)
+        p = plan(ws, args.action, sel, direction=args.direction, backend=backend, parents_first=args.parents_first,
+                 couple_to=_couple_to(args.couple_to))
         print(p.summary())
         shown = p.to_frame()[["mapping_name", "bc_record_id", "crm_description", "state", "outcome", "fields"]]
         shown = shown.astype(object).where(shown.notna(), "")
@@ -225,6 +257,35 @@ def _act(args: argparse.Namespace) -> int:
         print()
         print(r.summary())
     return 0
+
+
+def _delete_entries(args: argparse.Namespace) -> int:
+    from .entries import delete_entries, preview_entries
+
+    backend = "plan" if args.plan_file else None
+    with _open(args.workspace) as ws:
+        if args.dry_run:
+            print(delete_entries(ws, args.days, environment=args.environment, company=args.company, dry_run=True,
+                                 backend=backend).summary())
+            return 0
+        preview = preview_entries(ws, args.days, environment=args.environment, company=args.company, backend=backend)
+        print(preview.summary())
+        if preview.backend == "twin" and not _confirm_text(f"Delete {len(preview.jobs):,} job(s) and their errors",
+                                                            args.yes):
+            print("Nothing was changed.")
+            return 1
+        r = delete_entries(ws, args.days, environment=preview.environment, company=preview.company,
+                           backend=backend, plan_file=args.plan_file, as_of=preview.as_of)
+    print(r.summary())
+    return 0
+
+
+def _confirm_text(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ActionError(f"{question}: re-run with --yes to confirm (there is no terminal to ask on).")
+    return input(f"{question}? [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _advance(args: argparse.Namespace) -> int:

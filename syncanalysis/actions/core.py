@@ -8,6 +8,7 @@ backend in one transaction with its audit row; :func:`run` does both.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ _TARGET_SELECT = """
     SELECT r.environment, r.company, r.table_id, CAST(r.integration_id AS VARCHAR) AS integration_id,
            CAST(r.crm_id AS VARCHAR) AS crm_id, r.mapping_name, r.bc_record_id, r.crm_description, r.state,
            r.skipped, r.bc_record_exists, r.crm_record_exists, r.error_no,
-           {error_message} AS error_message, m.mapping_direction, true AS found
+           {error_message} AS latest_error, m.mapping_direction, true AS found
     FROM ({sql}) r
     LEFT JOIN ({mappings}) m ON m.environment = r.environment AND m.company = r.company
                             AND m.mapping_name = r.mapping_name
@@ -53,7 +54,7 @@ _TARGET_SELECT = """
 def _target_select(sql: str, with_errors: bool) -> str:
     # the latest error's text is only read for parents-first: 100,000 long strings cost time to fetch
     return _TARGET_SELECT.format(sql=sql, mappings=_MAPPINGS_SQL,
-                                 error_message="r.error_message" if with_errors else "CAST(NULL AS VARCHAR)")
+                                 error_message="r.latest_error" if with_errors else "CAST(NULL AS VARCHAR)")
 
 
 # -- enablement ------------------------------------------------------------------------------
@@ -79,8 +80,11 @@ def enabled_actions(rows: pd.DataFrame) -> dict[str, bool]:
         return {a: a in WHOLE_COMPANY for a in CAPTIONS}
     bc_ex, dv_ex = _exists(rows["bc_record_exists"]), _exists(rows["crm_record_exists"])
     both, one = bool((bc_ex & dv_ex).any()), bool((bc_ex ^ dv_ex).any())
+    # Set Up Coupling (and the Synchronization Log) need the BC record (T170-T172); BC couples one record at
+    # a time, so the panel offers it for one selected line
     return {"retry": both, "retry-all": True, "synchronize": both, "remove-coupling": True,
-            "restore-records": one, "delete-records": one, "find-for-deleted": True}
+            "restore-records": one, "delete-records": one, "find-for-deleted": True,
+            "set-up-coupling": len(rows) == 1 and bool(bc_ex.all())}
 
 
 def _refusals(bc_ex: np.ndarray, dv_ex: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +144,31 @@ def _effective_direction(requested: str | None, mapping_direction: pd.Series, ro
     return eff, reason, suggest
 
 
-def classify(targets: pd.DataFrame, action: str, direction: str | None) -> pd.DataFrame:
+def _couple_to_column(targets: pd.DataFrame, couple_to: str | dict[str, str] | None) -> np.ndarray:
+    """Per target the Dataverse row (GUID text, lower case) Set Up Coupling couples it to, or ``None``."""
+    n = len(targets)
+    if couple_to is None:
+        return np.full(n, None, dtype=object)
+    if isinstance(couple_to, str):
+        if n > 1:
+            raise ActionError(f"Set Up Coupling couples each record to its own Dataverse row: give couple_to as "
+                              f"{{integration_id: crm_id}} for the {n} selected records (one GUID fits one record).")
+        couple_to = {str(targets["integration_id"].iloc[0]) if n else "": couple_to}
+    cleaned: dict[str, str] = {}
+    for key, value in couple_to.items():
+        for what, text in (("integration id", key), ("Dataverse row id", value)):
+            try:
+                uuid.UUID(str(text).strip().strip("{}"))
+            except ValueError:
+                raise ActionError(f"Set Up Coupling: {what} {text!r} is not a GUID; give the record's Integration ID "
+                                  "and the Dataverse row's id (e.g. 6f1c2a3e-…).") from None
+        cleaned[str(key).strip().strip("{}").lower()] = str(value).strip().strip("{}").lower()
+    ids = targets["integration_id"].astype(str).str.strip("{}").str.lower()
+    return ids.map(cleaned).astype(object).where(ids.isin(list(cleaned)), None).to_numpy(dtype=object)
+
+
+def classify(targets: pd.DataFrame, action: str, direction: str | None,
+             couple_to: str | dict[str, str] | None = None) -> pd.DataFrame:
     """Apply BC's enablement and the action's rules to every target (vectorised); return the frame.
 
     Adds ``enabled``, ``status``, ``outcome``, ``reason``, ``suggest``, ``winner``, ``fields`` and
@@ -163,6 +191,8 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None) -> pd.Da
         enabled = both
     elif action in ("restore-records", "delete-records"):
         enabled = one
+    elif action == "set-up-coupling":
+        enabled = bc_ex
     else:
         enabled = np.ones(n, bool)
     reason, suggest = _refusals(bc_ex, dv_ex, enabled)
@@ -208,6 +238,21 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None) -> pd.Da
         ok = status == "change"
         outcome[ok & bc_ex] = "will delete the Business Central record and the coupling"
         outcome[ok & dv_ex] = "will delete the Dataverse row and the coupling"
+    elif action == "set-up-coupling":
+        target = _couple_to_column(t, couple_to)
+        none = enabled & pd.isna(target)
+        status[none] = "refused"
+        reason[none] = "no Dataverse row was given to couple it to"
+        suggest[none] = "give its Integration ID and the Dataverse row's id in couple_to"
+        same = enabled & ~none & (t["crm_id"].astype(object).fillna("").astype(str).str.lower().to_numpy() == target)
+        status[same] = "no-op"
+        reason[same] = "already coupled to that Dataverse row"
+        ok = status == "change"
+        then = "" if direction is None else f", then synchronize {DIRECTION_TEXT[direction]}"
+        outcome[ok] = "will couple it to Dataverse row " + target[ok].astype(str) + then
+        if direction is not None:
+            winner[ok] = WINNERS[direction]
+        eff = np.where(ok, direction, None).astype(object) if direction is not None else eff
     elif action == "find-for-deleted":
         bi = md == _BI
         status[bi] = "no-op"
@@ -227,7 +272,8 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None) -> pd.Da
     for arr in (winner, fields):
         arr[status != "change"] = None
     out = t.assign(enabled=enabled, status=status, outcome=outcome, reason=reason, suggest=suggest, winner=winner,
-                   fields=fields, direction=eff if action == "synchronize" else None)
+                   fields=fields, direction=eff if action in ("synchronize", "set-up-coupling") else None,
+                   couple_to=_couple_to_column(t, couple_to) if action == "set-up-coupling" else None)
     return out
 
 
@@ -293,7 +339,8 @@ def _whole_company(ws: Workspace, action: str, env: str | None, comp: str | None
 
 def _parents(ws: Workspace, targets: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """Couplings of the parents named by the targets' latest errors (``signatures.parent_table/key``)."""
-    msgs = targets.loc[targets["error_message"].notna(), ["environment", "company", "error_message"]].drop_duplicates()
+    msgs = targets.loc[targets["latest_error"].notna(), ["environment", "company", "latest_error"]] \
+        .drop_duplicates().rename(columns={"latest_error": "error_message"})
     if msgs.empty:
         notes.append("Parents first: the selected records' errors name no parent record.")
         return targets.iloc[:0]
@@ -355,7 +402,8 @@ def _selection_record(sel: Selection | None) -> dict[str, Any] | None:
 
 
 def plan(ws: Workspace, action: str, selection: Selection | None = None, *, direction: str | None = None,
-         backend: str | Backend | None = None, parents_first: bool = False) -> Plan:
+         backend: str | Backend | None = None, parents_first: bool = False,
+         couple_to: str | dict[str, str] | None = None) -> Plan:
     """Plan ``action`` on ``selection``: per target what will change, who wins, what is refused and why.
 
     Nothing is written. The plan runs with :func:`execute`.
@@ -379,6 +427,11 @@ def plan(ws: Workspace, action: str, selection: Selection | None = None, *, dire
         for the environment/company, else a plan file.
     parents_first
         Add the couplings of the parent records named by the targets' errors and act on them first.
+    couple_to
+        Set Up Coupling only: the Dataverse row (id) to couple the one selected record to, or
+        ``{integration_id: crm_id}`` for several records. With ``direction`` (``to-dataverse`` or
+        ``from-dataverse``) each record is synchronized right after, as the page's "Synchronize After
+        Coupling" does.
 
     Returns
     -------
@@ -393,8 +446,16 @@ def plan(ws: Workspace, action: str, selection: Selection | None = None, *, dire
     """
     check_action(action)
     check_direction(direction)
-    if direction is not None and action != "synchronize":
-        raise ActionError(f"Only Synchronize takes a direction; {CAPTIONS[action]} was given {direction!r}.")
+    if direction is not None and action not in ("synchronize", "set-up-coupling"):
+        raise ActionError(f"Only Synchronize and Set Up Coupling take a direction; {CAPTIONS[action]} was given "
+                          f"{direction!r}.")
+    if action == "set-up-coupling" and direction == "merge":
+        raise ActionError("Set Up Coupling synchronizes after coupling to-dataverse or from-dataverse, not merge.")
+    if couple_to is not None and action != "set-up-coupling":
+        raise ActionError(f"Only Set Up Coupling takes couple_to; {CAPTIONS[action]} was given one.")
+    if action == "set-up-coupling" and couple_to is None:
+        raise ActionError("Set Up Coupling needs the Dataverse row to couple to: couple_to=<its id> for one record "
+                          "(CLI: --couple-to), or {integration_id: crm_id} for several.")
     sel = selection
     notes: list[str] = []
     if action in WHOLE_COMPANY:
@@ -417,10 +478,13 @@ def plan(ws: Workspace, action: str, selection: Selection | None = None, *, dire
             extra = found[~found["bc_record_id"].isin(frame["bc_record_id"])].assign(role="parent")
             frame = pd.concat([extra, frame], ignore_index=True) if len(extra) else frame
         frame = frame.sort_values("role", kind="stable", key=lambda s: s.ne("parent")).reset_index(drop=True)
-    frame = classify(frame, action, direction)
+    frame = classify(frame, action, direction, couple_to)
     impl = backend if isinstance(backend, Backend) else backend_for(ws, env, comp, kind=backend)
     params: dict[str, Any] = {"direction": direction, "selection": _selection_record(sel),
                               "parents_first": parents_first}
+    if action == "set-up-coupling":
+        params["couple_to"] = {str(k): str(v) for k, v in zip(frame["integration_id"], frame["couple_to"])
+                               if v is not None}
     p = Plan(action=action, selection=sel, parameters=params, backend=impl.name, targets=frame,
              environment=env, company=comp, notes=notes, backend_impl=impl)
     impl.evaluate(ws, p)
@@ -474,9 +538,11 @@ def audit_dry_run(ws: Workspace, plan: Plan, *, who: str | None = None) -> Actio
 
 def run(ws: Workspace, action: str, selection: Selection | None = None, *, direction: str | None = None,
         dry_run: bool = False, backend: str | Backend | None = None, who: str | None = None,
-        parents_first: bool = False, progress: Progress = False) -> ActionResult:
+        parents_first: bool = False, progress: Progress = False,
+        couple_to: str | dict[str, str] | None = None) -> ActionResult:
     """Plan ``action`` and execute it (or, with ``dry_run``, only audit the plan). See :func:`plan`."""
-    p = plan(ws, action, selection, direction=direction, backend=backend, parents_first=parents_first)
+    p = plan(ws, action, selection, direction=direction, backend=backend, parents_first=parents_first,
+             couple_to=couple_to)
     if dry_run:
         return audit_dry_run(ws, p, who=who)
     return execute(ws, p, who=who, progress=progress)

@@ -560,7 +560,7 @@ def _backlog(ctx: _Context) -> list[Finding]:
     sql, params = records_relation(ctx.ws, Selection(environment=ctx.environment, company=ctx.company))
     df = ctx.ws.con.execute(f"""
         SELECT environment, company, mapping_name AS mapping, count(*) FILTER (skipped) AS skipped,
-               min(failed_on) FILTER (skipped) AS skipped_since,
+               min(coalesce(failed_on, latest_error_on)) FILTER (skipped) AS skipped_since,
                count(*) FILTER (bc_record_exists IS false OR crm_record_exists IS false) AS broken,
                count(*) FILTER (bc_record_exists IS false) AS bc_gone,
                count(*) FILTER (crm_record_exists IS false) AS crm_gone, count(*) AS couplings

@@ -1,8 +1,11 @@
 """Coupled records with their state and latest error: what the triage panel lists and actions act on.
 
-A :class:`Selection` is a stored filter (or explicit keys) over couplings (table 5331). Each coupling is
-joined to the latest error logged for its BC record (as page 5333 shows "Error Message" / "Failed On"),
-with that error's signature and cause. Selections are resolved in SQL, never as row positions.
+A :class:`Selection` is a stored filter (or explicit keys) over couplings (table 5331). Each coupling gets
+two errors: ``error_message`` / ``failed_on`` exactly as page 5333 shows "Error Message" / "Failed On"
+(spec §5.1: the error of the coupling's Last Synch. CRM Job ID when it is set, else of its Last Synch. Job
+ID, and blank when that job logged none for the record), and ``latest_error`` / ``latest_error_on``, the
+newest error of the record in either of its last jobs, whose signature and cause triage groups by.
+Selections are resolved in SQL, never as row positions.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ _COLUMNS = """
          WHEN c.skipped THEN 'skipped'
          WHEN c.last_synch_result = 'Failure' OR c.last_synch_crm_result = 'Failure' THEN 'failed'
          ELSE 'ok' END AS state,
-    e.error_no, e.logged_at AS failed_on, e.error_message, e.signature, e.cause, e.job_id AS error_job_id
+    p.error_message, p.failed_on,
+    e.error_no, e.logged_at AS latest_error_on, e.error_message AS latest_error, e.signature, e.cause,
+    e.job_id AS error_job_id
 """
 
 
@@ -73,7 +78,8 @@ class Selection:
     since, until
         Inclusive bounds on the latest error's Date/Time.
     search
-        Case-insensitive text in the record id, the Dataverse description or the latest error.
+        Case-insensitive text in the record id, the Dataverse description, the latest error or the page's
+        Error Message.
     parent
         The parent record the latest error names (``Salesperson/Purchaser: NEWSP``), as the dependency
         graph has it.
@@ -145,17 +151,38 @@ def _index_version(ws: Workspace) -> tuple:
     ).fetchall()[0]
 
 
-def ensure_latest_errors(ws: Workspace) -> str:
-    """Build (or reuse) the temp table of each coupling's latest error; return its name.
+def ensure_latest_errors(ws: Workspace) -> tuple[str, str]:
+    """Build (or reuse) the temp tables of each coupling's errors; return ``(latest, page)``, their names.
 
-    As page 5333 shows it (spec §5.1): the latest error of the coupling's BC record in its Last Synch.
-    CRM Job ID or Last Synch. Job ID, so a record that synchronized since has none. Where neither job
-    is known (history from page exports), the record's newest error. Rebuilt only when the history
+    *latest*: the newest error of the coupling's BC record in its Last Synch. CRM Job ID or Last Synch.
+    Job ID (either direction), so a record that synchronized since has none; where neither job is known
+    (history from page exports), the record's newest error. *page*: page 5333's Error Message / Failed
+    On as BC's ``GetLatestError`` computes them (spec §5.1): only the Last Synch. CRM Job ID when it is
+    set, else the Last Synch. Job ID; the 5339 Message (250 characters) of that job's latest error for
+    the record; none from a job to Dataverse once the BC record is gone (BC looks the record up first);
+    where neither job is known, what a loaded page 5333 export showed. Rebuilt only when the history
     changed (a new load, new signatures), so paging a panel over a million errors costs one join.
     """
     version = _index_version(ws)
     if getattr(ws, "_latest_errors_version", None) != version:
         text = error_text_sql("je")
+        ws.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _page_errors AS
+            SELECT c.environment, c.company, c.table_id, c.integration_id,
+                   arg_max(coalesce(je.message, left({text}, 250)), je.error_no) AS error_message,
+                   arg_max(je.logged_at, je.error_no) AS failed_on
+            FROM couplings c JOIN job_errors je ON je.environment = c.environment AND je.company = c.company
+             AND je.job_id = coalesce(c.last_synch_crm_job_id, c.last_synch_job_id)
+             AND {local_record_sql("je")} = c.bc_record_id
+            WHERE c.last_synch_crm_job_id IS NULL OR c.bc_record_exists IS NOT false
+            GROUP BY ALL
+            UNION ALL
+            SELECT s.environment, s.company, s.table_id, s.integration_id,
+                   any_value(nullif(s.error_message, '')), any_value(s.failed_on)
+            FROM skipped_records s JOIN couplings c ON c.environment = s.environment AND c.company = s.company
+             AND c.table_id = s.table_id AND c.integration_id = s.integration_id
+            WHERE c.last_synch_crm_job_id IS NULL AND c.last_synch_job_id IS NULL
+            GROUP BY ALL""")
         ws.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _latest_errors AS
             WITH e AS (
@@ -174,7 +201,7 @@ def ensure_latest_errors(ws: Workspace) -> str:
                   OR (c.last_synch_crm_job_id IS NULL AND c.last_synch_job_id IS NULL))
             GROUP BY ALL""")
         ws._latest_errors_version = version
-    return "_latest_errors"
+    return "_latest_errors", "_page_errors"
 
 
 def _where(sel: Selection) -> tuple[str, list[Any]]:
@@ -206,8 +233,9 @@ def _where(sel: Selection) -> tuple[str, list[Any]]:
         clauses.append("e.logged_at <= ?")
         params.append(sel.until)
     if sel.search:
-        clauses.append("(c.bc_record_id ILIKE ? OR c.crm_description ILIKE ? OR e.error_message ILIKE ?)")
-        params += [f"%{sel.search}%"] * 3
+        clauses.append("(c.bc_record_id ILIKE ? OR c.crm_description ILIKE ? OR e.error_message ILIKE ? "
+                       "OR p.error_message ILIKE ?)")
+        params += [f"%{sel.search}%"] * 4
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -217,7 +245,7 @@ def records_relation(ws: Workspace, sel: Selection | None = None) -> tuple[str, 
     Explicit keys are joined from a registered frame, so 100,000 keys cost one join.
     """
     sel = sel or Selection()
-    latest = ensure_latest_errors(ws)
+    latest, page = ensure_latest_errors(ws)
     where, params = _where(sel)
     keys_join = ""
     if sel.keys is not None:
@@ -231,14 +259,17 @@ def records_relation(ws: Workspace, sel: Selection | None = None) -> tuple[str, 
         "LEFT JOIN (SELECT environment, company, table_id, min(name) AS name FROM mappings GROUP BY ALL) m "
         "ON m.environment = c.environment AND m.company = c.company AND m.table_id = c.table_id "
         f"LEFT JOIN {latest} e ON e.environment = c.environment AND e.company = c.company "
-        f"AND e.table_id = c.table_id AND e.integration_id = c.integration_id{where}"
+        f"AND e.table_id = c.table_id AND e.integration_id = c.integration_id "
+        f"LEFT JOIN {page} p ON p.environment = c.environment AND p.company = c.company "
+        f"AND p.table_id = c.table_id AND p.integration_id = c.integration_id{where}"
     )
     return sql, params
 
 
-def records(ws: Workspace, sel: Selection | None = None, *, order_by: str = "-failed_on",
+def records(ws: Workspace, sel: Selection | None = None, *, order_by: str = "-latest_error_on",
             limit: int | None = 100, offset: int = 0) -> pd.DataFrame:
-    """Return one page of the records of ``sel`` (state, latest error, signature, cause).
+    """Return one page of the records of ``sel``: state, page 5333's Error Message / Failed On, the latest
+    error with its signature and cause.
 
     Parameters
     ----------
@@ -253,8 +284,8 @@ def records(ws: Workspace, sel: Selection | None = None, *, order_by: str = "-fa
     """
     sql, params = records_relation(ws, sel)
     col = order_by.lstrip("-")
-    allowed = {"failed_on", "bc_record_id", "mapping_name", "state", "signature", "cause", "crm_description",
-               "error_no", "table_id"}
+    allowed = {"failed_on", "latest_error_on", "bc_record_id", "mapping_name", "state", "signature", "cause",
+               "crm_description", "error_no", "table_id"}
     if col not in allowed:
         raise SchemaError(f"Cannot order records by {col!r}; use one of {sorted(allowed)}.")
     order = f'"{col}" {"DESC" if order_by.startswith("-") else "ASC"} NULLS LAST, ' + ", ".join(KEY)

@@ -19,6 +19,7 @@ from . import messages as m
 from .model import (
     BC,
     BLANK,
+    DIRECTION_NAMES,
     DV,
     FAULT_NO_EXCHANGE_RATE,
     FAULT_NO_RELATION,
@@ -116,9 +117,20 @@ class World:
         self.connection_enabled = True
         self.disable_reason = ""
         self.missing_create_privilege: dict[str, int] = {}  # Dataverse logical name -> incident id
+        # Dataverse logical names whose rows the integration user may not delete (prvDelete<Table>)
+        self.missing_delete_privilege: set[str] = set()
+        self.deleted_jobs: set[int] = set()  # job indexes removed by Delete Entries
+        self.deleted_job_errors: set[int] = set()  # of those, the ones whose 5339 rows went with them
         self.throttling: tuple[float, int] | None = None  # (failure probability, incident id)
         self.job_queue_log_entry_no = 0
         self.integration_user_id = self.new_ids(1)[0]
+
+    def __setstate__(self, state: dict) -> None:
+        # a world stored before these attributes existed
+        self.__dict__.update(state)
+        self.__dict__.setdefault("missing_delete_privilege", set())
+        self.__dict__.setdefault("deleted_jobs", set())
+        self.__dict__.setdefault("deleted_job_errors", set())
 
     def new_ids(self, n: int) -> np.ndarray:
         """Return ``n`` new GUIDs (lower-case text) drawn from the world's generator."""
@@ -258,18 +270,28 @@ def synchronize(
     """
     t = world.table(mapping)
     cfg = t.config
-    if not cfg.runs(direction):
-        raise TwinError(f"Mapping {mapping} ({cfg.direction}) does not synchronize {('to', 'from')[direction]} Dataverse.")
+    if direction not in (TO, FROM):
+        raise TwinError(f"direction must be TO ({TO}) or FROM ({FROM}); got {direction!r}.")
     src, dst = direction, 1 - direction
     job = Job(len(world.jobs), world.new_ids(1)[0], mapping, direction, start,
               job_queue_log_entry_no=job_queue_log_entry_no, one_off=rows is not None)
     world.jobs.append(job)
+    if not cfg.runs(direction):
+        # BeginIntegrationSynchJob: a run against the mapping's direction is a finished job that processed
+        # nothing, with BC's message (IntegrationTableSynchTest.CannotSynchAgainstMappingDirection)
+        job.finish = start
+        job.counts = {name: 0 for name in OUTCOME_NAMES[1:]}
+        job.message = m.fill(m.DIRECTION_NOT_CONFIGURED, "Integration Table Mapping", mapping,
+                             DIRECTION_NAMES[direction])
+        return job
 
     # §6.2 selection: failed-not-skipped couplings first, then records modified after the watermark.
     if rows is None:
         retry = t.coupled & (t.result[direction] == bc.RESULT_FAILURE) & ~t.skipped & t.exists[src]
         slack = 999 if src == DV else 0
         changed = t.exists[src] & (t.mod[src] > t.mapping_wm[src] - slack)
+        if src == BC:
+            changed &= t.in_filter  # only BC records within the mapping's Table Filter
         if src == DV and cfg.echo_suppressed:
             changed &= ~t.by_integration[DV]
         if cfg.only_coupled and not ignore_only_coupled:
@@ -342,7 +364,8 @@ def synchronize(
                     inc = np.maximum(t.incident[src][idx], t.incident[dst][idx])
                     for c in np.unique(first[conflict]):
                         fm = cfg.fields[bi[c]]
-                        names = (fm.bc_field, fm.dv_field) if src == BC else (fm.dv_field, fm.bc_field)
+                        # BC names both fields by their captions (the Dataverse one too: "Account Name")
+                        names = (fm.bc_field, fm.dv_label) if src == BC else (fm.dv_label, fm.bc_field)
                         sel = conflict & (first == c)
                         fail(sel, m.fill(m.CONFLICT, cfg.caption(src), cfg.caption(dst), *names), "engine", "conflict", inc[sel])
                     modify &= ~conflict
@@ -395,6 +418,14 @@ def synchronize(
         t.exists[dst][ins] = True
         t.ids[dst][ins] = world.new_ids(len(ins))
         t.coupled[ins] = True
+        if dst == BC:
+            # a record BC re-creates (Restore Records) is a new record: it takes the next number of the
+            # table's No. Series, never the deleted record's (CRMSynchSkippedRecords T165)
+            used = t.key_used
+            again = ins[used[ins]] if t.config.no_series_step else ins[:0]
+            if len(again):
+                t.key[again] = t.next_keys(len(again))
+            used[ins] = True
     if remove.any():
         t.uncouple(idx[remove])
     # Couplings: success raises both watermarks (kept as max) and records the job.
@@ -420,6 +451,8 @@ def synchronize(
         rows_f = idx[failed][has_coupling]
         msg_f = message[has_coupling]
         repeat = (t.result[direction][rows_f] == bc.RESULT_FAILURE) & (t.last_msg[direction][rows_f] == msg_f)
+        if world.deleted_job_errors:  # the previous job's errors were deleted with it: nothing to compare with
+            repeat &= ~np.isin(t.job[direction][rows_f], np.fromiter(world.deleted_job_errors, np.int64))
         t.skipped[rows_f[repeat]] = True
         # a failure that makes its coupling Skipped counts Skipped, not Failed, in this job; its 5339 row
         # is still written (§6.3 step 9, BC's T105/T107 in CRMSynchSkippedRecords)
@@ -427,6 +460,7 @@ def synchronize(
         t.result[direction][rows_f] = bc.RESULT_FAILURE
         t.job[direction][rows_f] = job.index
         t.last_msg[direction][rows_f] = msg_f
+        t.fail_at[direction][rows_f] = at[failed][has_coupling]
         # 5339 rows: source and destination record ids as BC formats them.
         rows_all = idx[failed]
         src_ids = _record_ids(t, src, rows_all)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import bc
+from . import operations as ops
 from .engine import World
 from .messages import CALL_STACKS, MESSAGE_LEN
 from .model import BC, DV, FROM, TO
@@ -59,6 +60,9 @@ def canonical_frames(sim: Simulation, *, since_job: int = 0,
         "uncoupled": [j.counts.get("uncoupled", 0) for j in new_jobs],
         "coupled": [j.counts.get("coupled", 0) for j in new_jobs],
     })
+    deleted = getattr(w, "deleted_jobs", set())
+    if deleted:  # Delete Entries removed them (and their errors); couplings keep pointing at their ids, as in BC
+        jobs = jobs[~np.isin(np.arange(since_job, len(w.jobs)), list(deleted))].reset_index(drop=True)
 
     log = w.errors
     if log.job:
@@ -72,11 +76,16 @@ def canonical_frames(sim: Simulation, *, since_job: int = 0,
         job_idx = np.empty(0, np.int64)
         src = dst = text = family = np.empty(0, object)
         at = np.empty(0, np.int64)
+    numbers = np.arange(log.base + 1, log.base + len(job_idx) + 1)
+    purged = getattr(w, "deleted_job_errors", set())
+    if purged and len(job_idx):
+        live = ~np.isin(job_idx, list(purged))
+        job_idx, src, dst, text, family, at, numbers = (a[live] for a in (job_idx, src, dst, text, family, at, numbers))
     src_s, dst_s = pd.Series(src, dtype=object), pd.Series(dst, dtype=object)
     src_parts = src_s.str.split(": ", n=1, expand=True).reindex(columns=[0, 1])
     dst_parts = dst_s.str.split(": ", n=1, expand=True).reindex(columns=[0, 1])
     errors = pd.DataFrame({
-        "error_no": np.arange(log.base + 1, log.base + len(job_idx) + 1),
+        "error_no": numbers,
         "job_id": job_ids[job_idx] if len(job_idx) else np.empty(0, object),
         "logged_at": _ts(at),
         "source_record_id": src_s,
@@ -276,29 +285,18 @@ def page_frames(sim: Simulation, frames: dict[str, pd.DataFrame], lang: str) -> 
         "Destination": [view if exists.get(r, False) else "" for r in err["destination_record_id"]],
     })
 
-    cp = frames["couplings"]
-    sk = cp[cp["skipped"]]
-    # Error Message / Failed On: latest error of the coupling's Last Synch. CRM Job ID, else of its
-    # Last Synch. Job ID, for its BC record (source in To-jobs, destination in From-jobs).
-    err_all = frames["job_errors"]
-    local = err_all["source_record_id"].where(~err_all["source_record_id"].str.startswith("Dataverse"),
-                                              err_all["destination_record_id"])
-    last_err = (err_all.assign(bc_record_id=local).sort_values("error_no")
-                .drop_duplicates(["job_id", "bc_record_id"], keep="last")[["job_id", "bc_record_id", "message", "logged_at"]])
-    job_for = sk["last_synch_crm_job_id"].where(sk["last_synch_crm_job_id"].notna(), sk["last_synch_job_id"])
-    found = pd.DataFrame({"job_id": job_for.to_numpy(), "bc_record_id": sk["bc_record_id"].to_numpy()}).merge(
-        last_err, how="left", on=["job_id", "bc_record_id"])
-    msgs, when = found["message"].fillna("").tolist(), found["logged_at"]
+    # page 5333 as BC fills it when the user opens it (ops.coupled_data_sync_errors; orphans not listed)
+    lines = ops.coupled_data_sync_errors(w, remove_orphans=False)
     yes, no = _tr("Yes", lang), _tr("No", lang)
     p5333 = pd.DataFrame({
-        "Table ID": sk["table_id"].to_numpy(),
-        "Table Name": [_tr(bc.BC_TABLES[t], lang) for t in sk["table_id"]],
-        "Description": [r.split(": ", 1)[1] for r in sk["bc_record_id"]],
-        "Record Exists": [yes if e else no for e in sk["bc_record_exists"]],
-        "Coupled To": sk["crm_description"].to_numpy(),
-        "Coupled Record Exists": [yes if e else no for e in sk["crm_record_exists"]],
-        "Error Message": msgs,
-        "Failed On": _fmt_dt(pd.Series(when, dtype="datetime64[ns]"), lang),
+        "Table ID": lines["table_id"].to_numpy(),
+        "Table Name": [_tr(bc.BC_TABLES[t], lang) for t in lines["table_id"]],
+        "Description": lines["description"].to_numpy(),
+        "Record Exists": [yes if e else no for e in lines["record_exists"]],
+        "Coupled To": lines["coupled_to"].to_numpy(),
+        "Coupled Record Exists": [yes if e else no for e in lines["coupled_record_exists"]],
+        "Error Message": lines["error_message"].to_numpy(),
+        "Failed On": _fmt_dt(_ts(lines["failed_on"].to_numpy(dtype=np.int64)), lang),
     })
     pages = {"Integration Synchronization Jobs": p5338, "Integration Synchronization Errors": p5339,
              "Coupled Data Synchronization Errors": p5333}

@@ -19,6 +19,8 @@ CONFLICT = (
     "Cannot update a record in the %2 table. The mapping between %3 field on the %1 table and the %4 field on "
     "the %2 table is bi-directional, and one or both values have changed since the last synchronization."
 )
+# IntegrationTableSynch MappingDoesNotAllowDirectionErr (%1 = table caption, %2 = mapping name, %3 = direction)
+DIRECTION_NOT_CONFIGURED = "The %1 %2 is not configured for %3 synchronization."
 MODIFY_FAILED = "Modifying %1 failed because of the following error: %2."
 STRING_LENGTH = "The length of the string is %1, but it must be less than or equal to %2 characters. Value: %3"
 MUST_BE_COUPLED_ROW = "%1 %2 must be coupled to a %3 row."

@@ -8,6 +8,7 @@ direction's own index. Times are integer milliseconds since the Unix epoch; ``-1
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,12 @@ class FieldMapping:
     direction: str = bc.BIDIRECTIONAL
     bc_length: int = 0  # 0 = not a text field with a limit
     dv_length: int = 0
+    dv_caption: str = ""  # caption of the Dataverse field in BC (table 5341 "Name" is "Account Name")
+
+    @property
+    def dv_label(self) -> str:
+        """The Dataverse field as BC's messages name it: its caption, else its column name."""
+        return self.dv_caption or self.dv_field
 
     def transfers(self, direction: int) -> bool:
         """Whether a run in ``direction`` writes this field."""
@@ -70,6 +77,9 @@ class MappingConfig:
     fields: tuple[FieldMapping, ...] = ()
     parents: tuple[Parent, ...] = ()
     key_prefix: str = ""
+    # step of the BC table's No. Series (a record BC creates gets the next number); 0 = the key comes from
+    # the Dataverse row (currency ISO code, unit name, salesperson code)
+    no_series_step: int = 0
     inactivity_timeout_min: int = 720
     table_filter: str = ""
     integration_table_filter: str = ""
@@ -136,6 +146,9 @@ class TableState:
     result: list[np.ndarray] = field(default_factory=list)  # [Last Synch. CRM Result (TO), Last Synch. Result (FROM)]
     job: list[np.ndarray] = field(default_factory=list)  # [Last Synch. CRM Job ID, Last Synch. Job ID] job index
     last_msg: list[np.ndarray] = field(default_factory=list)  # Message of the last failure per direction
+    fail_at: list[np.ndarray] = field(default_factory=list)  # Date/Time of that failure's 5339 row (ms)
+    key_used: np.ndarray = field(default=None)  # a BC record with this key existed (BC never reuses a number)
+    in_filter: np.ndarray = field(default=None)  # the BC record matches the mapping's Table Filter (e.g. not Blocked)
     skipped: np.ndarray = field(default=None)
     # mapping watermarks: [Synch. Int. Tbl. Mod. On Fltr. (BC side), Synch. Modified On Filter (DV side)]
     mapping_wm: list[int] = field(default_factory=lambda: [BLANK, BLANK])
@@ -159,7 +172,21 @@ class TableState:
             self.result = [np.empty(0, np.int8), np.empty(0, np.int8)]
             self.job = [np.empty(0, np.int64), np.empty(0, np.int64)]
             self.last_msg = [np.empty(0, object), np.empty(0, object)]
+            self.fail_at = [np.empty(0, np.int64), np.empty(0, np.int64)]
+            self.key_used = np.empty(0, bool)
+            self.in_filter = np.empty(0, bool)
             self.skipped = np.empty(0, bool)
+
+    def __setstate__(self, state: dict) -> None:
+        # a twin stored before these arrays existed: fill them as a new table would have them
+        self.__dict__.update(state)
+        n = len(self.key)
+        if self.__dict__.get("fail_at") is None or not isinstance(self.fail_at, list) or not self.fail_at:
+            self.fail_at = [np.full(n, BLANK, np.int64), np.full(n, BLANK, np.int64)]
+        if self.__dict__.get("key_used") is None:
+            self.key_used = self.exists[BC].copy()
+        if self.__dict__.get("in_filter") is None:
+            self.in_filter = np.ones(n, bool)
 
     def __len__(self) -> int:
         return len(self.key)
@@ -203,6 +230,9 @@ class TableState:
             self.result[d] = cat([self.result[d], np.where(c, bc.RESULT_SUCCESS, bc.RESULT_BLANK).astype(np.int8)])
             self.job[d] = cat([self.job[d], np.full(k, BLANK, np.int64)])
             self.last_msg[d] = cat([self.last_msg[d], np.full(k, None, object)])
+            self.fail_at[d] = cat([self.fail_at[d], np.full(k, BLANK, np.int64)])
+        self.key_used = cat([self.key_used, ex[BC].copy()])
+        self.in_filter = cat([self.in_filter, np.ones(k, bool)])
         self.skipped = cat([self.skipped, np.zeros(k, bool)])
         for p in self.config.parents:
             given = (parents or {}).get(p.role)
@@ -218,6 +248,7 @@ class TableState:
             self.result[d][rows] = bc.RESULT_BLANK
             self.job[d][rows] = BLANK
             self.last_msg[d][rows] = None
+            self.fail_at[d][rows] = BLANK
 
     def couple(self, rows: np.ndarray, at: int) -> None:
         """Create couplings for ``rows`` whose records exist in both apps (Set Up Coupling)."""
@@ -227,6 +258,20 @@ class TableState:
             self.wm[d][rows] = at
         self.wm[BC][rows] = self.mod[BC][rows]
         self.wm[DV][rows] = self.mod[DV][rows]
+
+    def next_keys(self, n: int) -> np.ndarray:
+        """The next ``n`` numbers of the BC table's No. Series, after every key used so far.
+
+        A key is a prefix and a number (``C00010``, ``1000``); the series continues the highest one
+        with the same width, by the mapping's ``no_series_step``.
+        """
+        step = self.config.no_series_step
+        if step <= 0:
+            raise ValueError(f"Mapping {self.config.name} has no No. Series (its keys come from Dataverse).")
+        parts = [re.fullmatch(r"(\D*)(\d+)", str(k)) for k in self.key]
+        found = [(int(p.group(2)), p.group(1), len(p.group(2))) for p in parts if p]
+        top, prefix, width = max(found) if found else (0, self.config.key_prefix, 5)
+        return np.array([f"{prefix}{top + step * (i + 1):0{width}d}" for i in range(n)], dtype=object)
 
     def rows_by_key(self, keys: list[str] | np.ndarray) -> np.ndarray:
         """Return the rows of the BC keys, raising for unknown keys."""

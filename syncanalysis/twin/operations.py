@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .. import bc
-from ..errors import TwinError
-from .engine import Job, World, run_mapping, uncouple_job
-from .model import BC, DV, FROM, TO, MappingConfig
+from ..errors import TwinError, TwinPermissionError
+from .engine import Job, World, run_mapping, synchronize, uncouple_job
+from .model import BC, BLANK, DV, FROM, TO, MappingConfig
 
 # Dataverse tables that carry the CompanyId column of the base integration solution (spec §9): their
 # mappings get Uncouple Codeunit 5337, so Delete Couplings schedules an uncoupling job (spec §4.1 field 27).
@@ -120,16 +120,18 @@ def retry_all(world: World, only: dict[str, np.ndarray] | None = None) -> int:
 
 
 def find_for_deleted(world: World, only: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Find for Deleted (MarkLocalDeletedAsSkipped): mark Skipped the non-skipped couplings whose BC
-    record no longer exists, on every mapping that is not Bidirectional. Returns the rows per mapping.
+    """Find for Deleted (MarkLocalDeletedAsSkipped): mark Skipped the non-skipped couplings that no BC
+    record *within the mapping's Table Filter* has (deleted, or e.g. Blocked when the filter excludes
+    blocked records), on every mapping that is not Bidirectional. Returns the rows per mapping.
 
-    ``only`` limits it to the given rows per mapping.
+    BC opens the mapping's table with its Table Filter and looks the coupling's Integration ID up in it
+    (codeunit 5330 ``MarkLocalDeletedAsSkipped``). ``only`` limits it to the given rows per mapping.
     """
     out: dict[str, np.ndarray] = {}
     for name, t in world.tables.items():
         if t.config.direction == bc.BIDIRECTIONAL or (only is not None and name not in only):
             continue
-        hit = t.coupled & ~t.skipped & ~t.exists[BC]
+        hit = t.coupled & ~t.skipped & ~(t.exists[BC] & t.in_filter)
         if only is not None:
             mask = np.zeros(len(t), bool)
             mask[np.asarray(only[name], dtype=np.int64)] = True
@@ -176,36 +178,197 @@ def delete_record(world: World, mapping: str, keys: list[str] | None, side: int,
 
 def restore_records(world: World, mapping: str, keys: list[str] | None, at: int, *,
                     rows: np.ndarray | None = None) -> list[Job]:
-    """Restore Records: for couplings with exactly one side deleted, delete the coupling and re-create the
-    missing record from the surviving side in a one-off job, which couples them again.
+    """Restore Records: for couplings with exactly one side deleted, delete the couplings and re-create the
+    missing records from the surviving side in **one** one-off job queue entry, which couples them again.
 
-    Records whose missing side the mapping cannot write (e.g. a Dataverse row of a mapping that only
-    synchronizes from Dataverse) are left as they are.
+    As BC's ``RestoreDeletedRecords`` → ``CreateNewRecords``: one temporary mapping per mapping whose
+    direction is To Integration Table when only BC records survive, From Integration Table when only
+    Dataverse rows do, and the mapping's own (two jobs, to Dataverse first) when both do
+    (CRMSynchSkippedRecords T165-T167). A record BC re-creates is a new record: it gets the next number
+    of its No. Series (T165); a row Dataverse re-creates gets a new id (T166). Records whose missing side
+    the mapping cannot write (e.g. a Dataverse row of a mapping that only synchronizes from Dataverse)
+    are left as they are.
     """
     rows = _rows(world, mapping, keys, rows)
     t = world.table(mapping)
     one = t.exists[BC][rows] ^ t.exists[DV][rows]
     writable = np.where(t.exists[BC][rows], t.config.runs(TO), t.config.runs(FROM))
     rows = np.unique(rows[one & writable & t.coupled[rows]])
-    jobs: list[Job] = []
+    if not len(rows):
+        return []
     # split before running: the first job re-creates records, which would move them to the other part
     parts = [(rows[t.exists[side][rows]], direction) for side, direction in ((BC, TO), (DV, FROM))]
+    t.uncouple(rows)  # BC deletes the couplings first, then creates the records
+    jq = world.next_job_queue_log_entry()
+    jobs: list[Job] = []
     for part, direction in parts:
         if len(part):
-            t.uncouple(part)
-            jobs += run_mapping(world, mapping, at, rows=part, direction=direction, ignore_only_coupled=True)
-            at = jobs[-1].finish + 100
+            jobs.append(synchronize(world, mapping, direction, at, job_queue_log_entry_no=jq, rows=part,
+                                    ignore_only_coupled=True))
+            at = jobs[-1].finish + 150
     return jobs
+
+
+NO_DELETE_PERMISSION = "You do not have permission to delete entities in Dynamics 365 Sales."
 
 
 def delete_records(world: World, mapping: str, keys: list[str] | None, at: int, *,
                    rows: np.ndarray | None = None) -> np.ndarray:
-    """Delete Records: for couplings with exactly one side deleted, delete the surviving record and the coupling."""
+    """Delete Records: for couplings with exactly one side deleted, delete the surviving record and the coupling.
+
+    When a Dataverse row cannot be deleted (the integration user lacks the delete privilege), BC stops
+    with "You do not have permission to delete entities in Dynamics 365 Sales." and its transaction
+    rolls back: nothing is deleted (CRMSynchSkippedRecords T163). Raises :class:`TwinPermissionError`.
+    """
     rows = _rows(world, mapping, keys, rows)
     t = world.table(mapping)
     rows = np.unique(rows[t.coupled[rows] & (t.exists[BC][rows] ^ t.exists[DV][rows])])
+    logical = bc.CRM_TABLES.get(t.config.crm_table_id, ("", ""))[1]
+    if logical in world.missing_delete_privilege and t.exists[DV][rows].any():
+        raise TwinPermissionError(NO_DELETE_PERMISSION)
     for side in (BC, DV):
         t.exists[side][rows] = False
         t.mod[side][rows] = at
     t.uncouple(rows)
     return rows
+
+
+# -- page 5333 as BC builds it ------------------------------------------------------------------
+PAGE_COLUMNS = ["mapping", "row", "table_id", "table_name", "description", "record_exists", "coupled_to",
+                "coupled_record_exists", "error_message", "failed_on", "integration_id", "crm_id"]
+
+
+def coupled_data_sync_errors(world: World, *, remove_orphans: bool = True) -> pd.DataFrame:
+    """Open page 5333 Coupled Data Synchronization Errors: its lines as BC's buffer table 5374 fills them.
+
+    One line per Skipped coupling (spec §5.1, table 5374 ``Fill``): a coupling whose BC record and Dataverse
+    row are both gone is **deleted** instead of listed (``remove_orphans``; T180). Description is the BC
+    record's key and blank when the record is gone (T160); Coupled To the Dataverse row's name, blank when
+    the row is gone (T161). Error Message / Failed On come from ``GetLatestError``: the coupling's Last
+    Synch. CRM Job ID when set, else its Last Synch. Job ID, and that job's error for the record — blank
+    when that job logged none for it, when the job was deleted (T137), or when the job is a job to
+    Dataverse and the BC record is gone. BC loads 100 lines at a time; this returns all of them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`PAGE_COLUMNS`; ``failed_on`` in ms (``-1`` when blank), ``row`` the record's row.
+    """
+    parts = []
+    for name, t in world.tables.items():
+        sk = np.flatnonzero(t.coupled & t.skipped)
+        orphan = ~t.exists[BC][sk] & ~t.exists[DV][sk]
+        if remove_orphans and orphan.any():
+            t.uncouple(sk[orphan])
+        sk = sk[~orphan]
+        if not len(sk):
+            continue
+        cfg = t.config
+        to_job, from_job = t.job[TO][sk], t.job[FROM][sk]
+        d = np.where(to_job != -1, TO, FROM)
+        job = np.where(d == TO, to_job, from_job)
+        failed = np.where(d == TO, t.result[TO][sk], t.result[FROM][sk]) == bc.RESULT_FAILURE
+        exists = ~np.isin(job, np.fromiter(world.deleted_jobs, np.int64, len(world.deleted_jobs)))
+        # GetErrorForJobID on a job to Dataverse looks the BC record up first: gone, no error is found
+        found = failed & (job != -1) & exists & ((d == FROM) | t.exists[BC][sk])
+        msg = np.where(d == TO, t.last_msg[TO][sk], t.last_msg[FROM][sk])
+        when = np.where(d == TO, t.fail_at[TO][sk], t.fail_at[FROM][sk])
+        parts.append(pd.DataFrame({
+            "mapping": name, "row": sk, "table_id": cfg.table_id, "table_name": cfg.bc_caption,
+            "description": np.where(t.exists[BC][sk], t.key[sk], ""),
+            "record_exists": t.exists[BC][sk], "coupled_to": np.where(t.exists[DV][sk], t.name[sk], ""),
+            "coupled_record_exists": t.exists[DV][sk],
+            "error_message": np.where(found, msg, ""), "failed_on": np.where(found, when, -1),
+            "integration_id": t.ids[BC][sk].astype(object), "crm_id": t.ids[DV][sk].astype(object)}))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in PAGE_COLUMNS})
+    out = pd.concat(parts, ignore_index=True)
+    out["error_message"] = out["error_message"].fillna("").astype(object)
+    return out[PAGE_COLUMNS]
+
+
+# -- Set Up Coupling --------------------------------------------------------------------------------
+def set_up_coupling(world: World, mapping: str, keys: list[str] | None, crm_ids: list[str] | np.ndarray, at: int, *,
+                    synchronize_direction: int | None = None, rows: np.ndarray | None = None) -> list[Job]:
+    """Set Up Coupling (``DefineCoupling``, page "CRM Coupling Record"): couple each BC record to the given
+    Dataverse row instead of the row it is coupled to now.
+
+    As BC: the BC record must exist (the action is disabled otherwise, T170); the Dataverse row must
+    exist and not be coupled to another BC record that exists (``AssertRecordIDCanBeCoupled``: a
+    coupling whose BC record is gone is removed first). The new coupling is not skipped — validating
+    CRM ID resets Skipped (T175). With ``synchronize_direction`` (TO or FROM) the records are then
+    synchronized at once in that direction, as the page's "Synchronize after coupling" does.
+
+    The twin keeps one row per record pair, so the chosen Dataverse row moves into the record's row and
+    the row it was coupled to before (if it still exists) takes the chosen row's place, uncoupled.
+    Raises :class:`TwinError` (nothing changed) for a record or row that does not fit.
+    """
+    rows = _rows(world, mapping, keys, rows)
+    t = world.table(mapping)
+    targets = pd.Series(np.asarray(crm_ids, dtype=object), dtype=object).astype(str).str.strip("{}").str.lower()
+    if len(targets) != len(rows):
+        raise TwinError(f"Set Up Coupling needs one Dataverse row per record; got {len(targets)} for {len(rows)}.")
+    if len(set(rows.tolist())) != len(rows) or targets.duplicated().any():
+        raise TwinError("Set Up Coupling: each record and each Dataverse row may appear once.")
+    gone = ~t.exists[BC][rows]
+    if gone.any():
+        raise TwinError(f"{t.config.bc_caption} {t.key[rows[gone]][0]} does not exist in Business Central; "
+                        "Set Up Coupling needs it.")
+    live = np.flatnonzero(t.exists[DV])
+    src = pd.Index(t.ids[DV][live]).get_indexer(targets.to_numpy())
+    if (src < 0).any():
+        raise TwinError(f"The twin has no {t.config.dv_caption} row {targets[src < 0].iloc[0]} for mapping {mapping}.")
+    src = live[src]
+    taken = (src != rows) & t.coupled[src] & t.exists[BC][src]
+    if taken.any():
+        i = int(np.flatnonzero(taken)[0])
+        raise TwinError(f"{t.config.dv_caption} {targets.iloc[i]} is already coupled to {t.config.bc_caption} "
+                        f"{t.key[src[i]]}; remove that coupling first.")
+    move = src != rows
+    fresh = ~t.coupled[rows]  # no coupling yet: BC inserts a new 5331 row, every field blank
+    a, b = rows[move], src[move]
+    if len(a):
+        # swap the Dataverse sides of each pair: the chosen row joins the record, its old row stays, uncoupled
+        t.uncouple(b)
+        for arr in (t.ids[DV], t.exists[DV], t.mod[DV], t.by_integration[DV], t.fault[DV], t.incident[DV],
+                    t.vals[DV], t.lens[DV], t.name):
+            arr[np.concatenate([a, b])] = arr[np.concatenate([b, a])]
+    # coupled already to this very row: BC changes nothing. Otherwise validating CRM ID clears the Dataverse
+    # side (Last Synch. CRM Job ID / Modified On / Result) and Skipped (table 5331 field 2 OnValidate)
+    changed = rows[move | fresh]
+    t.coupled[changed] = True
+    t.skipped[changed] = False
+    for d, side in ((TO, DV), (FROM, BC)):
+        r = changed if d == TO else rows[fresh]
+        t.wm[side][r] = BLANK
+        t.result[d][r] = bc.RESULT_BLANK
+        t.job[d][r] = BLANK
+        t.last_msg[d][r] = None
+        t.fail_at[d][r] = BLANK
+    if synchronize_direction is None:
+        return []
+    return synchronize_now(world, mapping, None, synchronize_direction, at, rows=rows)
+
+
+# -- Delete Entries (page 5338) -------------------------------------------------------------------
+def delete_entries(world: World, days_old: int, now: int) -> list[int]:
+    """Delete Entries Older Than N Days / Delete All Entries (table 5338 ``DeleteEntries(DaysOld)``, spec §1).
+
+    Of the jobs that finished at least ``days_old`` days before ``now``: those with Failed = 0 are deleted
+    at once (``DeleteAll`` without triggers, so any 5339 rows they have stay — a failure counted Skipped
+    leaves one); a job with failures only when no Skipped coupling points at it in Last Synch. Job ID or
+    Last Synch. CRM Job ID (``CanBeRemoved``, T138), and then with its 5339 rows (``Delete(true)``).
+    Returns the job indexes deleted now.
+    """
+    cutoff = now - days_old * 86_400_000
+    kept: set[int] = set()
+    for t in world.tables.values():
+        sk = t.coupled & t.skipped
+        for d in (TO, FROM):
+            kept.update(int(j) for j in np.unique(t.job[d][sk]) if j != -1)
+    gone = [j.index for j in world.jobs
+            if j.index not in world.deleted_jobs and j.finish != -1 and j.finish <= cutoff
+            and (not j.counts.get("failed") or j.index not in kept)]
+    world.deleted_jobs.update(gone)
+    world.deleted_job_errors.update(j for j in gone if world.jobs[j].counts.get("failed"))
+    return gone

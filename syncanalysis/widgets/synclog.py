@@ -23,12 +23,13 @@ _ERROR_COLUMNS = ["error_no", "logged_at", "synch_direction", "source_record_id"
 # the coupling's fields in the order page 5333 and table 5331 show them; the rest follows
 _RECORD_FIELDS = ["mapping_name", "bc_record_id", "crm_description", "state", "skipped", "bc_record_exists",
                   "crm_record_exists", "last_synch_result", "last_synch_crm_result", "failed_on", "error_message",
-                  "signature", "cause", "twin_bc_exists", "twin_dataverse_exists", "twin_bc_modified_at",
+                  "latest_error_on", "latest_error", "signature", "cause", "twin_bc_exists", "twin_dataverse_exists", "twin_bc_modified_at",
                   "twin_dataverse_modified_on"]
 _RECORD_LABELS = {"bc_record_id": "BC record", "crm_description": "Coupled To", "bc_record_exists": "Record Exists",
                   "crm_record_exists": "Coupled Record Exists", "last_synch_result": "Last Synch. Result (from Dataverse)",
-                  "last_synch_crm_result": "Last Synch. CRM Result (to Dataverse)", "failed_on": "Failed On",
-                  "error_message": "Error Message"}
+                  "last_synch_crm_result": "Last Synch. CRM Result (to Dataverse)", "failed_on": "Failed On (page 5333)",
+                  "error_message": "Error Message (page 5333)", "latest_error_on": "Latest error on",
+                  "latest_error": "Latest error (either direction)"}
 
 
 def record_html(record: dict[str, Any]) -> str:

@@ -32,12 +32,14 @@ _log = logging.getLogger(__name__)
 ANY = ""  # the "no filter" value of the filter dropdowns (a None value would show as no selection)
 FACETS = {"environment": "environment", "company": "company", "mapping": "mapping_name", "state": "state",
           "cause": "cause", "signature": "signature"}
-SORTS = [("Failed On", "failed_on"), ("BC record", "bc_record_id"), ("Coupled To", "crm_description"),
+SORTS = [("Latest error", "latest_error_on"), ("Failed On", "failed_on"), ("BC record", "bc_record_id"), ("Coupled To", "crm_description"),
          ("Mapping", "mapping_name"), ("State", "state"), ("Signature", "signature"), ("Cause", "cause"),
          ("Error No.", "error_no")]
 COLUMNS = [("mapping_name", "Mapping", "10%"), ("bc_record_id", "BC record", "13%"),
            ("crm_description", "Coupled To", "13%"), ("state", "State", "7%"), ("exists", "Exists BC/DV", "8%"),
            ("failed_on", "Failed On", "12%"), ("error_message", "Error Message", "27%"), ("cause", "Cause", "10%")]
+# "Failed On" / "Error Message" are page 5333's (BC's GetLatestError); where BC shows none, the cell says so
+# and shows the record's latest error of either direction instead, marked as such
 LOG_ACTION = "sync-log"  # page 5333's Synchronization Log: opens the SyncLogPanel, changes nothing
 LOG_CAPTION = "Synchronization Log"
 # BC's menu texts for the direction of Synchronize (spec §6.6)
@@ -50,6 +52,15 @@ _RULE_COLUMNS = ("environment", "company", "table_id", "mapping_name", "state", 
 
 
 _index_names = itertools.count()
+
+
+def _page_or_latest(page: pd.DataFrame) -> dict[str, pd.Series]:
+    """The "Failed On" / "Error Message" cells: page 5333's, or, where BC shows none, the latest error marked so."""
+    blank = page["error_message"].fillna("").eq("")
+    latest = page["latest_error"].fillna("")
+    message = page["error_message"].where(~blank, np.where(latest.ne(""), "(none in BC; latest error) " + latest, ""))
+    failed_on = page["failed_on"].where(~blank, page["latest_error_on"])
+    return {"error_message": message, "failed_on": failed_on}
 
 
 def workspace_version(ws: Workspace) -> tuple:
@@ -109,7 +120,7 @@ class TriagePanel:
         self._fixed = selection.replace(environment=None, company=None, mapping=None, state=None, cause=None,
                                         signature=None, since=None, until=None, search=None, finding=None)
         self._finding = selection.finding
-        self._order = "-failed_on"
+        self._order = "-latest_error_on"
         self._offset = 0
         self._total = 0
         self._chosen: set[tuple[str, str, int, str]] = set()
@@ -171,7 +182,7 @@ class TriagePanel:
         self.clear_btn.add_class("sa-clear-selection")
         self.clear_btn.on_click(lambda _: self._guard(self.clear_selection))
 
-        self.sort_w = w.Dropdown(description="Sort by", options=SORTS, value="failed_on",
+        self.sort_w = w.Dropdown(description="Sort by", options=SORTS, value="latest_error_on",
                                  layout=w.Layout(width="220px"), style={"description_width": "55px"})
         self.desc_w = w.Checkbox(description="descending", value=True, indent=False, layout=w.Layout(width="110px"))
         self.sort_w.observe(self._on_sort, names="value")
@@ -221,6 +232,10 @@ class TriagePanel:
                                       style={"description_width": "60px"})
         self.direction_w.add_class("sa-direction")
         self.direction_w.observe(self._on_direction, names="value")
+        # Set Up Coupling: the Dataverse row the one selected record is to be coupled to (page "CRM Coupling Record")
+        self.couple_to_w = w.Text(description="Couple to", placeholder="Dataverse row id (GUID) for Set Up Coupling",
+                                  layout=w.Layout(width="420px"), style={"description_width": "60px"})
+        self.couple_to_w.add_class("sa-couple-to")
         self.preview_html = w.HTML()
         self.preview_html.add_class("sa-preview")
         self.run_btn = w.Button(description="Run", button_style="primary", disabled=True, layout=lay)
@@ -264,7 +279,7 @@ class TriagePanel:
                    layout=w.Layout(flex_flow="row wrap", align_items="center")),
             self.table,
             w.HBox([*self.action_btns.values()], layout=w.Layout(flex_flow="row wrap")),
-            self.direction_w,
+            w.HBox([self.direction_w, self.couple_to_w], layout=w.Layout(flex_flow="row wrap")),
             self.preview_html,
             w.HBox([self.run_btn]),
             self.confirm_box,
@@ -524,7 +539,7 @@ class TriagePanel:
         if n:
             exists = (page["bc_record_exists"].map({True: "yes", False: "no"}).fillna("?") + " / "
                       + page["crm_record_exists"].map({True: "yes", False: "no"}).fillna("?"))
-            cells = page.assign(exists=exists)[[c[0] for c in COLUMNS]].to_numpy(dtype=object)
+            cells = page.assign(exists=exists, **_page_or_latest(page))[[c[0] for c in COLUMNS]].to_numpy(dtype=object)
         self._quiet = True
         try:
             for i in range(self.page_size):
@@ -719,9 +734,15 @@ class TriagePanel:
             self._quiet = False
         direction = self.direction_w.value if directed else None
         target = self.action_selection(action)
-        p = act.plan(self.ws, action, target, direction=direction, backend=self.backend)
+        couple_to = None
+        if action == "set-up-coupling":
+            couple_to = self.couple_to_w.value.strip() or None
+            if couple_to is None:
+                raise SyncAnalysisError("Set Up Coupling: type the id of the Dataverse row to couple the selected record "
+                                        "to in “Couple to”, then preview again.")
+        p = act.plan(self.ws, action, target, direction=direction, backend=self.backend, couple_to=couple_to)
         self.plan = p
-        self._plan_key = (action, direction, target)
+        self._plan_key = (action, direction, target) + ((couple_to,) if action == "set-up-coupling" else ())
         self._pending = None
         self.confirm_box.layout.display = "none"
         self.preview_html.value = _plan_html(p)
@@ -750,6 +771,8 @@ class TriagePanel:
         if direction is None and action in _DIRECTED:
             direction = self.direction_w.value
         key = (action, direction, self.action_selection(action))
+        if action == "set-up-coupling":
+            key += (self.couple_to_w.value.strip(),)
         p = self.plan if self.plan is not None and getattr(self, "_plan_key", None) == key else None
         if p is None:
             p = self.preview(action, direction)
