@@ -128,7 +128,8 @@ def test_mixed_selection_is_split_with_reasons_and_the_action_that_fits(ws, base
     blocked, dv_gone, bc_gone = base.rids["blocked"][0], base.rids["dv_gone"][0], base.rids["bc_gone"][0]
     p = act.plan(ws, "retry", sel_of(ws, [blocked, dv_gone, bc_gone]))
     by = p.targets.set_index("bc_record_id")
-    assert by.loc[blocked, "status"] == "change" and by.loc[blocked, "outcome"] == "will un-skip"
+    assert by.loc[blocked, "status"] == "change"
+    assert by.loc[blocked, "outcome"] == "will un-skip (the next scheduled run synchronizes it again)"
     assert by.loc[dv_gone, "status"] == "refused" and not by.loc[dv_gone, "enabled"]
     assert by.loc[dv_gone, "outcome"] == ("refused: the Dataverse row was deleted – use Restore Records or "
                                           "Delete Records")
@@ -657,3 +658,21 @@ def test_delete_entries_keeps_jobs_skipped_couplings_point_at(ws, tmp_path):
     trail = act.audit_trail(ws)
     assert trail["caption"].iloc[0] == "Delete Entries" and trail["changed"].iloc[0] == len(r.jobs)
     assert delete_entries(ws, 0).jobs.empty  # the second time nothing is left to delete
+
+
+def test_find_for_deleted_takes_records_outside_the_table_filter_as_bc_does(ws, base):
+    """MarkLocalDeletedAsSkipped looks each coupling's BC record up within the mapping's Table Filter: an item
+    that exists but the filter excludes (e.g. blocked) is marked Skipped too; the plan says why."""
+    sim = load_twin(ws, ENV, COMPANY)
+    it = sim.world.table("ITEM-PRODUCT")
+    row = int(np.flatnonzero(it.coupled & it.exists[BC] & ~it.skipped)[0])
+    it.in_filter[row] = False  # the item was blocked; the mapping's Table Filter leaves blocked items out
+    publish(ws, sim)
+    rid = f"Item: {it.key[row]}"
+    p = act.plan(ws, "find-for-deleted")
+    by = p.targets.set_index("bc_record_id")
+    assert by.loc[rid, "outcome"] == "will mark Skipped (its Business Central record is outside the mapping's Table Filter)"
+    act.execute(ws, p)
+    assert coupling(ws, rid)["skipped"]
+    loaded = act.plan(ws, "find-for-deleted", backend="plan")
+    assert any("outside the mapping's Table Filter" in n for n in loaded.notes)

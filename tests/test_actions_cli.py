@@ -204,3 +204,36 @@ def test_cli_errors_are_clear(path, tmp_path, capsys):
     assert cli(["twin", "advance", "--workspace", str(path), "--hours", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err
     assert BLOCK_MSG  # the planted history is the one the library tests use
+
+
+def test_cli_set_up_coupling_and_delete_entries(path, base, capsys, tmp_path):
+    """``act set-up-coupling --couple-to`` (a GUID, or a CSV of pairs) and ``delete-entries`` end to end."""
+    rid, other = base.rids["name_diff"]
+    with Workspace(path) as ws:
+        key = str(coupling(ws, rid)["integration_id"])
+        taken = str(coupling(ws, other)["crm_id"])
+    bad = tmp_path / "pairs.csv"
+    bad.write_text("integration_id,crm\n" + f"{key},{taken}\n")
+    assert cli(["act", "set-up-coupling", "--workspace", str(path), "--keys", str(_keys_file(tmp_path, key)),
+                "--couple-to", str(bad), "--yes"]) == 2
+    assert "needs the columns integration_id and crm_id; it lacks crm_id" in capsys.readouterr().err
+    good = tmp_path / "good.csv"
+    good.write_text("integration_id,crm_id\n" + f"{key},{taken}\n")
+    assert cli(["act", "set-up-coupling", "--workspace", str(path), "--keys", str(_keys_file(tmp_path, key)),
+                "--couple-to", str(good), "--yes"]) == 0
+    assert "already coupled to Customer" in capsys.readouterr().out  # refused: that account has its customer
+    assert cli(["delete-entries", "--workspace", str(path), "--days", "0", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"Delete All Entries .*will delete [\d,]+ job\(s\)", out)
+    with Workspace(path) as ws:
+        jobs = ws.count("jobs")
+    assert cli(["delete-entries", "--workspace", str(path), "--days", "0", "--yes"]) == 0
+    assert "deleted" in capsys.readouterr().out
+    with Workspace(path) as ws:
+        assert 0 < ws.count("jobs") < jobs  # the jobs Skipped couplings point at stay
+
+
+def _keys_file(tmp_path, integration_id: str):
+    f = tmp_path / "keys.csv"
+    f.write_text("table_id,integration_id\n" + f"18,{integration_id}\n")
+    return f

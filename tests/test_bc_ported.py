@@ -21,6 +21,7 @@ from syncanalysis.twin import operations as ops
 
 MIN = 60_000
 HOUR = 60 * MIN
+DAY = 24 * HOUR
 MUST_BE_COUPLED = "Salesperson/Purchaser NEW must be coupled to a Dataverse row."
 
 
@@ -730,6 +731,46 @@ def test_SynchZeroItemsPopulatesDefaultSynchDirectionToMatchMapping():
     for direction, expected in ((bc.TO_INTEGRATION, [TO]), (bc.FROM_INTEGRATION, [FROM]), (bc.BIDIRECTIONAL, [TO, FROM])):
         w = small_world(direction=direction, n=0)
         assert [j.direction for j in run_mapping(w, "CUSTOMER", T0)] == expected
+
+
+def test_SynchUpdatesLastSynchModifiedOnWhenDataChanges():
+    """SynchUpdatesLastSynchModifiedOnWhenDataChanges: a run from Dataverse sets Synch. Modified On Filter to the
+    newest ModifiedOn it synchronized, even one later than now; a run to Dataverse does the same for Synch.
+    Int. Tbl. Mod. On Fltr."""
+    w = small_world(direction=bc.FROM_INTEGRATION, n=2, only_coupled=False)
+    t = w.table("CUSTOMER")
+    t.mapping_wm = [-1, -1]
+    edit(w, DV, 1, T0 + DAY)  # Today + 1
+    run_mapping(w, "CUSTOMER", T0)
+    assert t.mapping_wm[DV] == T0 + DAY
+    w2 = small_world(direction=bc.TO_INTEGRATION, n=2)
+    t2 = w2.table("CUSTOMER")
+    t2.mapping_wm = [-1, -1]
+    edit(w2, BC, 1, T0 + 200)
+    run_mapping(w2, "CUSTOMER", T0)
+    assert t2.mapping_wm[BC] == T0 + 200
+
+
+def test_SynchUpdatesLastSynchModifiedOnWhenNoDataChanges():
+    """SynchUpdatesLastSynchModifiedOnWhenNoDataChanges: rows touched without a mapped change (Unchanged)
+    still move the watermark."""
+    w = small_world(direction=bc.FROM_INTEGRATION, n=2)
+    t = w.table("CUSTOMER")
+    run_mapping(w, "CUSTOMER", T0)
+    before = t.mapping_wm[DV]
+    t.mod[DV][:] = T0 + DAY  # ModifyAll on the timestamp only
+    (job,) = run_mapping(w, "CUSTOMER", T0 + MIN)
+    assert job.counts["unchanged"] == 2 and t.mapping_wm[DV] == T0 + DAY != before
+
+
+def test_SynchDoesNotUpdateLastSynchModifiedOnWhenRowsAreSynched():
+    """SynchDoesNotUpdateLastSynchModifiedOnWhenRowsAreSynched: a run to Dataverse leaves the other direction's
+    watermark (Synch. Modified On Filter) as it was, blank."""
+    w = small_world(direction=bc.TO_INTEGRATION, n=2)
+    t = w.table("CUSTOMER")
+    t.mapping_wm = [-1, -1]
+    run_mapping(w, "CUSTOMER", T0)
+    assert t.mapping_wm[BC] != -1 and t.mapping_wm[DV] == -1
 
 
 def test_BidirectionalSynchCreatesTwoJobs_and_CanUpdateDataInBothSystems():

@@ -49,12 +49,22 @@ def test_coupling_watermarks_are_raised_to_max_and_source_change_detected_agains
     assert t.wm[DV][0] == before
 
 
-def test_mapping_watermark_is_capped_at_job_start_and_dataverse_side_has_999ms_slack():
+def test_mapping_watermark_is_the_latest_modified_on_not_failed_and_dataverse_side_has_999ms_slack():
+    """Codeunit 5340: the mapping's watermark becomes the latest modified-on of the records Synchronize did not
+    fail, uncapped (a row stamped after the job start moves it there, as CRMSynchJobScenarios'
+    SynchUpdatesLastSynchModifiedOnWhenDataChanges asserts); a failed record does not move it."""
     w = small_world(direction=bc.FROM_INTEGRATION)
     t = w.table("CUSTOMER")
     edit(w, DV, 0, T0 + 5 * MIN)  # modified after the job starts (clock skew)
     synchronize(w, "CUSTOMER", FROM, T0)
-    assert t.mapping_wm[DV] == T0
+    assert t.mapping_wm[DV] == T0 + 5 * MIN
+    failing = small_world(with_parent=True)
+    ft = failing.table("CUSTOMER")
+    ft.parents["salesperson"][1] = 1  # C00001 fails (its salesperson is not coupled)
+    edit(failing, BC, 0, T0 - 3000)
+    edit(failing, BC, 1, T0 - 1000)
+    job = synchronize(failing, "CUSTOMER", TO, T0)
+    assert counts(job) == {"modified": 1, "failed": 1} and ft.mapping_wm[BC] == T0 - 3000
     # within 999 ms before the watermark: a Dataverse row is still selected, a BC record is not
     w2 = small_world()
     t2 = w2.table("CUSTOMER")
@@ -182,8 +192,9 @@ def test_same_message_on_two_consecutive_runs_sets_skipped_a_different_one_does_
     # the failure that makes the coupling Skipped counts Skipped in its job (§6.3 step 9); its error row stays
     assert counts(second) == {"skipped": 1} and t.skipped[0]
     assert len(np.concatenate(w.errors.text)) == 2
-    # a skipped coupling is no longer retried; when its record changes again it is counted skipped
-    assert counts(synchronize(w, "CUSTOMER", TO, T0 + 60 * MIN)) == {}
+    # a skipped coupling is no longer retried as a failure, but its failures never raised the mapping's
+    # watermark, so the record is selected again by its modified-on and counted Skipped in every run
+    assert counts(synchronize(w, "CUSTOMER", TO, T0 + 60 * MIN)) == {"skipped": 1}
     edit(w, BC, 0, T0 + 70 * MIN)
     assert counts(synchronize(w, "CUSTOMER", TO, T0 + 90 * MIN)) == {"skipped": 1}
     # a different message on the second failure does not skip

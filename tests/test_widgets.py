@@ -416,3 +416,20 @@ def test_running_twice_reports_no_ops_and_read_only_previews_only(ws: Workspace,
         assert view.plan is not None and view.plan.counts["will_change"] > 0
         view.run_btn.click()
         assert "read-only" in view.message.value and view.result is None and _digest(ro) == before
+
+
+def test_set_up_coupling_takes_the_row_typed_in_couple_to_for_one_record(ws: Workspace) -> None:
+    skipped = records(ws, Selection(state="skipped", mapping="CUSTOMER"), limit=None)
+    skipped = skipped[skipped["bc_record_exists"] & skipped["crm_record_exists"]]
+    panel = TriagePanel(ws, Selection(state="skipped", mapping="CUSTOMER"))
+    panel.select_keys(_keys(skipped.iloc[:2]))
+    assert panel.action_btns["set-up-coupling"].disabled and panel.couple_to_w.disabled  # one record at a time
+    panel.clear_selection()
+    panel.select_keys(_keys(skipped.iloc[:1]))
+    assert not panel.action_btns["set-up-coupling"].disabled and not panel.couple_to_w.disabled
+    with pytest.raises(SyncAnalysisError, match="type the id of the Dataverse row"):
+        panel.preview("set-up-coupling")
+    panel.couple_to_w.value = str(skipped["crm_id"].iloc[1])  # the row coupled to another customer
+    p = panel.preview("set-up-coupling")
+    assert p.targets["status"].tolist() == ["refused"] and "already coupled to" in p.targets["reason"].iloc[0]
+    assert "already coupled to" in panel.preview_html.value

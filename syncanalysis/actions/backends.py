@@ -99,6 +99,11 @@ class Backend:
     def evaluate(self, ws: Workspace, plan: Plan) -> None:  # pragma: no cover - interface
         """Refine ``plan.targets`` in place with what this backend knows (nothing by default)."""
 
+    def extra_targets(self, ws: Workspace, action: str, environment: str | None,
+                      company: str | None) -> list[tuple[str, str, int, str]]:
+        """Keys a whole-company action takes beyond what the loaded data shows (none by default)."""
+        return []
+
     def execute(self, ws: Workspace, plan: Plan, *, who: str, progress: Progress = False) -> ActionResult:
         """Run the plan's ``change`` targets and write the audit row in the same transaction."""
         raise NotImplementedError  # pragma: no cover - interface
@@ -118,6 +123,21 @@ class TwinBackend(Backend):
     def __init__(self, environment: str | None = None, company: str | None = None) -> None:
         self.environment = environment
         self.company = company
+
+    def extra_targets(self, ws: Workspace, action: str, environment: str | None,
+                      company: str | None) -> list[tuple[str, str, int, str]]:
+        """Find for Deleted: couplings whose BC record exists but is outside its mapping's Table Filter, which
+        BC's MarkLocalDeletedAsSkipped marks Skipped too (the workspace has no column for it)."""
+        if action != "find-for-deleted":
+            return []
+        w = self.simulation(ws, environment, company).world
+        keys = []
+        for t in w.tables.values():
+            if t.config.direction == bc.BIDIRECTIONAL:
+                continue
+            rows = np.flatnonzero(t.coupled & ~t.skipped & t.exists[BC] & ~t.in_filter)
+            keys += [(w.environment, w.company, t.config.table_id, str(i)) for i in t.ids[BC][rows]]
+        return keys
 
     def simulation(self, ws: Workspace, environment: str | None = None, company: str | None = None) -> Simulation:
         """The stored twin, kept loaded by the workspace while its stored revision is unchanged."""

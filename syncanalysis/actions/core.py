@@ -167,6 +167,10 @@ def _couple_to_column(targets: pd.DataFrame, couple_to: str | dict[str, str] | N
     return ids.map(cleaned).astype(object).where(ids.isin(list(cleaned)), None).to_numpy(dtype=object)
 
 
+# Retry: BC clears Skipped only; Last Synch. (CRM) Result stays Failure, so the next scheduled run retries it
+_UNSKIP = "will un-skip (the next scheduled run synchronizes it again)"
+
+
 def classify(targets: pd.DataFrame, action: str, direction: str | None,
              couple_to: str | dict[str, str] | None = None) -> pd.DataFrame:
     """Apply BC's enablement and the action's rules to every target (vectorised); return the frame.
@@ -202,9 +206,9 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
         noop = enabled & ~skipped
         status[noop] = "no-op"
         reason[noop] = "not skipped"
-        outcome[status == "change"] = "will un-skip"
+        outcome[status == "change"] = _UNSKIP
     elif action == "retry-all":
-        outcome[:] = "will un-skip"
+        outcome[:] = _UNSKIP
     elif action == "synchronize":
         eff, why, alt = _effective_direction(direction, t["mapping_direction"], t["role"])
         bad = enabled & (eff == None)  # noqa: E711 - elementwise on an object array
@@ -229,8 +233,9 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
                                   "cannot re-create the Business Central record")
         suggest[cannot] = "Delete Records or Remove Coupling"
         ok = status == "change"
-        outcome[ok & bc_ex] = "will re-create the Dataverse row from Business Central and couple it"
-        outcome[ok & dv_ex] = "will re-create the Business Central record from Dataverse and couple it"
+        outcome[ok & bc_ex] = "will re-create the Dataverse row from Business Central (a new row) and couple it"
+        outcome[ok & dv_ex] = ("will re-create the Business Central record from Dataverse (a new record with the next "
+                               "number of its No. Series) and couple it")
         winner[ok & bc_ex], winner[ok & dv_ex] = "Business Central", "Dataverse"
         fields[ok & bc_ex] = "all fields mapped to Dataverse"
         fields[ok & dv_ex] = "all fields mapped from Dataverse"
@@ -257,7 +262,9 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
         bi = md == _BI
         status[bi] = "no-op"
         reason[bi] = "Bidirectional mapping (Find for Deleted marks only unidirectional mappings)"
-        outcome[status == "change"] = "will mark Skipped (its Business Central record was deleted)"
+        outcome[(status == "change") & ~bc_ex] = "will mark Skipped (its Business Central record was deleted)"
+        outcome[(status == "change") & bc_ex] = ("will mark Skipped (its Business Central record is outside the "
+                                                 "mapping's Table Filter)")
 
     missing = ~found
     status[missing] = "no-op"
@@ -458,12 +465,18 @@ def plan(ws: Workspace, action: str, selection: Selection | None = None, *, dire
                           "(CLI: --couple-to), or {integration_id: crm_id} for several.")
     sel = selection
     notes: list[str] = []
+    impl = backend if isinstance(backend, Backend) else None
     if action in WHOLE_COMPANY:
         if sel is not None and {k for k in sel.to_dict() if k not in ("environment", "company", "finding")}:
             raise ActionError(f"{CAPTIONS[action]} takes no selection: it acts on the whole environment/company "
                               f"(page 5333 runs it without one); got {sel.describe()}. Use Retry for a selection.")
         env, comp = _scope_of(ws, sel, None)
         frame = _whole_company(ws, action, env, comp)
+        impl = impl or backend_for(ws, env, comp, kind=backend)
+        extra = impl.extra_targets(ws, action, env, comp)
+        if extra:  # what only the backend knows BC takes too (the twin: records outside the Table Filter)
+            more = _resolve(ws, Selection(environment=env, company=comp, keys=tuple(extra)))
+            frame = pd.concat([frame, more[~more["integration_id"].isin(frame["integration_id"])]], ignore_index=True)
         parents_first = False
     else:
         sel = sel or Selection()
@@ -479,7 +492,16 @@ def plan(ws: Workspace, action: str, selection: Selection | None = None, *, dire
             frame = pd.concat([extra, frame], ignore_index=True) if len(extra) else frame
         frame = frame.sort_values("role", kind="stable", key=lambda s: s.ne("parent")).reset_index(drop=True)
     frame = classify(frame, action, direction, couple_to)
-    impl = backend if isinstance(backend, Backend) else backend_for(ws, env, comp, kind=backend)
+    impl = impl or backend_for(ws, env, comp, kind=backend)
+    if impl.name == "plan":  # what BC decides on data loaded history does not have
+        if action == "find-for-deleted":
+            notes.append("BC also marks Skipped the couplings whose Business Central record exists but is outside the "
+                         "mapping's Table Filter (e.g. blocked, when the filter leaves blocked records out); loaded "
+                         "history cannot tell which, so they are not listed here.")
+        if action == "synchronize" and int(frame["enabled"].sum()) > 1:
+            notes.append("With several records selected, BC leaves out each record whose other side changed since its "
+                         "last synchronization (it would be overwritten) and counts it as skipped in its "
+                         "notification; loaded history cannot tell which. Synchronize those one at a time.")
     params: dict[str, Any] = {"direction": direction, "selection": _selection_record(sel),
                               "parents_first": parents_first}
     if action == "set-up-coupling":

@@ -397,7 +397,11 @@ def synchronize(
     # Timing: records are processed one after another; each write or error carries its own time.
     at = start + _JOB_OVERHEAD_MS + np.cumsum(_COST_MS[outcome] + world.rng.integers(0, 40, n))
     job.finish = int(at[-1] + 400) if n else start + _JOB_OVERHEAD_MS
-    select_mod_max = int(t.mod[src][idx].max()) if n else BLANK
+    # codeunit 5340 raises the mapping's watermark to the latest modified-on of the records Synchronize did
+    # not fail (skipped and unchanged ones count; failed ones do not, even when the failure makes them
+    # Skipped), with no cap (CRMSynchJobScenarios.SynchUpdatesLastSynchModifiedOnWhenDataChanges)
+    not_failed = outcome != FAILED
+    select_mod_max = int(t.mod[src][idx][not_failed].max()) if not_failed.any() else BLANK
 
     # Writes.
     written = np.flatnonzero((outcome == INSERTED) | (outcome == MODIFIED))
@@ -482,9 +486,9 @@ def synchronize(
             world.connection_enabled = False
             world.disable_reason = (f"The connection to {m.SERVICE} was disabled because integration user "
                                     f"{world.integration_user_id} has insufficient privileges to run the synchronization.")
-    # Mapping watermark: raised to the latest modified-on seen, capped at the job start (§6.2).
+    # Mapping watermark (§6.2): raised, never lowered; one-off runs use a temporary mapping and leave it alone.
     if rows is None and select_mod_max != BLANK:
-        t.mapping_wm[src] = min(max(t.mapping_wm[src], select_mod_max), start)
+        t.mapping_wm[src] = max(t.mapping_wm[src], select_mod_max)
 
     counts = np.bincount(outcome, minlength=6)
     job.counts = {name: int(counts[i]) for i, name in enumerate(OUTCOME_NAMES) if i}

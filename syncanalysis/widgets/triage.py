@@ -660,6 +660,9 @@ class TriagePanel:
         self.enabled = dict(act.enabled_actions(rows))
         n = self.selected_count
         self.enabled[LOG_ACTION] = (n == 1 and len(rows) == 1 and not rows["bc_record_exists"].eq(False).any())
+        # BC couples one record at a time ("all matching" passes distinct combinations, not records)
+        self.enabled["set-up-coupling"] = bool(self.enabled.get("set-up-coupling")) and n == 1
+        self.couple_to_w.disabled = not self.enabled["set-up-coupling"]
         for action, b in self.action_btns.items():
             b.disabled = not self.enabled.get(action, False)
 
