@@ -676,3 +676,19 @@ def test_find_for_deleted_takes_records_outside_the_table_filter_as_bc_does(ws, 
     assert coupling(ws, rid)["skipped"]
     loaded = act.plan(ws, "find-for-deleted", backend="plan")
     assert any("outside the mapping's Table Filter" in n for n in loaded.notes)
+
+
+def test_T131_ShowSynchLogOpensLogForCurrentRec(ws, base):
+    """T131: the Synchronization Log of a record shows the jobs its coupling points at (BC's ShowLog filters page
+    5338 on Last Synch. Job ID | Last Synch. CRM Job ID), each saying why it is there."""
+    rid = base.rids["blocked"][0]
+    c = coupling(ws, rid)
+    log = act.sync_log(ws, environment=ENV, company=COMPANY, bc_record_id=rid)
+    why = dict(zip(log.jobs["job_id"].astype(str), log.jobs["why"]))
+    assert "Last Synch. CRM Job ID" in why[str(c["last_synch_crm_job_id"])]
+
+
+def test_T132_ShowSynchLogIsNotOpenLogIfIntegrationRecNotFound(ws):
+    """T132: BC refuses the Synchronization Log of a record of a table no mapping synchronizes."""
+    with pytest.raises(act.ActionError, match="No Integration Table Mapping was found for table G/L Account"):
+        act.sync_log(ws, environment=ENV, company=COMPANY, bc_record_id="G/L Account: 1000")

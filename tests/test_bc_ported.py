@@ -254,6 +254,21 @@ def test_T127_DeleteCouplingActionDeletesCouplingForRemovedNAVRecord():
     assert _lines(w)["description"].tolist() == ["C00001"]
 
 
+def test_T190_UpdateSourceTableRemovesNotSkippedRecords():
+    """T190: after a line's coupling is no longer Skipped (Retry) the page no longer lists it."""
+    w, t = _skipped_customers(2)
+    ops.retry(w, "CUSTOMER", ["C00000"])
+    assert _lines(w)["description"].tolist() == ["C00001"]
+
+
+def test_T191_UpdateSourceTableRemovesNotExistingCouplings():
+    """T191: a line whose coupling no longer exists (removed at once: both records gone) is not listed."""
+    w, t = _skipped_customers(2)
+    t.exists[BC][0] = t.exists[DV][0] = False
+    assert ops.remove_coupling(w, "CUSTOMER", ["C00000"], T0 + HOUR) is None  # deleted directly, no job
+    assert not t.coupled[0] and _lines(w, remove_orphans=False)["description"].tolist() == ["C00001"]
+
+
 def test_T130_SkippedRecsListShowsErrorMessageAndFailedOn():
     """T130 (the page's columns): each line's Error Message and Failed On are the Message and Date/Time of
     the error its coupling's last job to Dataverse logged for the record."""
@@ -585,6 +600,16 @@ def test_UnchangedRowFromIntegrationTable():
     assert counts(job) == {"unchanged": 1}
 
 
+def test_MissingFieldMappingFailsHard():
+    """MissingFieldMappingFailsHard: with no field mapping for the direction the run stops with BC's error; its
+    job row stays unfinished and nothing is counted."""
+    w = small_world(fields=[FieldMapping("Name", "name", bc.TO_INTEGRATION, 100, 160)])
+    with pytest.raises(TwinError, match="There are no field mapping rows for the Integration Table Mapping Name "
+                                        "CUSTOMER in the Integration Field Mapping table."):
+        synchronize(w, "CUSTOMER", FROM, T0)
+    assert w.jobs[-1].finish == -1 and counts(w.jobs[-1]) == {}
+
+
 def test_CannotSynchAgainstMappingDirection():
     """CannotSynchAgainstMappingDirection: a run from Dataverse on a mapping to Dataverse only (and the
     reverse) is a finished job that processed nothing, with BC's message."""
@@ -797,6 +822,18 @@ def test_SynchFilteredViewToCRM():
     t.in_filter[2] = False
     (job,) = run_mapping(w, "CUSTOMER", T0)
     assert job.counts["inserted"] == 2 and t.exists[DV].tolist() == [True, True, False]
+
+
+def test_SynchFilteredViewFromCRM():
+    """SynchFilteredViewFromCRM: a run from Dataverse takes only the rows within the Integration Table Filter."""
+    w = small_world(direction=bc.FROM_INTEGRATION, n=0)
+    t = w.table("CUSTOMER")
+    t.add(np.array(["C00000", "C00001", "C00002"], object), np.array(["A", "B", "C"], object), bc_ids=w.new_ids(3),
+          dv_ids=w.new_ids(3), bc_exists=False, dv_exists=True, coupled=False, mod=T0 - 1000,
+          vals=np.ones((3, 2), np.int32), lens=np.ones((3, 2), np.int16))
+    t.in_int_filter[:2] = False
+    (job,) = run_mapping(w, "CUSTOMER", T0)
+    assert job.counts["inserted"] == 1 and t.exists[BC].tolist() == [False, False, True]
 
 
 def test_TestSynchFromCRMIgnoresChangesByIntegrationUser():

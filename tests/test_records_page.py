@@ -77,3 +77,29 @@ def test_page_5333_from_the_table_exports_is_what_the_page_export_shows(lang):
     assert len(both) == len(page)
     assert (both["error_message_page"].fillna("") == both["error_message_ours"].fillna("")).all()
     assert (both["error_message_page"].fillna("") == "").sum() > 100  # BC's blank lines are blank here too
+
+
+def test_T150_page_lines_link_by_the_records_primary_key_values_and_by_coupled_to(tmp_path):
+    """T150 GetRecDescriptionForComplexPK: a line's Description is the BC record's primary-key values joined by
+    commas (``Invoice,1001,10000`` for a Sales Line), as BC formats a RecordId after its table; a line whose
+    BC record is gone has a blank Description and links by Coupled To instead."""
+    ws = Workspace()
+    couplings = pd.DataFrame({
+        "environment": "E", "company": "C", "table_id": [37, 18, 18],
+        "integration_id": [_id(50), _id(51), _id(52)], "crm_id": [_id(60), _id(61), _id(62)],
+        "bc_record_id": ["Sales Line: Invoice,1001,10000", "Customer: 10000", None],
+        "crm_description": [None, "Adatum", "Gone Firm"], "skipped": True})
+    ws.ingest({"couplings": couplings}, source="t", kind="test")
+    page = tmp_path / "Coupled Data Synchronization Errors.csv"
+    page.write_text(
+        "Table ID,Table Name,Description,Record Exists,Coupled To,Coupled Record Exists,Error Message,Failed On\n"
+        "37,Sales Line,\"Invoice,1001,10000\",Yes,SO-1,Yes,x,1/2/2026 10:00:00 AM\n"
+        "18,Customer,,No,Gone Firm,Yes,y,1/2/2026 10:01:00 AM\n"
+        "18,Customer,,No,Another Gone Firm,Yes,z,1/2/2026 10:02:00 AM\n", encoding="utf-8")
+    load_files(ws, [page], environment="E", company="C", progress=False)
+    got = ws.sql("SELECT description, coupled_to, CAST(integration_id AS VARCHAR) AS i FROM skipped_records "
+                 "ORDER BY coupled_to").fillna("none")
+    assert got.to_dict("records") == [
+        {"description": "", "coupled_to": "Another Gone Firm", "i": "none"},  # two blank Descriptions both kept
+        {"description": "", "coupled_to": "Gone Firm", "i": _id(52)},
+        {"description": "Invoice,1001,10000", "coupled_to": "SO-1", "i": _id(50)}]

@@ -103,6 +103,14 @@ def sync_log(ws: Workspace, *, environment: str, company: str, bc_record_id: str
     if found.empty and bc_record_id is None:
         raise ActionError(f"No coupling with table {table_id} and Integration ID {integration_id} in "
                           f"{environment}/{company}.")
+    if found.empty:
+        # BC's ShowLog needs the table's mapping (CRMSynchSkippedRecords T132); only checkable when mappings are loaded
+        caption = bc_record_id.split(": ", 1)[0]
+        known = ws.con.execute("SELECT list(DISTINCT table_caption) FROM mappings WHERE environment = ? AND company = ?",
+                               [environment, company]).fetchall()[0][0] or []
+        if known and caption not in known:
+            raise ActionError(f"No Integration Table Mapping was found for table {caption}. (BC's Synchronization "
+                              f"Log works on records of the mapped tables: {', '.join(sorted(known))}.)")
     if len(found):
         record = found.iloc[0].to_dict()
         record["integration_id"] = str(record["integration_id"])

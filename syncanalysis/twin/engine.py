@@ -284,14 +284,19 @@ def synchronize(
         job.message = m.fill(m.DIRECTION_NOT_CONFIGURED, "Integration Table Mapping", mapping,
                              DIRECTION_NAMES[direction])
         return job
+    if not any(f.transfers(direction) for f in cfg.fields):
+        # BuildTempIntegrationFieldMapping errors: the job row stays unfinished (IntegrationTableSynchTest
+        # MissingFieldMappingFailsHard)
+        raise TwinError(m.fill(m.NO_FIELD_MAPPING, "Integration Field Mapping", "Integration Table Mapping Name",
+                               mapping))
 
     # §6.2 selection: failed-not-skipped couplings first, then records modified after the watermark.
     if rows is None:
         retry = t.coupled & (t.result[direction] == bc.RESULT_FAILURE) & ~t.skipped & t.exists[src]
         slack = 999 if src == DV else 0
         changed = t.exists[src] & (t.mod[src] > t.mapping_wm[src] - slack)
-        if src == BC:
-            changed &= t.in_filter  # only BC records within the mapping's Table Filter
+        # only records within the mapping's Table Filter / Integration Table Filter
+        changed &= t.in_filter if src == BC else t.in_int_filter
         if src == DV and cfg.echo_suppressed:
             changed &= ~t.by_integration[DV]
         if cfg.only_coupled and not ignore_only_coupled:

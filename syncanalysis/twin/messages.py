@@ -21,6 +21,8 @@ CONFLICT = (
 )
 # IntegrationTableSynch MappingDoesNotAllowDirectionErr (%1 = table caption, %2 = mapping name, %3 = direction)
 DIRECTION_NOT_CONFIGURED = "The %1 %2 is not configured for %3 synchronization."
+# IntegrationTableSynch IntegrationTableMappingHasNoMappedFieldsErr
+NO_FIELD_MAPPING = "There are no field mapping rows for the %2 %3 in the %1 table."
 MODIFY_FAILED = "Modifying %1 failed because of the following error: %2."
 STRING_LENGTH = "The length of the string is %1, but it must be less than or equal to %2 characters. Value: %3"
 MUST_BE_COUPLED_ROW = "%1 %2 must be coupled to a %3 row."

@@ -149,6 +149,7 @@ class TableState:
     fail_at: list[np.ndarray] = field(default_factory=list)  # Date/Time of that failure's 5339 row (ms)
     key_used: np.ndarray = field(default=None)  # a BC record with this key existed (BC never reuses a number)
     in_filter: np.ndarray = field(default=None)  # the BC record matches the mapping's Table Filter (e.g. not Blocked)
+    in_int_filter: np.ndarray = field(default=None)  # the Dataverse row matches its Integration Table Filter
     skipped: np.ndarray = field(default=None)
     # mapping watermarks: [Synch. Int. Tbl. Mod. On Fltr. (BC side), Synch. Modified On Filter (DV side)]
     mapping_wm: list[int] = field(default_factory=lambda: [BLANK, BLANK])
@@ -175,6 +176,7 @@ class TableState:
             self.fail_at = [np.empty(0, np.int64), np.empty(0, np.int64)]
             self.key_used = np.empty(0, bool)
             self.in_filter = np.empty(0, bool)
+            self.in_int_filter = np.empty(0, bool)
             self.skipped = np.empty(0, bool)
 
     def __setstate__(self, state: dict) -> None:
@@ -185,8 +187,9 @@ class TableState:
             self.fail_at = [np.full(n, BLANK, np.int64), np.full(n, BLANK, np.int64)]
         if self.__dict__.get("key_used") is None:
             self.key_used = self.exists[BC].copy()
-        if self.__dict__.get("in_filter") is None:
-            self.in_filter = np.ones(n, bool)
+        for name in ("in_filter", "in_int_filter"):
+            if self.__dict__.get(name) is None:
+                setattr(self, name, np.ones(n, bool))
 
     def __len__(self) -> int:
         return len(self.key)
@@ -233,6 +236,7 @@ class TableState:
             self.fail_at[d] = cat([self.fail_at[d], np.full(k, BLANK, np.int64)])
         self.key_used = cat([self.key_used, ex[BC].copy()])
         self.in_filter = cat([self.in_filter, np.ones(k, bool)])
+        self.in_int_filter = cat([self.in_int_filter, np.ones(k, bool)])
         self.skipped = cat([self.skipped, np.zeros(k, bool)])
         for p in self.config.parents:
             given = (parents or {}).get(p.role)
