@@ -25,22 +25,26 @@ def _workspace() -> Workspace:
     """Four couplings of customers, each a case of GetLatestError."""
     ws = Workspace()
     couplings = pd.DataFrame({
-        "environment": "E", "company": "C", "table_id": 18, "integration_id": [_id(i) for i in range(4)],
-        "crm_id": [_id(10 + i) for i in range(4)], "skipped": True, "bc_record_exists": [True, True, False, True],
-        "crm_record_exists": True, "bc_record_id": [f"Customer: C{i}" for i in range(4)],
+        "environment": "E", "company": "C", "table_id": 18, "integration_id": [_id(i) for i in range(5)],
+        "crm_id": [_id(10 + i) for i in range(5)], "skipped": True,
+        "bc_record_exists": [True, True, False, True, True], "crm_record_exists": [True, True, True, True, False],
+        "bc_record_id": [f"Customer: C{i}" for i in range(5)],
         # 0: its last job to Dataverse failed for it; 1: that job did not, its last job from Dataverse did;
-        # 2: like 0, but the customer is gone; 3: no job known (history from page exports)
-        "last_synch_crm_job_id": [JOB_TO, JOB_TO, JOB_TO, None], "last_synch_job_id": [None, JOB_FROM, None, None],
-        "last_synch_crm_result": "Failure"})
+        # 2: like 0, but the customer is gone; 3: no job known (history from page exports); 4: only a job from
+        # Dataverse, which failed for it, and the account is gone
+        "last_synch_crm_job_id": [JOB_TO, JOB_TO, JOB_TO, None, None],
+        "last_synch_job_id": [None, JOB_FROM, None, None, JOB_FROM], "last_synch_crm_result": "Failure"})
     errors = pd.DataFrame({
-        "environment": "E", "company": "C", "error_no": [1, 2, 3, 4],
-        "job_id": [JOB_TO, JOB_FROM, JOB_TO, JOB_GONE],
-        "logged_at": pd.to_datetime(["2026-01-01 10:00", "2026-01-01 10:05", "2026-01-01 10:01", "2026-01-01 09:00"]),
-        "source_record_id": ["Customer: C0", "Dataverse Account: {x}", "Customer: C2", "Customer: C3"],
-        "destination_record_id": ["", "Customer: C1", "", ""], "source_table": ["Customer", "Dataverse Account",
-                                                                                "Customer", "Customer"],
-        "message": [("To failed " * 30)[:250], "From failed", "Gone failed", "Old"],
-        "error_message": ["To failed " * 30, "From failed", "Gone failed", "Old"]})
+        "environment": "E", "company": "C", "error_no": [1, 2, 3, 4, 5],
+        "job_id": [JOB_TO, JOB_FROM, JOB_TO, JOB_GONE, JOB_FROM],
+        "logged_at": pd.to_datetime(["2026-01-01 10:00", "2026-01-01 10:05", "2026-01-01 10:01", "2026-01-01 09:00",
+                                     "2026-01-01 10:06"]),
+        "source_record_id": ["Customer: C0", "Dataverse Account: {x}", "Customer: C2", "Customer: C3",
+                             "Dataverse Account: {y}"],
+        "destination_record_id": ["", "Customer: C1", "", "", "Customer: C4"],
+        "source_table": ["Customer", "Dataverse Account", "Customer", "Customer", "Dataverse Account"],
+        "message": [("To failed " * 30)[:250], "From failed", "Gone failed", "Old", "Account gone"],
+        "error_message": ["To failed " * 30, "From failed", "Gone failed", "Old", "Account gone"]})
     page = pd.DataFrame({"environment": "E", "company": "C", "table_id": [18], "description": ["C3"],
                          "coupled_to": ["Firm 3"], "error_message": ["What the page showed"],
                          "failed_on": pd.to_datetime(["2026-01-02 08:00"]), "integration_id": [_id(3)]})
@@ -62,6 +66,8 @@ def test_error_message_is_the_pages_and_latest_error_is_either_directions():
     # no job known: what the loaded page export showed
     assert got.loc["Customer: C3", "error_message"] == "What the page showed"
     assert got.loc["Customer: C3", "latest_error"] == "Old"
+    # a job from Dataverse finds no error once the Dataverse row is gone
+    assert pd.isna(got.loc["Customer: C4", "error_message"]) and got.loc["Customer: C4", "latest_error"] == "Account gone"
 
 
 @pytest.mark.parametrize("lang", ["en", "fr"])

@@ -159,7 +159,8 @@ def ensure_latest_errors(ws: Workspace) -> tuple[str, str]:
     (history from page exports), the record's newest error. *page*: page 5333's Error Message / Failed
     On as BC's ``GetLatestError`` computes them (spec §5.1): only the Last Synch. CRM Job ID when it is
     set, else the Last Synch. Job ID; the 5339 Message (250 characters) of that job's latest error for
-    the record; none from a job to Dataverse once the BC record is gone (BC looks the record up first);
+    the record; none once the job's source record is gone (BC looks it up first: the BC record for a job
+    to Dataverse, the Dataverse row for one from it);
     where neither job is known, what a loaded page 5333 export showed. Rebuilt only when the history
     changed (a new load, new signatures), so paging a panel over a million errors costs one join.
     """
@@ -174,7 +175,8 @@ def ensure_latest_errors(ws: Workspace) -> tuple[str, str]:
             FROM couplings c JOIN job_errors je ON je.environment = c.environment AND je.company = c.company
              AND je.job_id = coalesce(c.last_synch_crm_job_id, c.last_synch_job_id)
              AND {local_record_sql("je")} = c.bc_record_id
-            WHERE c.last_synch_crm_job_id IS NULL OR c.bc_record_exists IS NOT false
+            WHERE CASE WHEN c.last_synch_crm_job_id IS NOT NULL THEN c.bc_record_exists IS NOT false
+                       ELSE c.crm_record_exists IS NOT false END
             GROUP BY ALL
             UNION ALL
             SELECT s.environment, s.company, s.table_id, s.integration_id,

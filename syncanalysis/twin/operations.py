@@ -246,8 +246,9 @@ def coupled_data_sync_errors(world: World, *, remove_orphans: bool = True) -> pd
     record's key and blank when the record is gone (T160); Coupled To the Dataverse row's name, blank when
     the row is gone (T161). Error Message / Failed On come from ``GetLatestError``: the coupling's Last
     Synch. CRM Job ID when set, else its Last Synch. Job ID, and that job's error for the record — blank
-    when that job logged none for it, when the job was deleted (T137), or when the job is a job to
-    Dataverse and the BC record is gone. BC loads 100 lines at a time; this returns all of them.
+    when that job logged none for it, when the job was deleted (T137), or when the job's source record is
+    gone (the BC record of a job to Dataverse, the Dataverse row of one from it). BC loads 100 lines at a
+    time; this returns all of them.
 
     Returns
     -------
@@ -269,8 +270,9 @@ def coupled_data_sync_errors(world: World, *, remove_orphans: bool = True) -> pd
         job = np.where(d == TO, to_job, from_job)
         failed = np.where(d == TO, t.result[TO][sk], t.result[FROM][sk]) == bc.RESULT_FAILURE
         exists = ~np.isin(job, np.fromiter(world.deleted_jobs, np.int64, len(world.deleted_jobs)))
-        # GetErrorForJobID on a job to Dataverse looks the BC record up first: gone, no error is found
-        found = failed & (job != -1) & exists & ((d == FROM) | t.exists[BC][sk])
+        # GetErrorForJobID looks the job's source record up first (the BC record for a job to Dataverse, the
+        # Dataverse row for one from it): when it is gone, no error is found
+        found = failed & (job != -1) & exists & np.where(d == TO, t.exists[BC][sk], t.exists[DV][sk])
         msg = np.where(d == TO, t.last_msg[TO][sk], t.last_msg[FROM][sk])
         when = np.where(d == TO, t.fail_at[TO][sk], t.fail_at[FROM][sk])
         parts.append(pd.DataFrame({
