@@ -692,3 +692,20 @@ def test_T132_ShowSynchLogIsNotOpenLogIfIntegrationRecNotFound(ws):
     """T132: BC refuses the Synchronization Log of a record of a table no mapping synchronizes."""
     with pytest.raises(act.ActionError, match="No Integration Table Mapping was found for table G/L Account"):
         act.sync_log(ws, environment=ENV, company=COMPANY, bc_record_id="G/L Account: 1000")
+
+
+def test_T175_set_up_coupling_of_a_record_whose_row_is_gone_synchronizes_it_by_default(ws, base):
+    """T175: coupled to a deleted account, the page proposes to synchronize after coupling (in the table's
+    default direction), and BC says the synchronization has been scheduled; "none" only couples."""
+    rid = base.rids["dv_gone"][0]
+    new_id = _new_account(ws, "Replacement Account")
+    p = act.plan(ws, "set-up-coupling", sel_of(ws, [rid]), couple_to=new_id)
+    assert p.targets["direction"].tolist() == ["to-dataverse"]
+    assert p.targets["outcome"].iloc[0].endswith(", then synchronize to Dataverse (Business Central wins)")
+    only = act.plan(ws, "set-up-coupling", sel_of(ws, [rid]), couple_to=new_id, direction="none")
+    assert only.targets["direction"].isna().all()
+    r = act.execute(ws, p)
+    assert r.outcome["detail"].iloc[0].startswith("coupled, then synchronized to Dataverse")
+    assert "BC shows: “The synchronization has been scheduled.”" in r.notes and len(r.job_ids) == 1
+    t, i = twin_row(ws, "CUSTOMER", rid)
+    assert t.ids[DV][i] == new_id and t.vals[DV][i, 0] == t.vals[BC][i, 0]

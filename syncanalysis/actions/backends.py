@@ -271,7 +271,11 @@ class TwinBackend(Backend):
         # what BC shows afterwards: a one-off job is "scheduled" whether its records then succeed or fail
         acted = (result == "changed") | ((result == "failed") & (plan.action in ("synchronize", "restore-records")))
         uncoupled = any(j.type == "Uncoupling" for j in jobs)
-        message = bc_message(plan, acted, uncoupling_job=uncoupled or plan.action != "remove-coupling")
+        if plan.action == "set-up-coupling":  # BC notifies only the synchronization it schedules after coupling
+            synced = int((acted & pd.notna(t["direction"]).to_numpy()).sum())
+            message = bc_notification("synchronize", total=synced, done=synced) if synced else None
+        else:
+            message = bc_message(plan, acted, uncoupling_job=uncoupled or plan.action != "remove-coupling")
         if message:
             notes.append(f"BC shows: “{message}”")
         if plan.action in ("retry", "retry-all"):
@@ -517,25 +521,30 @@ def _run_group(w: Any, action: str, mapping: str, t: pd.DataFrame, idx: np.ndarr
         return jobs
     if action == "set-up-coupling":
         crm = pd.Series(t["couple_to"].to_numpy(dtype=object)[idx], dtype=object).astype(str).to_numpy()
-        name = t["direction"].to_numpy(dtype=object)[idx][0] if len(idx) else None
+        eff = t["direction"].to_numpy(dtype=object)[idx]
         live = np.flatnonzero(tb.exists[DV])
         pos = pd.Index(tb.ids[DV][live]).get_indexer(crm)
         src = live[np.maximum(pos, 0)]
         # a broken coupling the chosen row still had goes (its BC record is gone): the workspace must drop it
         released = np.where((pos >= 0) & (src != rows) & tb.coupled[src], tb.ids[BC][src].astype(object), None)
-        try:
-            jobs = ops.set_up_coupling(w, mapping, None, crm, at, rows=rows,
-                                       synchronize_direction=_DIR.get(name) if name else None)
-        except TwinError as exc:
-            result[idx], detail[idx] = "failed", f"failed: {exc}"
-            return []
-        result[idx] = "changed"
-        detail[idx] = "coupled to " + tb.config.dv_caption + " " + crm.astype(object)
-        extra["new_crm_id"][idx] = crm
-        extra["released_integration_id"][idx] = released
-        if jobs:
-            _sync_outcome(w, tb, jobs, idx, rows, name, t, result, detail)
-            detail[idx] = "coupled, then " + detail[idx].astype(str)
+        jobs = []
+        for name in pd.unique(pd.Series(eff, dtype=object).fillna("")):
+            sel = pd.Series(eff, dtype=object).fillna("").to_numpy() == name
+            try:
+                new = ops.set_up_coupling(w, mapping, None, crm[sel], at, rows=rows[sel],
+                                          synchronize_direction=_DIR.get(name) if name else None)
+            except TwinError as exc:
+                result[idx[sel]], detail[idx[sel]] = "failed", f"failed: {exc}"
+                continue
+            result[idx[sel]] = "changed"
+            detail[idx[sel]] = "coupled to " + tb.config.dv_caption + " " + crm[sel].astype(object)
+            extra["new_crm_id"][idx[sel]] = crm[sel]
+            extra["released_integration_id"][idx[sel]] = released[sel]
+            if new:
+                _sync_outcome(w, tb, new, idx[sel], rows[sel], name, t, result, detail)
+                detail[idx[sel]] = "coupled, then " + detail[idx[sel]].astype(str)
+                jobs += new
+                at = max(j.finish for j in new) + 1000
         return jobs
     if action == "delete-records":
         bc_alive = tb.exists[BC][rows].copy()

@@ -41,7 +41,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--state", choices=STATES, help="coupling state")
     p.add_argument("--finding", help="a finding code of `syncanalysis diagnose`: act on what it affects")
     p.add_argument("--keys", help="CSV file with table_id,integration_id or bc_record_id columns")
-    p.add_argument("--direction", choices=DIRECTIONS, help="Synchronize: which side wins (merge where BC offers it)")
+    p.add_argument("--direction", choices=[*DIRECTIONS, "none"],
+                   help="Synchronize: which side wins (merge where BC offers it); Set Up Coupling: synchronize after "
+                        "coupling this way, or none (default: as BC's page proposes)")
     p.add_argument("--couple-to", help="Set Up Coupling: the Dataverse row id for the one selected record, or a CSV "
                    "file with integration_id,crm_id columns (one row per record)")
     p.add_argument("--parents-first", action="store_true", help="also act on the parents named by the errors, first")

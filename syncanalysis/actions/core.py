@@ -167,6 +167,7 @@ def _couple_to_column(targets: pd.DataFrame, couple_to: str | dict[str, str] | N
     return ids.map(cleaned).astype(object).where(ids.isin(list(cleaned)), None).to_numpy(dtype=object)
 
 
+NO_SYNC = "none"  # Set Up Coupling's "Do Not Synchronize"
 # Retry: BC clears Skipped only; Last Synch. (CRM) Result stays Failure, so the next scheduled run retries it
 _UNSKIP = "will un-skip (the next scheduled run synchronizes it again)"
 
@@ -253,11 +254,17 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
         status[same] = "no-op"
         reason[same] = "already coupled to that Dataverse row"
         ok = status == "change"
-        then = "" if direction is None else f", then synchronize {DIRECTION_TEXT[direction]}"
-        outcome[ok] = "will couple it to Dataverse row " + target[ok].astype(str) + then
-        if direction is not None:
-            winner[ok] = WINNERS[direction]
-        eff = np.where(ok, direction, None).astype(object) if direction is not None else eff
+        if direction is None:
+            # the page's default (Coupling Record Buffer.Initialize): synchronize after coupling, in the table's
+            # default direction, unless the Dataverse row it is coupled to now still exists
+            default = np.where(md == _FROM, "from-dataverse", "to-dataverse").astype(object)
+            eff = np.where(ok & ~dv_ex, default, None).astype(object)
+        else:
+            eff = np.where(ok, None if direction == NO_SYNC else direction, None).astype(object)
+        then = np.array(["" if e is None else f", then synchronize {DIRECTION_TEXT[e]}" for e in eff], dtype=object)
+        outcome[ok] = "will couple it to Dataverse row " + target[ok].astype(str) + then[ok]
+        synced = ok & (eff != None)  # noqa: E711 - elementwise
+        winner[synced] = [WINNERS[e] for e in eff[synced]]
     elif action == "find-for-deleted":
         bi = md == _BI
         status[bi] = "no-op"
@@ -436,9 +443,10 @@ def plan(ws: Workspace, action: str, selection: Selection | None = None, *, dire
         Add the couplings of the parent records named by the targets' errors and act on them first.
     couple_to
         Set Up Coupling only: the Dataverse row (id) to couple the one selected record to, or
-        ``{integration_id: crm_id}`` for several records. With ``direction`` (``to-dataverse`` or
-        ``from-dataverse``) each record is synchronized right after, as the page's "Synchronize After
-        Coupling" does.
+        ``{integration_id: crm_id}`` for several records. Its ``direction`` is the page's "Synchronize After
+        Coupling": ``to-dataverse`` / ``from-dataverse``, ``"none"`` (Do Not Synchronize), or ``None`` for
+        the page's default (synchronize in the table's default direction unless the Dataverse row the
+        record is coupled to now still exists).
 
     Returns
     -------
@@ -452,7 +460,8 @@ def plan(ws: Workspace, action: str, selection: Selection | None = None, *, dire
         action of the whole company, or a selection spanning several environments/companies.
     """
     check_action(action)
-    check_direction(direction)
+    if not (action == "set-up-coupling" and direction == NO_SYNC):
+        check_direction(direction)
     if direction is not None and action not in ("synchronize", "set-up-coupling"):
         raise ActionError(f"Only Synchronize and Set Up Coupling take a direction; {CAPTIONS[action]} was given "
                           f"{direction!r}.")
