@@ -21,6 +21,7 @@ import pandas as pd
 
 from .errors import SchemaError, WorkspaceError
 from .schema import FIDELITY_TABLE, SCHEMA_VERSION, TABLES, UPGRADABLE_FROM, Table
+from .sql import create_macros
 
 # Columns the analysis derives from another column of the row: kept across reloads, cleared when
 # that column changes (so they get recomputed).
@@ -146,6 +147,7 @@ class Workspace:
         if not read_only:
             self._create_schema()
         self._check_version()
+        create_macros(self.con)  # the domain's SQL fragments (syncanalysis.sql), on this connection
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:

@@ -55,7 +55,7 @@ def dependency_graph(ws: Workspace, *, environment: str | None = None, company: 
     -------
     pandas.DataFrame
         environment, company, parent_table, parent_key, parent_record_id, parent_mapping, child_mapping,
-        blocked_records, errors, first_seen, last_seen, cause, parent_state (``not coupled``, ``deleted``,
+        blocked_records, errors, first_seen, last_seen, cause, parent_state (``not coupled``, ``broken``,
         ``skipped``, ``failed``, ``ok`` or ``unknown`` from the current couplings), still_blocking
         (children whose latest error still names this parent), fix_order (1 = first).
     """
@@ -80,10 +80,8 @@ def dependency_graph(ws: Workspace, *, environment: str | None = None, company: 
                      any_value(dependency_filter) AS dependency_filter
               FROM mappings GROUP BY ALL),
         c AS (SELECT environment, company, bc_record_id,
-                     CASE WHEN crm_record_exists IS false OR bc_record_exists IS false THEN 'deleted'
-                          WHEN skipped THEN 'skipped'
-                          WHEN last_synch_result = 'Failure' OR last_synch_crm_result = 'Failure' THEN 'failed'
-                          ELSE 'ok' END AS parent_state
+                     sa_coupling_state(bc_record_exists, crm_record_exists, skipped, last_synch_result,
+                                       last_synch_crm_result) AS parent_state
               FROM couplings)
         SELECT p.*, m.parent_mapping,
                coalesce(c.parent_state, CASE WHEN m.parent_mapping IS NULL THEN 'unknown' ELSE 'not coupled' END)

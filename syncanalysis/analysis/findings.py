@@ -55,7 +55,7 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 # BC actions the actions layer runs (syncanalysis.actions.CAPTIONS); findings suggest only these
 _ACTIONS = frozenset({"Retry", "Retry All", "Synchronize", "Remove Coupling", "Restore Records", "Delete Records",
                       "Find for Deleted"})
-_PARENT_STATE = {"ok": "coupled since", "not coupled": "still not coupled", "deleted": "deleted in one app",
+_PARENT_STATE = {"ok": "coupled since", "not coupled": "still not coupled", "broken": "deleted in one app",
                  "skipped": "itself skipped", "failed": "itself failing", "unknown": "not in a mapping"}
 MIN_STOP_MINUTES = 180  # shorter pauses are listed by health.gaps but are not worth a finding
 _EPISODE_CODES = {"deleted": "DELETED_BURST", "conflict": "CONFLICT_BURST", "field-length": "FIELD_LENGTH_BURST",
@@ -270,7 +270,7 @@ def _parents(ctx: _Context) -> list[Finding]:
         return out
     end = ctx.history_end
     # a parent blocking a few children because it was itself deleted belongs to the aggregate finding
-    big = (g["blocked_records"] >= 10) | ((g["blocked_records"] >= 3) & (g["parent_state"] != "deleted"))
+    big = (g["blocked_records"] >= 10) | ((g["blocked_records"] >= 3) & (g["parent_state"] != "broken"))
     for r in g[big].itertuples():
         ongoing = r.still_blocking > 0 and r.parent_state != "ok" and end is not None and \
             (end - pd.Timestamp(r.last_seen).to_pydatetime()) < dt.timedelta(days=2)

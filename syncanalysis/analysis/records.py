@@ -20,24 +20,24 @@ import duckdb
 import pandas as pd
 
 from ..errors import SchemaError
+from ..sql import COUPLING_STATES
 from ..workspace import Workspace
 from .signatures import error_text_sql
 
-STATES = ("skipped", "failed", "broken", "ok")
+STATES = COUPLING_STATES
 KEY = ("environment", "company", "table_id", "integration_id")
 
 def local_record_sql(alias: str = "") -> str:
     """SQL of the BC record a ``job_errors`` row is about: the source unless the source is a Dataverse
-    table (spec §2), with blanks as NULL.
+    table in any language (spec §2), blanks as NULL — the workspace macro ``sa_local_record``.
 
     Examples
     --------
-    >>> local_record_sql("e")[:40]
-    "nullif(CASE WHEN e.source_table LIKE 'Da"
+    >>> local_record_sql("e")
+    'sa_local_record(e.source_table, e.source_record_id, e.destination_record_id)'
     """
     a = f"{alias}." if alias else ""
-    return (f"nullif(CASE WHEN {a}source_table LIKE 'Dataverse %' OR {a}source_table LIKE 'CRM %' "
-            f"THEN {a}destination_record_id ELSE {a}source_record_id END, '')")
+    return f"sa_local_record({a}source_table, {a}source_record_id, {a}destination_record_id)"
 
 
 LOCAL_RECORD_SQL = local_record_sql()  # unqualified, for queries over job_errors alone
@@ -48,10 +48,8 @@ _COLUMNS = """
     c.bc_record_id, c.crm_description, coalesce(c.skipped, false) AS skipped,
     c.bc_record_exists, c.crm_record_exists, c.last_synch_result, c.last_synch_crm_result,
     c.last_synch_job_id, c.last_synch_crm_job_id, c.inferred,
-    CASE WHEN c.bc_record_exists IS false OR c.crm_record_exists IS false THEN 'broken'
-         WHEN c.skipped THEN 'skipped'
-         WHEN c.last_synch_result = 'Failure' OR c.last_synch_crm_result = 'Failure' THEN 'failed'
-         ELSE 'ok' END AS state,
+    sa_coupling_state(c.bc_record_exists, c.crm_record_exists, c.skipped, c.last_synch_result,
+                      c.last_synch_crm_result) AS state,
     p.error_message, p.failed_on,
     e.error_no, e.logged_at AS latest_error_on, e.error_message AS latest_error, e.signature, e.cause,
     e.job_id AS error_job_id
@@ -244,18 +242,22 @@ def _where(sel: Selection) -> tuple[str, list[Any]]:
 def records_relation(ws: Workspace, sel: Selection | None = None) -> tuple[str, list[Any]]:
     """Return ``(sql, params)`` selecting the records of ``sel`` with their state and latest error.
 
-    Explicit keys are joined from a registered frame, so 100,000 keys cost one join.
+    Explicit keys travel as list parameters of the SQL itself (one join, and a relation built from it
+    keeps its own keys whatever is built after it).
     """
     sel = sel or Selection()
     latest, page = ensure_latest_errors(ws)
     where, params = _where(sel)
-    keys_join = ""
+    keys_join, key_params = "", []
     if sel.keys is not None:
-        frame = pd.DataFrame(list(sel.keys), columns=list(KEY)) if sel.keys else pd.DataFrame(
-            {k: pd.Series(dtype=object) for k in KEY})
-        ws.con.register("_selection_keys", frame.astype({"table_id": "int64", "integration_id": str}))
-        keys_join = ("JOIN _selection_keys k ON k.environment = c.environment AND k.company = c.company "
-                     "AND k.table_id = c.table_id AND CAST(k.integration_id AS UUID) = c.integration_id ")
+        columns = list(zip(*sel.keys)) if sel.keys else [(), (), (), ()]
+        key_params = [[str(v) for v in columns[0]], [str(v) for v in columns[1]], [int(v) for v in columns[2]],
+                      [str(v) for v in columns[3]]]
+        keys_join = ("JOIN (SELECT unnest(?::VARCHAR[]) AS environment, unnest(?::VARCHAR[]) AS company, "
+                     "unnest(?::INTEGER[]) AS table_id, TRY_CAST(unnest(?::VARCHAR[]) AS UUID) AS integration_id) k "
+                     "ON k.environment = c.environment AND k.company = c.company "
+                     "AND k.table_id = c.table_id AND k.integration_id = c.integration_id ")
+        params = key_params + params
     sql = (
         f"SELECT {_COLUMNS} FROM couplings c {keys_join}"
         "LEFT JOIN (SELECT environment, company, table_id, min(name) AS name FROM mappings GROUP BY ALL) m "

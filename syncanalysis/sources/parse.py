@@ -29,18 +29,9 @@ import duckdb
 import pandas as pd
 
 from .. import bc
+from ..sql import ident, lit  # noqa: F401 - re-exported: the sources use them from here
 from . import captions as cap
 from .errors import SourceError, ValueParseError
-
-
-def lit(text: str) -> str:
-    """Quote ``text`` as a SQL string literal."""
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    """Quote ``name`` as a SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _v(col: str) -> str:
