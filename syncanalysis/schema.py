@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Versions a workspace can be upgraded from when opened writable (see Workspace._check_version): v3 adds
 # how each text was matched to ``signatures``, an analysis cache that is simply rebuilt.
-UPGRADABLE_FROM = (2, 3)
+UPGRADABLE_FROM = (2, 3, 4)
 
 # How complete a source row is (column ``fidelity``). A row is only overwritten by a source of the same
 # or a higher fidelity; a lower one only fills what is still empty (see Workspace.upsert).
@@ -259,7 +259,7 @@ TABLES: dict[str, Table] = {
                 ("errors_exported", "BIGINT"),
                 # raised by every save, so a process can tell whether the twin it holds is still current
                 ("revision", "BIGINT"),
-                # the pickled simulation without its numeric arrays, which are kept in twin_buffers
+                # the simulation as a JSON document (twin.store) without its arrays, which are kept in twin_buffers
                 ("state", "BLOB"),
                 ("buffers", "VARCHAR[]"),
             ),

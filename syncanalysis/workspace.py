@@ -194,8 +194,15 @@ class Workspace:
         """Upgrade a workspace of an older schema in place.
 
         v2 -> v3: match columns of ``signatures``. v3 -> v4: ``skipped_records`` keyed by Coupled To too
-        (page 5333 lines of deleted BC records all have a blank Description).
+        (page 5333 lines of deleted BC records all have a blank Description). v4 -> v5: the twin is stored as
+        data (``twin.store``); a workspace that holds a twin in the old format is refused, not read.
         """
+        if found < 5 and self.con.execute("SELECT count(*) FROM twin_state").fetchall()[0][0]:
+            raise WorkspaceError(
+                f"Workspace {self.path} (schema {found}) stores a twin in the format of an older syncanalysis, "
+                "which could run code when read, so it is not opened. Rebuild it: delete the file and run "
+                "`syncanalysis demo` (or `syncanalysis simulate --workspace FILE`); loaded customer history is "
+                "rebuilt by loading its exports again.")
         with self.transaction() as con:
             if found < 3:
                 for col in ("match", "match_detail", "language"):

@@ -137,7 +137,7 @@ class ClientCredentials:
     """Token function for a Microsoft Entra application (client credentials flow, through msal).
 
     The client secret is read from an environment variable when the first token is needed, handed to
-    msal and never stored on this object, so it cannot end up in a notebook, a pickle or a ``repr``.
+    msal and never stored on this object, so it cannot end up in a notebook, a saved object or a ``repr``.
 
     Parameters
     ----------

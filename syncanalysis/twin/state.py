@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import pickle
 import weakref
 
 import numpy as np
@@ -19,6 +18,7 @@ import pandas as pd
 from ..errors import TwinError
 from ..workspace import Load, LoadReport, Workspace
 from . import operations as ops
+from . import store
 from .export import canonical_frames
 from .scenario import Simulation
 
@@ -57,7 +57,7 @@ def load_twin(ws: Workspace, environment: str | None = None, company: str | None
         Which twin.
     cached
         Reuse the twin this workspace object last loaded or published when the stored one has not
-        changed since (no unpickling). The caller then owns that object: it must :func:`publish` its
+        changed since (no reading). The caller then owns that object: it must :func:`publish` its
         changes or call :func:`forget_twin` — otherwise later cached loads see unpublished changes.
 
     Raises
@@ -84,8 +84,11 @@ def load_twin(ws: Workspace, environment: str | None = None, company: str | None
         "SELECT state, buffers FROM twin_state WHERE environment = ? AND company = ?", list(key)).fetchall()[0]
     stored = dict(ws.con.execute(
         "SELECT digest, data FROM twin_buffers WHERE environment = ? AND company = ?", list(key)).fetchall())
-    # bytearray: arrays over immutable bytes would be read-only, and the twin changes them in place
-    sim = pickle.loads(blob, buffers=[bytearray(stored[d]) for d in digests or []])  # noqa: S301 - our own (_save)
+    missing = [d for d in digests or [] if d not in stored]
+    if missing:
+        raise TwinError(f"The stored twin of {key[0]}/{key[1]} lacks {len(missing)} of its buffers; rebuild the "
+                        "workspace (`syncanalysis demo`, or `syncanalysis simulate --workspace FILE`).")
+    sim = store.loads(blob, [stored[d] for d in digests or []])
     if cached:
         cache[key] = (revision, sim)
     return sim
@@ -118,11 +121,11 @@ def _save(load: Load, sim: Simulation, scenario: str) -> int:
     """Store ``sim`` (inside the load's transaction) and return its new revision."""
     w = sim.world
     _check_finished(sim)
-    # Numeric arrays go out of band (pickle protocol 5) and are stored by content: after an action that
-    # un-skips 100,000 couplings only the Skipped arrays are new, not the 60 MB of the whole twin.
-    buffers: list[pickle.PickleBuffer] = []
-    blob = pickle.dumps(sim, protocol=5, buffer_callback=buffers.append)
-    digests = [hashlib.sha1(b.raw()).hexdigest() for b in buffers]  # noqa: S324 - content identity, not security
+    # The twin as data (twin.store: JSON and raw arrays, read back into its own classes only). Arrays are
+    # stored by content: after an action that un-skips 100,000 couplings only the Skipped arrays are new,
+    # not the 60 MB of the whole twin.
+    blob, buffers = store.dumps(sim)
+    digests = [hashlib.sha1(b).hexdigest() for b in buffers]  # noqa: S324 - content identity, not security
     scope = [w.environment, w.company]
     old = load.con.execute("SELECT revision FROM twin_state WHERE environment = ? AND company = ?", scope).fetchall()
     revision = (old[0][0] or 0) + 1 if old else 1
@@ -136,7 +139,7 @@ def _save(load: Load, sim: Simulation, scenario: str) -> int:
             "jobs_exported": [len(w.jobs)], "errors_exported": [w.errors.base], "revision": [revision],
             "state": [blob], "buffers": [digests]}),
         "_twin_new_buffers": pd.DataFrame({"environment": w.environment, "company": w.company,
-                                           "digest": list(new), "data": [bytes(b.raw()) for b in new.values()]},
+                                           "digest": list(new), "data": list(new.values())},
                                           columns=["environment", "company", "digest", "data"]),
     }
     for name, frame in frames.items():
