@@ -22,10 +22,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q --nbmake --nbmake-timeout=900
+	$(BIN)/pytest -q --doctest-modules syncanalysis -p no:cacheprovider
 
 # Without notebooks and browser tests.
 test-fast: $(STAMP)
 	$(BIN)/pytest -q tests --ignore=tests/e2e
+	$(BIN)/pytest -q --doctest-modules syncanalysis -p no:cacheprovider
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import bc
 from ..analysis.records import STATES, Selection
+from ..sql import registered
 from ..workspace import Workspace
 from .backends import PlanFileBackend, advance_twin, scopes
 from .base import ACTIONS, CAPTIONS, DESTRUCTIVE, DIRECTIONS, WHOLE_COMPANY, ActionError
@@ -146,19 +147,16 @@ def keys_from_file(ws: Workspace, path: str, environment: str | None = None,
                               "not a GUID.")
         frame["integration_id"] = ids
         if "table_id" not in frame.columns:
-            lookup = "SELECT k.*, c.table_id FROM _keys_file k JOIN couplings c ON c.environment = k.environment " \
+            lookup = "SELECT k.*, c.table_id FROM {keys} k JOIN couplings c ON c.environment = k.environment " \
                      "AND c.company = k.company AND c.integration_id = CAST(k.integration_id AS UUID)"
         else:
-            lookup = "SELECT * FROM _keys_file"
+            lookup = "SELECT * FROM {keys}"
     else:
-        lookup = ("SELECT k.*, c.table_id, CAST(c.integration_id AS VARCHAR) AS integration_id FROM _keys_file k "
+        lookup = ("SELECT k.*, c.table_id, CAST(c.integration_id AS VARCHAR) AS integration_id FROM {keys} k "
                   "LEFT JOIN couplings c ON c.environment = k.environment AND c.company = k.company "
                   "AND c.bc_record_id = trim(k.bc_record_id)")
-    ws.con.register("_keys_file", frame)
-    try:
-        out = ws.con.execute(lookup).df()
-    finally:
-        ws.con.unregister("_keys_file")
+    with registered(ws.con, frame, "keys_file") as name:
+        out = ws.con.execute(lookup.replace("{keys}", name)).df()
     if has_ids and len(out) < len(frame):
         print(f"warning: {len(frame) - len(out):,} Integration ID(s) in {file} have no coupling; left out.",
               file=sys.stderr)

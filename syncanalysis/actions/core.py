@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..analysis.records import Selection, records_relation
 from ..analysis.signatures import ensure_signatures
+from ..sql import registered
 from ..twin.state import twin_summary
 from ..workspace import Workspace
 from .audit import current_user, write_audit
@@ -319,18 +320,15 @@ def _resolve(ws: Workspace, sel: Selection, with_errors: bool = False) -> pd.Dat
     if sel.keys:
         keys = pd.DataFrame(list(sel.keys), columns=KEY).astype({"table_id": "int64", "integration_id": str})
         keys["integration_id"] = keys["integration_id"].str.strip("{}").str.lower()
-        ws.con.register("_action_keys", keys)
-        try:
+        with registered(ws.con, keys, "action_keys") as name:
             missing = ws.con.execute(
                 "SELECT k.environment, k.company, k.table_id, k.integration_id, "
                 "coalesce(m.name, 'TABLE ' || k.table_id) AS mapping_name, false AS found "
-                "FROM _action_keys k LEFT JOIN (SELECT environment, company, table_id, min(name) AS name "
+                f"FROM {name} k LEFT JOIN (SELECT environment, company, table_id, min(name) AS name "
                 "FROM mappings GROUP BY ALL) m USING (environment, company, table_id) "
                 "WHERE NOT EXISTS (SELECT 1 FROM couplings c WHERE c.environment = k.environment "
                 "AND c.company = k.company AND c.table_id = k.table_id "
                 "AND c.integration_id = TRY_CAST(k.integration_id AS UUID))").df()
-        finally:
-            ws.con.unregister("_action_keys")
         if len(missing):
             missing = missing.reindex(columns=frame.columns)
             frame = pd.concat([frame, missing], ignore_index=True) if len(frame) else missing
@@ -359,28 +357,22 @@ def _parents(ws: Workspace, targets: pd.DataFrame, notes: list[str]) -> pd.DataF
         notes.append("Parents first: the selected records' errors name no parent record.")
         return targets.iloc[:0]
     _ensure_signatures(ws, msgs["error_message"], notes)
-    ws.con.register("_action_msgs", msgs)
-    try:
+    with registered(ws.con, msgs, "action_msgs") as name:
         parents = ws.con.execute(
             "SELECT DISTINCT m.environment, m.company, s.parent_table, s.parent_key, "
-            "s.parent_table || ': ' || s.parent_key AS parent_record_id "
-            "FROM _action_msgs m JOIN signatures s ON s.error_message = m.error_message "
+            "sa_record_id(s.parent_table, s.parent_key) AS parent_record_id "
+            f"FROM {name} m JOIN signatures s ON s.error_message = m.error_message "
             "WHERE s.parent_key IS NOT NULL AND s.parent_table IS NOT NULL").df()
-    finally:
-        ws.con.unregister("_action_msgs")
     if parents.empty:
         notes.append("Parents first: the selected records' errors name no parent record.")
         return targets.iloc[:0]
     env, comp = parents.iloc[0]["environment"], parents.iloc[0]["company"]
     sql, params = records_relation(ws, Selection(environment=env, company=comp))
-    ws.con.register("_action_parents", parents[["parent_record_id"]])
-    try:
+    with registered(ws.con, parents[["parent_record_id"]], "action_parents") as name:
         found = ws.con.execute(
             _target_select(f"SELECT * FROM ({sql}) p WHERE p.bc_record_id IN "
-                           "(SELECT parent_record_id FROM _action_parents)", True),
+                           f"(SELECT parent_record_id FROM {name})", True),
             params).df()
-    finally:
-        ws.con.unregister("_action_parents")
     uncoupled = sorted(set(parents["parent_record_id"]) - set(found["bc_record_id"]))
     if uncoupled:
         shown = ", ".join(uncoupled[:5]) + (f" and {len(uncoupled) - 5:,} more" if len(uncoupled) > 5 else "")
@@ -392,12 +384,9 @@ def _parents(ws: Workspace, targets: pd.DataFrame, notes: list[str]) -> pd.DataF
 
 def _ensure_signatures(ws: Workspace, messages: pd.Series, notes: list[str]) -> None:
     """Assign signatures when some of ``messages`` have none yet (the parent is read from them)."""
-    ws.con.register("_action_sig_msgs", messages.to_frame("error_message"))
-    try:
-        unknown = ws.con.execute("SELECT count(*) FROM _action_sig_msgs m WHERE NOT EXISTS "
+    with registered(ws.con, messages.to_frame("error_message"), "action_sig_msgs") as name:
+        unknown = ws.con.execute(f"SELECT count(*) FROM {name} m WHERE NOT EXISTS "
                                  "(SELECT 1 FROM signatures s WHERE s.error_message = m.error_message)").fetchall()[0][0]
-    finally:
-        ws.con.unregister("_action_sig_msgs")
     if not unknown:
         return
     if ensure_signatures(ws) == 0 and ws.read_only:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..sql import registered
 from ..twin import operations as ops
 from ..twin.state import forget_twin, load_twin, publish
 from ..workspace import Workspace
@@ -212,17 +213,12 @@ def delete_entries(ws: Workspace, days_old: int = 7, *, environment: str | None 
     try:
         def apply(load: Any) -> None:
             purged = np.array([w.jobs[i].id for i in gone if i in w.deleted_job_errors], dtype=object)
-            load.con.register("_deleted_jobs", pd.DataFrame({"job_id": ids.astype(str)}))
-            load.con.register("_purged_jobs", pd.DataFrame({"job_id": purged.astype(str)}))
-            try:
-                for table, frame in (("job_errors", "_purged_jobs"), ("jobs", "_deleted_jobs")):
+            for table, chosen in (("job_errors", purged), ("jobs", ids)):
+                with registered(load.con, pd.DataFrame({"job_id": chosen.astype(str)}), "deleted_jobs") as name:
                     n = load.con.execute(
                         f"DELETE FROM {table} WHERE environment = ? AND company = ? AND job_id IN "
-                        f"(SELECT CAST(job_id AS UUID) FROM {frame})", [env, comp]).fetchall()[0][0]
-                    load.count_deleted(table, n)
-            finally:
-                load.con.unregister("_deleted_jobs")
-                load.con.unregister("_purged_jobs")
+                        f"(SELECT CAST(job_id AS UUID) FROM {name})", [env, comp]).fetchall()[0][0]
+                load.count_deleted(table, n)
             frame = outcome[outcome["integration_id"].isin(set(ids))]
             result.action_id = write_audit(load.con, plan=audit_plan, who=who, dry_run=False, outcome=frame,
                                            counts=counts | {"changed": len(frame)}, notes=notes,

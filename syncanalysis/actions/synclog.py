@@ -18,6 +18,7 @@ import pandas as pd
 from .. import bc
 from ..analysis.records import Selection, local_record_sql, records_relation
 from ..analysis.signatures import error_text_sql
+from ..sql import registered
 from ..twin import operations as ops
 from ..twin.model import BC, DV
 from ..twin.state import has_twin, load_twin
@@ -154,16 +155,13 @@ def sync_log(ws: Workspace, *, environment: str, company: str, bc_record_id: str
     extra_frame = pd.DataFrame([(str(j), w) for j, w in extra if j is not None], columns=["job_id", "why"])
     why = pd.concat([why, extra_frame], ignore_index=True) if len(extra_frame) else why
     why = why.groupby("job_id", as_index=False)["why"].agg(lambda s: "; ".join(dict.fromkeys(s)))
-    ws.con.register("_synclog_jobs", why)
-    try:
+    with registered(ws.con, why, "synclog_jobs") as name:
         jobs = ws.con.execute(
             "SELECT j.job_id, j.start_datetime, j.finish_datetime, j.mapping_name, j.synch_direction, j.type, "
             "j.trigger, j.job_queue_log_entry_no, j.inserted, j.modified, j.unchanged, j.skipped, j.failed, "
-            "j.uncoupled, j.coupled, j.message, w.why FROM jobs j JOIN _synclog_jobs w "
+            f"j.uncoupled, j.coupled, j.message, w.why FROM jobs j JOIN {name} w "
             "ON CAST(j.job_id AS VARCHAR) = w.job_id WHERE j.environment = ? AND j.company = ? "
             "ORDER BY j.start_datetime DESC", [environment, company]).df()
-    finally:
-        ws.con.unregister("_synclog_jobs")
     timeline = _timeline(record, errors, jobs, actions)
     versions = _versions(ws, environment, company, record)
     return SyncLog(record=record, jobs=jobs, errors=errors, timeline=timeline, versions=versions)

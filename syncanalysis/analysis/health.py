@@ -14,6 +14,7 @@ import datetime as dt
 
 import pandas as pd
 
+from ..sql import registered
 from ..workspace import Workspace
 
 INTERVAL_MIN = 30  # BC's default recurring interval of the synchronization job queue entries
@@ -161,11 +162,10 @@ def stopped_periods(ws: Workspace, *, environment: str | None = None, company: s
     if stopped.empty:
         return pd.DataFrame(columns=["environment", "company", "start", "end", "minutes", "mappings"])
     runs, params = runs_sql(environment, company)
-    ws.con.register("_stopped_gaps", stopped)
-    try:
+    with registered(ws.con, stopped, "stopped_gaps") as stopped_name:
         out = ws.con.execute(f"""
             WITH r AS (SELECT * FROM ({runs})),
-            g AS (SELECT * FROM _stopped_gaps),
+            g AS (SELECT * FROM {stopped_name}),
             -- overlap of stopped gaps: for each gap, the other stopped mappings whose gap covers its start
             o AS (
                 SELECT a.environment, a.company, a.gap_start, a.gap_end,
@@ -182,8 +182,6 @@ def stopped_periods(ws: Workspace, *, environment: str | None = None, company: s
                  AND r.run_start > o.start AND r.run_start < o."end")
             ORDER BY o.environment, o.company, o.start
         """, params).df()
-    finally:
-        ws.con.unregister("_stopped_gaps")
     # several gaps describe the same stop: keep the widest window per start
     return out.sort_values("minutes", ascending=False).drop_duplicates(["environment", "company", "start"]) \
         .sort_values(["environment", "company", "start"]).reset_index(drop=True)

@@ -85,6 +85,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from ..errors import SyncAnalysisError
+from ..sql import registered
 from .causes import CAUSES, DATAVERSE_ERROR, UNCLASSIFIED, cause_info
 from .rules import DATAVERSE_CONTEXT, TEXT_RULES, codes_in, dataverse_code_causes, label_causes
 
@@ -1442,11 +1443,8 @@ def assign_signatures(ws: Workspace, *, progress: bool = False) -> int:
         texts = [r[0] for r in con.execute(_NEW_TEXTS_SQL).fetchall()]
         if texts:
             frame = _classify_texts(texts, _known_representatives(ws), progress)
-            con.register("_new_signatures", frame)
-            try:
-                con.execute(f"INSERT INTO signatures SELECT {', '.join(COLUMNS)} FROM _new_signatures")
-            finally:
-                con.unregister("_new_signatures")
+            with registered(con, frame, "new_signatures") as name:
+                con.execute(f"INSERT INTO signatures SELECT {', '.join(COLUMNS)} FROM {name}")
         con.execute(
             f"""UPDATE job_errors SET signature = s.signature, cause = s.cause
             FROM signatures s

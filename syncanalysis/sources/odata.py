@@ -154,9 +154,10 @@ class ClientCredentials:
 
     Examples
     --------
-    >>> token = ClientCredentials("contoso.onmicrosoft.com", "00000000-0000-0000-0000-000000000001")
-    >>> "secret" in repr(token).lower()
-    False
+    The object names the variable, never its value:
+
+    >>> ClientCredentials("contoso.onmicrosoft.com", "00000000-0000-0000-0000-000000000001", secret_env="BC_SECRET")
+    ClientCredentials(tenant_id='contoso.onmicrosoft.com', client_id='00000000-0000-0000-0000-000000000001', scope='https://api.businesscentral.dynamics.com/.default', secret_env='BC_SECRET')
     """
 
     def __init__(self, tenant_id: str, client_id: str, scope: str = BC_SCOPE, *, secret_env: str = SECRET_ENV,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TwinError
+from ..sql import registered
 from ..workspace import Load, LoadReport, Workspace
 from . import operations as ops
 from . import store
@@ -133,25 +134,18 @@ def _save(load: Load, sim: Simulation, scenario: str) -> int:
         "SELECT digest FROM twin_buffers WHERE environment = ? AND company = ?", scope).fetchall()}
     new = {d: b for d, b in zip(digests, buffers) if d not in have}
     # a bytes parameter is bound slowly (~50 MB/s); registered frames are several times faster
-    frames = {
-        "_twin_state_row": pd.DataFrame({
-            "environment": [w.environment], "company": [w.company], "scenario": [scenario], "clock": [_now(sim)],
-            "jobs_exported": [len(w.jobs)], "errors_exported": [w.errors.base], "revision": [revision],
-            "state": [blob], "buffers": [digests]}),
-        "_twin_new_buffers": pd.DataFrame({"environment": w.environment, "company": w.company,
-                                           "digest": list(new), "data": list(new.values())},
-                                          columns=["environment", "company", "digest", "data"]),
-    }
-    for name, frame in frames.items():
-        load.con.register(name, frame)
-    try:
-        load.con.execute("INSERT OR REPLACE INTO twin_state SELECT * FROM _twin_state_row")
-        load.con.execute("INSERT INTO twin_buffers SELECT * FROM _twin_new_buffers")
+    state_row = pd.DataFrame({
+        "environment": [w.environment], "company": [w.company], "scenario": [scenario], "clock": [_now(sim)],
+        "jobs_exported": [len(w.jobs)], "errors_exported": [w.errors.base], "revision": [revision],
+        "state": [blob], "buffers": [digests]})
+    new_buffers = pd.DataFrame({"environment": w.environment, "company": w.company, "digest": list(new),
+                                "data": list(new.values())}, columns=["environment", "company", "digest", "data"])
+    with registered(load.con, state_row, "twin_state_row") as row, \
+            registered(load.con, new_buffers, "twin_new_buffers") as added:
+        load.con.execute(f"INSERT OR REPLACE INTO twin_state SELECT * FROM {row}")
+        load.con.execute(f"INSERT INTO twin_buffers SELECT * FROM {added}")
         load.con.execute("DELETE FROM twin_buffers WHERE environment = ? AND company = ? AND NOT list_contains(?, digest)",
                          [*scope, digests])
-    finally:
-        for name in frames:
-            load.con.unregister(name)
     return revision
 
 
@@ -230,16 +224,13 @@ def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, sour
                 for lo in range(0, max(len(frame), 1), CHUNK_ROWS):
                     load.upsert(table, frame.iloc[lo : lo + CHUNK_ROWS])
             del frames
-            load.con.register("_twin_keys", keys)
-            try:
+            with registered(load.con, keys, "twin_keys") as name:
                 gone = load.con.execute(
                     f"DELETE FROM couplings c WHERE environment = ? AND company = ? AND {gone_sql} "
-                    "(SELECT 1 FROM _twin_keys k WHERE k.table_id = c.table_id "
+                    f"(SELECT 1 FROM {name} k WHERE k.table_id = c.table_id "
                     "AND CAST(k.integration_id AS UUID) = c.integration_id)",
                     [w.environment, w.company],
                 ).fetchall()[0][0]
-            finally:
-                load.con.unregister("_twin_keys")
             load.count_deleted("couplings", gone)
             w.errors.drop()
             revision = _save(load, sim, scenario)
