@@ -64,6 +64,20 @@ def record_id(table_caption: str, key: str) -> str:
     return f"{table_caption}: {key}"
 
 
+def split_record_id(record_id_text: str | None) -> tuple[str | None, str | None]:
+    """Split one RecordID text into table caption and key (``(None, None)`` when it is not one).
+
+    Examples
+    --------
+    >>> split_record_id("Sales Line: Invoice,1001,10000")
+    ('Sales Line', 'Invoice,1001,10000')
+    >>> split_record_id("10000")
+    (None, None)
+    """
+    table, sep, key = (record_id_text or "").partition(": ")
+    return (table, key) if sep else (None, None)
+
+
 def direction_text(source_caption: str, destination_caption: str) -> str:
     """Return page 5338's computed Direction text, label ``"%1 to %2."``."""
     return f"{source_caption} to {destination_caption}."

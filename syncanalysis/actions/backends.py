@@ -749,7 +749,7 @@ def plan_document(plan: Plan, *, action_id: int | None = None, who: str | None =
     """The plan file's content: steps grouped per page, mapping/table and action, in batches with BC filters."""
     t = plan.targets
     change = t[t["status"] == "change"].copy()
-    change["description"] = change["bc_record_id"].astype(str).str.split(": ", n=1).str[-1]
+    change["description"] = bc.split_record_ids(change["bc_record_id"])[1].fillna("")
     change = change.sort_values(["description", "integration_id"], kind="stable")
     change["page"] = _page_of(plan, change)
     steps: list[dict[str, Any]] = []

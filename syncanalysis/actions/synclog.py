@@ -106,7 +106,7 @@ def sync_log(ws: Workspace, *, environment: str, company: str, bc_record_id: str
                           f"{environment}/{company}.")
     if found.empty:
         # BC's ShowLog needs the table's mapping (CRMSynchSkippedRecords T132); only checkable when mappings are loaded
-        caption = bc_record_id.split(": ", 1)[0]
+        caption = bc.split_record_id(bc_record_id)[0] or bc_record_id
         known = ws.con.execute("SELECT list(DISTINCT table_caption) FROM mappings WHERE environment = ? AND company = ?",
                                [environment, company]).fetchall()[0][0] or []
         if known and caption not in known:
@@ -243,7 +243,7 @@ def _versions(ws: Workspace, environment: str, company: str, record: dict[str, A
     mapping = record.get("mapping_name")
     rid = record.get("bc_record_id") or ""
     if mapping not in w.tables:
-        caption = rid.split(": ", 1)[0]
+        caption = bc.split_record_id(rid)[0]
         mapping = next((n for n, t in w.tables.items() if t.config.bc_caption == caption), None)
         if mapping is None:
             return None
@@ -251,8 +251,8 @@ def _versions(ws: Workspace, environment: str, company: str, record: dict[str, A
     row = -1
     if record.get("integration_id"):
         row = int(ops.rows_for_ids(w, mapping, [record["integration_id"]])[0])
-    if row < 0 and ": " in rid:
-        hit = np.flatnonzero(tb.key == rid.split(": ", 1)[1])
+    if row < 0 and bc.split_record_id(rid)[1] is not None:
+        hit = np.flatnonzero(tb.key == bc.split_record_id(rid)[1])
         row = int(hit[-1]) if len(hit) else -1
     cols = ["field", "dataverse_field", "direction", "bc_value", "dataverse_value", "bc_length", "dataverse_length",
             "differs"]

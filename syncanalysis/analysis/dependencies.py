@@ -64,14 +64,14 @@ def dependency_graph(ws: Workspace, *, environment: str | None = None, company: 
         WITH e AS ({errors_with_signatures_sql(where)}),
         p AS (
             SELECT environment, company, parent_table, parent_key,
-                   parent_table || ': ' || parent_key AS parent_record_id, mapping_name AS child_mapping,
+                   sa_record_id(parent_table, parent_key) AS parent_record_id, mapping_name AS child_mapping,
                    count(DISTINCT record_id) AS blocked_records, count(*) AS errors,
                    min(logged_at) AS first_seen, max(logged_at) AS last_seen, mode(cause) AS cause
             FROM e
-            WHERE parent_key IS NOT NULL AND record_id <> parent_table || ': ' || parent_key
+            WHERE parent_key IS NOT NULL AND record_id <> sa_record_id(parent_table, parent_key)
             GROUP BY ALL),
         latest AS (
-            SELECT environment, company, record_id, arg_max(parent_table || ': ' || parent_key, error_no) AS names
+            SELECT environment, company, record_id, arg_max(sa_record_id(parent_table, parent_key), error_no) AS names
             FROM e GROUP BY ALL),
         still AS (
             SELECT environment, company, names AS parent_record_id, count(*) AS still_blocking

@@ -188,7 +188,7 @@ def ensure_latest_errors(ws: Workspace) -> tuple[str, str]:
             WITH e AS (
                 SELECT je.environment, je.company, je.error_no, je.logged_at, je.job_id, {text} AS error_message,
                        coalesce(je.signature, s.signature) AS signature, coalesce(je.cause, s.cause) AS cause,
-                       s.parent_table || ': ' || s.parent_key AS parent, {local_record_sql("je")} AS record_id
+                       sa_record_id(s.parent_table, s.parent_key) AS parent, {local_record_sql("je")} AS record_id
                 FROM job_errors je LEFT JOIN signatures s ON s.error_message = {text})
             SELECT c.environment, c.company, c.table_id, c.integration_id,
                    max(e.error_no) AS error_no, arg_max(e.logged_at, e.error_no) AS logged_at,

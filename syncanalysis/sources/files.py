@@ -1058,9 +1058,7 @@ def _plain(parsed: Parsed, skip: Iterable[str] = ()) -> dict[str, str]:
 
 
 def _record_split(col: str, part: int) -> str:
-    return (f"CASE WHEN strpos({col}, ': ') > 0 THEN "
-            + (f"left({col}, strpos({col}, ': ') - 1)" if part == 0 else f"substr({col}, strpos({col}, ': ') + 2)")
-            + " END")
+    return f"sa_record_table({col})" if part == 0 else f"sa_record_key({col})"
 
 
 def _canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, company: str,

@@ -176,10 +176,10 @@ def derive_bc_record_ids(con: duckdb.DuckDBPyConnection, env: str, company: str)
 def couplings_by_description_sql(env: str, company: str) -> str:
     """SQL of couplings unique per (table_id, key of bc_record_id): ``(table_id, description, integration_id, crm_id)``."""
     return (
-        "SELECT table_id, substr(bc_record_id, strpos(bc_record_id, ': ') + 2) AS description, "
+        "SELECT table_id, sa_record_key(bc_record_id) AS description, "
         "any_value(integration_id) AS integration_id, any_value(crm_id) AS crm_id FROM couplings "
         f"WHERE environment = {lit(env)} AND company = {lit(company)} AND bc_record_id IS NOT NULL "
-        "AND strpos(bc_record_id, ': ') > 0 GROUP BY ALL HAVING count(*) = 1"
+        "AND sa_record_key(bc_record_id) IS NOT NULL GROUP BY ALL HAVING count(*) = 1"
     )
 
 

@@ -151,8 +151,9 @@ class World:
 def _record_ids(t: TableState, side: int, idx: np.ndarray) -> np.ndarray:
     cfg = t.config
     if side == BC:
-        return np.array([f"{cfg.bc_caption}: {k}" for k in t.key[idx]], dtype=object)
-    return np.array([f"{cfg.dv_caption}: {bc.format_guid(g)}" if g else "" for g in t.ids[DV][idx]], dtype=object)
+        return np.array([bc.record_id(cfg.bc_caption, k) for k in t.key[idx]], dtype=object)
+    return np.array([bc.record_id(cfg.dv_caption, bc.format_guid(g)) if g else "" for g in t.ids[DV][idx]],
+                    dtype=object)
 
 
 def _checks(world: World, t: TableState, d: int, idx: np.ndarray, insert: np.ndarray):

@@ -309,9 +309,9 @@ def _existence(w: World) -> dict[str, bool]:
     for t in w.tables.values():
         cfg = t.config
         for k, e in zip(t.key, t.exists[BC]):
-            out[f"{cfg.bc_caption}: {k}"] = bool(e)
+            out[bc.record_id(cfg.bc_caption, k)] = bool(e)
         for g, e in zip(t.ids[DV], t.exists[DV]):
-            out[f"{cfg.dv_caption}: {bc.format_guid(g)}"] = bool(e)
+            out[bc.record_id(cfg.dv_caption, bc.format_guid(g))] = bool(e)
     return out
 
 

@@ -835,7 +835,7 @@ class Simulation:
         dst = np.concatenate(log.destination)
         directions = np.array([j.direction for j in self.world.jobs], np.int8)
         dv_only = (directions[np.concatenate(log.job)] == FROM) & (dst == "")
-        keys[dv_only] = pd.Series(src[dv_only], dtype=object).str.split(": ", n=1).str[1].to_numpy(dtype=object)
+        keys[dv_only] = bc.split_record_ids(pd.Series(src[dv_only], dtype=object))[1].to_numpy(dtype=object)
         self.affected: dict[int, list[str]] = {}
         mapping = np.concatenate(log.mapping)
         rule = np.concatenate(log.rule)
