@@ -144,6 +144,8 @@ class Workspace:
                 f"Cannot open workspace {self.path}: {exc}. Is it a DuckDB file not in use by another process?"
             ) from exc
         self._depth = 0
+        self._revision = 0
+        self._memo: dict[str, tuple[tuple, Any]] = {}
         if not read_only:
             self._create_schema()
         self._check_version()
@@ -247,11 +249,41 @@ class Workspace:
             yield self.con
         except BaseException:
             self.con.rollback()
+            self._memo.clear()  # derived temp tables built inside the transaction are gone too
             raise
         else:
             self.con.commit()
         finally:
             self._depth = 0
+            self._revision += 1
+
+    # -- derived state ---------------------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        """A counter that moves with every transaction of this workspace object (committed or not).
+
+        Derived state (temp tables of latest errors, backlog episodes, a panel's list order) is kept
+        with :meth:`memo` under it, so it is rebuilt exactly when the workspace may have changed.
+        """
+        return self._revision
+
+    def memo(self, name: str, key: object, build: Callable[[], Any]) -> Any:
+        """The value ``build()`` returned for ``name`` and ``key`` at this :attr:`revision`, built once.
+
+        Examples
+        --------
+        >>> ws = Workspace()
+        >>> calls = []
+        >>> ws.memo("n", 1, lambda: calls.append(1) or len(calls)), ws.memo("n", 1, lambda: 99)
+        (1, 1)
+        """
+        full = (self._revision, key)
+        hit = self._memo.get(name)
+        if hit is not None and hit[0] == full:
+            return hit[1]
+        value = build()
+        self._memo[name] = (full, value)
+        return value
 
     # -- writing ---------------------------------------------------------------------------
     def upsert(self, table: str, frame: pd.DataFrame | duckdb.DuckDBPyRelation, *,

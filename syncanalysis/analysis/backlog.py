@@ -77,22 +77,15 @@ def _age_bucket_sql(days: str) -> str:
             f"WHEN {days} < 30 THEN '{AGE_BUCKETS[2]}' ELSE '{AGE_BUCKETS[3]}' END")
 
 
-def _version(ws: Workspace) -> tuple:
-    return ws.con.execute(
-        "SELECT (SELECT coalesce(max(load_id), 0) FROM loads), (SELECT count(*) FROM signatures), "
-        "(SELECT count(*) FROM job_errors), (SELECT count(*) FROM jobs), (SELECT count(*) FROM couplings), "
-        "(SELECT count(*) FROM actions), (SELECT count(*) FILTER (skipped) FROM couplings)"
-    ).fetchall()[0]
-
-
 def _build(ws: Workspace, environment: str | None, company: str | None, mapping: str | None) -> None:
     """Build the temp tables ``_bk_ev`` (chained errors), ``_bk_skips`` and ``_bk_episodes`` for these filters.
 
     Reused while the workspace and the filters are unchanged (a panel or notebook asks many questions).
     """
-    key = (_version(ws), environment, company, mapping)
-    if getattr(ws, "_backlog_key", None) == key:
-        return
+    ws.memo("backlog", (environment, company, mapping), lambda: _build_tables(ws, environment, company, mapping))
+
+
+def _build_tables(ws: Workspace, environment: str | None, company: str | None, mapping: str | None) -> bool:
     con = ws.con
     w, params = where(environment, company, mapping, time_col="start_datetime")
     # Jobs of each mapping and direction in run order. Only job-queue runs retry the failed records (§6.2): a
@@ -202,7 +195,7 @@ def _build(ws: Workspace, environment: str | None, company: str | None, mapping:
     _build_episodes(ws)
     for t in ("_bk_after", "_bk_links", "_bk_jump", "_bk_flags", "_bk_events"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
-    ws._backlog_key = key
+    return True
 
 
 def _build_snapshot(ws: Workspace, environment: str | None, company: str | None, mapping: str | None) -> None:

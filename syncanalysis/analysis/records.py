@@ -142,13 +142,6 @@ class Selection:
         return ", ".join(parts) or "all coupled records"
 
 
-def _index_version(ws: Workspace) -> tuple:
-    return ws.con.execute(
-        "SELECT (SELECT coalesce(max(load_id), 0) FROM loads), (SELECT count(*) FROM signatures), "
-        "(SELECT count(*) FROM job_errors), (SELECT count(*) FROM couplings)"
-    ).fetchall()[0]
-
-
 def ensure_latest_errors(ws: Workspace) -> tuple[str, str]:
     """Build (or reuse) the temp tables of each coupling's errors; return ``(latest, page)``, their names.
 
@@ -162,45 +155,47 @@ def ensure_latest_errors(ws: Workspace) -> tuple[str, str]:
     where neither job is known, what a loaded page 5333 export showed. Rebuilt only when the history
     changed (a new load, new signatures), so paging a panel over a million errors costs one join.
     """
-    version = _index_version(ws)
-    if getattr(ws, "_latest_errors_version", None) != version:
-        text = error_text_sql("je")
-        ws.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _page_errors AS
-            SELECT c.environment, c.company, c.table_id, c.integration_id,
-                   arg_max(coalesce(je.message, left({text}, 250)), je.error_no) AS error_message,
-                   arg_max(je.logged_at, je.error_no) AS failed_on
-            FROM couplings c JOIN job_errors je ON je.environment = c.environment AND je.company = c.company
-             AND je.job_id = coalesce(c.last_synch_crm_job_id, c.last_synch_job_id)
-             AND {local_record_sql("je")} = c.bc_record_id
-            WHERE CASE WHEN c.last_synch_crm_job_id IS NOT NULL THEN c.bc_record_exists IS NOT false
-                       ELSE c.crm_record_exists IS NOT false END
-            GROUP BY ALL
-            UNION ALL
-            SELECT s.environment, s.company, s.table_id, s.integration_id,
-                   any_value(nullif(s.error_message, '')), any_value(s.failed_on)
-            FROM skipped_records s JOIN couplings c ON c.environment = s.environment AND c.company = s.company
-             AND c.table_id = s.table_id AND c.integration_id = s.integration_id
-            WHERE c.last_synch_crm_job_id IS NULL AND c.last_synch_job_id IS NULL
-            GROUP BY ALL""")
-        ws.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _latest_errors AS
-            WITH e AS (
-                SELECT je.environment, je.company, je.error_no, je.logged_at, je.job_id, {text} AS error_message,
-                       coalesce(je.signature, s.signature) AS signature, coalesce(je.cause, s.cause) AS cause,
-                       sa_record_id(s.parent_table, s.parent_key) AS parent, {local_record_sql("je")} AS record_id
-                FROM job_errors je LEFT JOIN signatures s ON s.error_message = {text})
-            SELECT c.environment, c.company, c.table_id, c.integration_id,
-                   max(e.error_no) AS error_no, arg_max(e.logged_at, e.error_no) AS logged_at,
-                   arg_max(e.error_message, e.error_no) AS error_message, arg_max(e.signature, e.error_no) AS signature,
-                   arg_max(e.cause, e.error_no) AS cause, arg_max(e.parent, e.error_no) AS parent,
-                   arg_max(e.job_id, e.error_no) AS job_id
-            FROM couplings c JOIN e ON e.environment = c.environment AND e.company = c.company
-             AND e.record_id = c.bc_record_id
-             AND (e.job_id IN (c.last_synch_crm_job_id, c.last_synch_job_id)
-                  OR (c.last_synch_crm_job_id IS NULL AND c.last_synch_job_id IS NULL))
-            GROUP BY ALL""")
-        ws._latest_errors_version = version
+    return ws.memo("latest_errors", None, lambda: _build_latest_errors(ws))
+
+
+def _build_latest_errors(ws: Workspace) -> tuple[str, str]:
+    """Create the two temp tables :func:`ensure_latest_errors` names (SQL over the whole history)."""
+    text = error_text_sql("je")
+    ws.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _page_errors AS
+        SELECT c.environment, c.company, c.table_id, c.integration_id,
+               arg_max(coalesce(je.message, left({text}, 250)), je.error_no) AS error_message,
+               arg_max(je.logged_at, je.error_no) AS failed_on
+        FROM couplings c JOIN job_errors je ON je.environment = c.environment AND je.company = c.company
+         AND je.job_id = coalesce(c.last_synch_crm_job_id, c.last_synch_job_id)
+         AND {local_record_sql("je")} = c.bc_record_id
+        WHERE CASE WHEN c.last_synch_crm_job_id IS NOT NULL THEN c.bc_record_exists IS NOT false
+                   ELSE c.crm_record_exists IS NOT false END
+        GROUP BY ALL
+        UNION ALL
+        SELECT s.environment, s.company, s.table_id, s.integration_id,
+               any_value(nullif(s.error_message, '')), any_value(s.failed_on)
+        FROM skipped_records s JOIN couplings c ON c.environment = s.environment AND c.company = s.company
+         AND c.table_id = s.table_id AND c.integration_id = s.integration_id
+        WHERE c.last_synch_crm_job_id IS NULL AND c.last_synch_job_id IS NULL
+        GROUP BY ALL""")
+    ws.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _latest_errors AS
+        WITH e AS (
+            SELECT je.environment, je.company, je.error_no, je.logged_at, je.job_id, {text} AS error_message,
+                   coalesce(je.signature, s.signature) AS signature, coalesce(je.cause, s.cause) AS cause,
+                   sa_record_id(s.parent_table, s.parent_key) AS parent, {local_record_sql("je")} AS record_id
+            FROM job_errors je LEFT JOIN signatures s ON s.error_message = {text})
+        SELECT c.environment, c.company, c.table_id, c.integration_id,
+               max(e.error_no) AS error_no, arg_max(e.logged_at, e.error_no) AS logged_at,
+               arg_max(e.error_message, e.error_no) AS error_message, arg_max(e.signature, e.error_no) AS signature,
+               arg_max(e.cause, e.error_no) AS cause, arg_max(e.parent, e.error_no) AS parent,
+               arg_max(e.job_id, e.error_no) AS job_id
+        FROM couplings c JOIN e ON e.environment = c.environment AND e.company = c.company
+         AND e.record_id = c.bc_record_id
+         AND (e.job_id IN (c.last_synch_crm_job_id, c.last_synch_job_id)
+              OR (c.last_synch_crm_job_id IS NULL AND c.last_synch_job_id IS NULL))
+        GROUP BY ALL""")
     return "_latest_errors", "_page_errors"
 
 

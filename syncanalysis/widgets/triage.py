@@ -63,11 +63,9 @@ def _page_or_latest(page: pd.DataFrame) -> dict[str, pd.Series]:
     return {"error_message": message, "failed_on": failed_on}
 
 
-def workspace_version(ws: Workspace) -> tuple:
-    """What changes when history is loaded or an action runs: the last load, the last action, the couplings."""
-    return tuple(ws.con.execute(
-        "SELECT (SELECT coalesce(max(load_id), 0) FROM loads), (SELECT coalesce(max(action_id), 0) FROM actions), "
-        "(SELECT count(*) FROM couplings)").fetchall()[0])
+def workspace_version(ws: Workspace) -> int:
+    """What changes when history is loaded or an action runs: the workspace's :attr:`~Workspace.revision`."""
+    return ws.revision
 
 
 def is_read_only(ws: Workspace) -> bool:
