@@ -17,18 +17,7 @@ from typing import Any
 from .twin.export import write_sample_data
 from .twin.scenario import ScenarioConfig, Simulation
 from .twin.state import attach_twin, publish
-from .workspace import LoadReport, Workspace
-
-
-def project_root(start: str | Path | None = None) -> Path:
-    """The nearest folder (from ``start``, default the current one, upwards) holding this project's
-    ``pyproject.toml`` and ``sample_data/``; the current folder when there is none (an installed package)."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").exists() and (folder / "sample_data").is_dir():
-            return folder
-    return here
-
+from .workspace import LoadReport, Workspace, project_root
 
 DEFAULT_WORKSPACE = project_root() / "build" / "demo.duckdb"
 

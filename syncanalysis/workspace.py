@@ -118,6 +118,16 @@ class Load:
         self.report.tables.setdefault(table, UpsertResult(table)).deleted += n
 
 
+def project_root(start: str | Path | None = None) -> Path:
+    """The nearest folder (from ``start``, default the current one, upwards) holding this project's
+    ``pyproject.toml`` and ``sample_data/``; the current folder when there is none (an installed package)."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").exists() and (folder / "sample_data").is_dir():
+            return folder
+    return here
+
+
 class Workspace:
     """A DuckDB workspace holding the canonical tables.
 

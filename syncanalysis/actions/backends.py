@@ -28,7 +28,7 @@ from ..twin import operations as ops
 from ..twin.model import BC, DV, FROM, TO
 from ..twin.scenario import Simulation
 from ..twin.state import forget_twin, has_twin, load_twin, publish, twin_summary
-from ..workspace import LoadReport, Workspace
+from ..workspace import LoadReport, Workspace, project_root
 from .audit import write_audit
 from .base import CAPTIONS, DIRECTION_TEXT, ActionError, ActionResult, Plan, Progress, bc_notification
 
@@ -662,8 +662,6 @@ def default_plan_path(plan: Plan, ws: Workspace | None = None) -> Path:
     """``plans/<action>-<environment>-<company>-<UTC time>.json`` beside the workspace file (for the demo
     workspace ``build/demo.duckdb`` that is ``build/plans/``); ``build/plans/`` under the project root for an
     in-memory workspace."""
-    from ..demo import project_root
-
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     parts = [plan.action, plan.environment or "all", plan.company or "all", stamp]
     name = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", p).strip("_") for p in parts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..sql import scope
 from ..workspace import Workspace
 from .records import local_record_sql
 from .signatures import error_text_sql
@@ -39,15 +40,6 @@ def errors_with_signatures_sql(where: str = "") -> str:
     """
 
 
-def _scope(environment: str | None, company: str | None) -> tuple[str, list]:
-    clauses, params = [], []
-    for col, value in (("je.environment", environment), ("je.company", company)):
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
 def dependency_graph(ws: Workspace, *, environment: str | None = None, company: str | None = None) -> pd.DataFrame:
     """Parents named by errors and the children they block, in the order to fix them.
 
@@ -59,7 +51,8 @@ def dependency_graph(ws: Workspace, *, environment: str | None = None, company: 
         ``skipped``, ``failed``, ``ok`` or ``unknown`` from the current couplings), still_blocking
         (children whose latest error still names this parent), fix_order (1 = first).
     """
-    where, params = _scope(environment, company)
+    cond, params = scope("je", environment=environment, company=company)
+    where = f"WHERE {cond}"
     df = ws.con.execute(f"""
         WITH e AS ({errors_with_signatures_sql(where)}),
         p AS (

@@ -16,19 +16,10 @@ import pandas as pd
 
 from ..sql import registered
 from ..workspace import Workspace
+from .trends import where as trends_where
 
 INTERVAL_MIN = 30  # BC's default recurring interval of the synchronization job queue entries
 LONGEST_INACTIVITY_MIN = 1440  # the longest inactivity timeout BC sets on them (codeunit 7204)
-
-
-def _filters(environment: str | None, company: str | None, mapping: str | None = None,
-             prefix: str = "") -> tuple[str, list]:
-    clauses, params = [], []
-    for col, value in (("environment", environment), ("company", company), ("mapping_name", mapping)):
-        if value is not None:
-            clauses.append(f"{prefix}{col} = ?")
-            params.append(value)
-    return (" AND " + " AND ".join(clauses)) if clauses else "", params
 
 
 def runs_sql(environment: str | None = None, company: str | None = None, mapping: str | None = None) -> tuple[str, list]:
@@ -37,7 +28,7 @@ def runs_sql(environment: str | None = None, company: str | None = None, mapping
     Columns: environment, company, mapping_name, run_key, job_queue_log_entry_no, trigger, run_start,
     run_end, jobs, processed, written, failed, busy.
     """
-    where, params = _filters(environment, company, mapping)
+    where, params = trends_where(environment, company, mapping, time_col="start_datetime")
     sql = f"""
         SELECT environment, company, mapping_name,
                CASE WHEN job_queue_log_entry_no = 0 THEN CAST(job_id AS VARCHAR)
@@ -67,7 +58,7 @@ def job_health(ws: Workspace, *, environment: str | None = None, company: str | 
         (processed per minute of job time), failed, processed, failed_share, first_run, last_run.
     """
     runs, params = runs_sql(environment, company)
-    where, wparams = _filters(environment, company)
+    where, wparams = trends_where(environment, company, time_col="start_datetime")
     time_where, tparams = "", []
     if since is not None:
         time_where += " AND start_datetime >= ?"

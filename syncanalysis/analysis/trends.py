@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SchemaError
+from ..sql import scope
 from ..workspace import Workspace
 from .records import LOCAL_RECORD_SQL
 
@@ -59,19 +60,11 @@ def check_freq(freq: str) -> str:
 def where(environment: str | None = None, company: str | None = None, mapping: str | None = None,
           since: dt.datetime | None = None, until: dt.datetime | None = None, *, time_col: str,
           prefix: str = "", mapping_col: str = "mapping_name") -> tuple[str, list[Any]]:
-    """SQL ``AND ...`` clauses (and parameters) of the common filters, for columns of alias ``prefix``."""
-    clauses, params = [], []
-    for col, value in (("environment", environment), ("company", company), (mapping_col, mapping)):
-        if value is not None:
-            clauses.append(f"{prefix}{col} = ?")
-            params.append(value)
-    if since is not None:
-        clauses.append(f"{prefix}{time_col} >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append(f"{prefix}{time_col} <= ?")
-        params.append(until)
-    return "".join(f" AND {c}" for c in clauses), params
+    """SQL `` AND ...`` (empty when no filter) and parameters of the common filters — :func:`syncanalysis.sql.scope`
+    for SQL that appends them to a WHERE of its own; columns of alias ``prefix`` (``"j."``)."""
+    cond, params = scope(prefix.rstrip("."), environment=environment, company=company, mapping=mapping,
+                         mapping_column=mapping_col, time_column=time_col, since=since, until=until)
+    return ("" if not params else f" AND {cond}"), params
 
 
 def errors_sql(environment: str | None = None, company: str | None = None, mapping: str | None = None,
