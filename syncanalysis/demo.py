@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
+from .schema import SCHEMA_VERSION
 from .twin.export import write_sample_data
 from .twin.scenario import ScenarioConfig, Simulation
 from .twin.state import attach_twin, publish
@@ -76,16 +79,32 @@ def summary(workspace: Workspace) -> dict[str, Any]:
             "couplings": skipped[1], "by_mapping": by_mapping, "incidents": incidents}
 
 
+def _is_current(path: Path) -> bool:
+    """Whether the workspace file has this version's schema (a file in use elsewhere counts as current)."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return True  # locked by another process: leave it to it
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        return bool(row) and row[0][0] == str(SCHEMA_VERSION)
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+
+
 def ensure_demo(path: str | Path = DEFAULT_WORKSPACE, *, progress: bool = False,
                 on_built: Callable[[list], None] | None = None) -> Path:
-    """Return the path of the demo workspace, building it first when it does not exist yet.
+    """Return the path of the demo workspace, building it first when it does not exist yet — or when it was
+    built by an older syncanalysis (another schema version): the demo is generated, so it is rebuilt.
 
     The build writes to a temporary file that is renamed at the end, so a build interrupted halfway
     never leaves a half-filled demo behind (and two notebooks starting at once do not share one).
     ``on_built`` receives the file load reports of a build.
     """
     path = Path(path)
-    if path.exists():
+    if path.exists() and _is_current(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.building")
@@ -94,7 +113,7 @@ def ensure_demo(path: str | Path = DEFAULT_WORKSPACE, *, progress: bool = False,
             reports = build_demo(ws, progress=progress)
         if on_built is not None:
             on_built(reports)
-        if not path.exists():
+        if not path.exists() or not _is_current(path):
             tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -67,3 +67,22 @@ def test_committed_sample_data_is_what_the_twin_writes_now(tmp_path):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         assert digest == hashlib.sha256((committed / rel).read_bytes()).hexdigest(), (
             f"sample_data/{rel} differs from what the twin writes now: run `make sample-data` and commit it")
+
+
+def test_a_demo_workspace_of_an_older_version_is_rebuilt(tmp_path):
+    """`make demo` after an upgrade: the demo is generated, so a demo of another schema is built anew."""
+    import duckdb
+
+    from syncanalysis import Workspace
+    from syncanalysis.demo import ensure_demo
+    from syncanalysis.schema import SCHEMA_VERSION
+
+    path = tmp_path / "demo.duckdb"
+    with Workspace(path):
+        pass
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    con.close()
+    assert ensure_demo(path) == path
+    with Workspace(path, read_only=True) as ws:
+        assert ws.schema_version == SCHEMA_VERSION and ws.count("jobs") > 1000
