@@ -14,7 +14,6 @@ customer history (a reviewable change set to apply in BC).
 from .audit import audit_trail
 from .backends import (
     Backend,
-    PlanFileBackend,
     TwinAdvance,
     TwinBackend,
     advance_twin,
@@ -33,6 +32,7 @@ from .base import (
 )
 from .core import audit_dry_run, enabled_actions, execute, plan, run
 from .entries import DeleteEntriesResult, delete_entries
+from .planfile import PlanFileBackend
 from .synclog import SyncLog, sync_log
 
 __all__ = [

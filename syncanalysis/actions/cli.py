@@ -18,9 +18,10 @@ from .. import bc
 from ..analysis.records import STATES, Selection
 from ..sql import registered
 from ..workspace import Workspace
-from .backends import PlanFileBackend, advance_twin, scopes
+from .backends import advance_twin, scopes
 from .base import ACTIONS, CAPTIONS, DESTRUCTIVE, DIRECTIONS, WHOLE_COMPANY, ActionError
 from .core import audit_dry_run, execute, plan
+from .planfile import PlanFileBackend
 
 _SHOWN = 15  # plan rows printed before running
 

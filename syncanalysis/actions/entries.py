@@ -27,8 +27,9 @@ from ..twin import operations as ops
 from ..twin.state import forget_twin, load_twin, publish
 from ..workspace import Workspace
 from .audit import current_user, write_audit
-from .backends import _md, _write_atomic, backend_for, default_plan_path
+from .backends import backend_for
 from .base import ActionError
+from .planfile import _md, _write_atomic, default_plan_path
 
 ACTION = "delete-entries"
 CAPTION = {7: "Delete Entries Older Than 7 Days", 0: "Delete All Entries"}
