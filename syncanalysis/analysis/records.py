@@ -152,8 +152,8 @@ def ensure_latest_errors(ws: Workspace) -> tuple[str, str]:
     set, else the Last Synch. Job ID; the 5339 Message (250 characters) of that job's latest error for
     the record; none once the job's source record is gone (BC looks it up first: the BC record for a job
     to Dataverse, the Dataverse row for one from it);
-    where neither job is known, what a loaded page 5333 export showed. Rebuilt only when the history
-    changed (a new load, new signatures), so paging a panel over a million errors costs one join.
+    where neither job is known, what a loaded page 5333 export showed. Rebuilt only when the workspace
+    changed (:meth:`Workspace.memo`), so paging a panel over a million errors costs one join.
     """
     return ws.memo("latest_errors", None, lambda: _build_latest_errors(ws))
 
