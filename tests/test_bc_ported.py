@@ -94,6 +94,16 @@ def test_T106_SkippedRecIsSkippedByNormaljob():
     assert t.vals[DV][0, 0] != t.vals[BC][0, 0]
 
 
+def _add_customers(w, keys, *, bc_exists, dv_exists, names=None, coupled=False, mod=T0 - 1000):
+    """Append customers to ``w``'s CUSTOMER table (not coupled by default); returns their rows."""
+    t = w.table("CUSTOMER")
+    n = len(keys)
+    names = names or [f"Firm {k}" for k in keys]
+    return t.add(np.array(keys, object), np.array(names, object), bc_ids=w.new_ids(n), dv_ids=w.new_ids(n),
+                 bc_exists=bc_exists, dv_exists=dv_exists, coupled=coupled, mod=mod,
+                 vals=np.ones((n, len(t.config.fields)), np.int32), lens=np.ones((n, len(t.config.fields)), np.int16))
+
+
 def _skipped_customers(n: int = 2, **world):
     """``n`` coupled customers whose salesperson NEW is not coupled: each fails twice alike and is Skipped
     (as BC's MockFailedSynchToCRMIntegrationRecord(..., Skipped = true) leaves them, through real runs)."""
@@ -455,9 +465,7 @@ def _skipped_with_deleted_product():
     """A skipped customer coupled to account PA, which was deleted; account PB exists and is not coupled."""
     w, t = _skipped_customers(1)
     t.exists[DV][0] = False
-    pb = t.add(np.array(["CX"], object), np.array(["Account PB"], object), bc_ids=w.new_ids(1), dv_ids=w.new_ids(1),
-               bc_exists=False, dv_exists=True, coupled=False, mod=T0, vals=np.ones((1, 2), np.int32),
-               lens=np.ones((1, 2), np.int16))[0]
+    pb = _add_customers(w, ["CX"], names=["Account PB"], bc_exists=False, dv_exists=True, mod=T0)[0]
     return w, t, pb
 
 
@@ -722,9 +730,7 @@ def test_SynchronizeNewRecordFromCRMShouldOnlyInsertOnceAndUpdateOnNextSynch():
     slack), the one after Unchanged 1."""
     w = small_world(n=0)
     t = w.table("CUSTOMER")
-    t.add(np.array(["C00000"], object), np.array(["New account"], object), bc_ids=w.new_ids(1),
-          dv_ids=w.new_ids(1), bc_exists=False, dv_exists=True, coupled=False, mod=T0 - 1000,
-          vals=np.ones((1, 2), np.int32), lens=np.ones((1, 2), np.int16))
+    _add_customers(w, ["C00000"], names=["New account"], bc_exists=False, dv_exists=True)
     total = lambda jobs: {k: v for k, v in {k: sum(j.counts[k] for j in jobs) for k in jobs[0].counts}.items() if v}  # noqa: E731
     first = run_mapping(w, "CUSTOMER", T0)
     assert total(first) == {"inserted": 1} and first[1].counts["inserted"] == 1 and t.exists[BC].sum() == 1
@@ -803,10 +809,8 @@ def test_BidirectionalSynchCreatesTwoJobs_and_CanUpdateDataInBothSystems():
     mapping that synchronizes all records writes two jobs and creates each app's new records in the other."""
     w = small_world(n=0)
     t = w.table("CUSTOMER")
-    for k, (bc_ex, dv_ex) in enumerate([(True, False), (True, False), (False, True), (False, True)]):
-        t.add(np.array([f"C{k:05d}"], object), np.array([f"Firm {k}"], object), bc_ids=w.new_ids(1),
-              dv_ids=w.new_ids(1), bc_exists=bc_ex, dv_exists=dv_ex, coupled=False, mod=T0 - 1000,
-              vals=np.ones((1, 2), np.int32), lens=np.ones((1, 2), np.int16))
+    _add_customers(w, [f"C{k:05d}" for k in range(4)], bc_exists=np.array([True, True, False, False]),
+                   dv_exists=np.array([False, False, True, True]))
     jobs = run_mapping(w, "CUSTOMER", T0)
     assert len(jobs) == 2 and [j.counts["inserted"] for j in jobs] == [2, 2]
     assert t.exists[BC].all() and t.exists[DV].all() and t.coupled.all()
@@ -816,9 +820,7 @@ def test_SynchFilteredViewToCRM():
     """SynchFilteredViewToCRM: a run to Dataverse takes only the BC records within the mapping's Table Filter."""
     w = small_world(direction=bc.TO_INTEGRATION, n=0)
     t = w.table("CUSTOMER")
-    t.add(np.array(["C00000", "C00001", "C00002"], object), np.array(["A", "B", "C"], object), bc_ids=w.new_ids(3),
-          dv_ids=w.new_ids(3), bc_exists=True, dv_exists=False, coupled=False, mod=T0 - 1000,
-          vals=np.ones((3, 2), np.int32), lens=np.ones((3, 2), np.int16))
+    _add_customers(w, ["C00000", "C00001", "C00002"], bc_exists=True, dv_exists=False)
     t.in_filter[2] = False
     (job,) = run_mapping(w, "CUSTOMER", T0)
     assert job.counts["inserted"] == 2 and t.exists[DV].tolist() == [True, True, False]
@@ -828,9 +830,7 @@ def test_SynchFilteredViewFromCRM():
     """SynchFilteredViewFromCRM: a run from Dataverse takes only the rows within the Integration Table Filter."""
     w = small_world(direction=bc.FROM_INTEGRATION, n=0)
     t = w.table("CUSTOMER")
-    t.add(np.array(["C00000", "C00001", "C00002"], object), np.array(["A", "B", "C"], object), bc_ids=w.new_ids(3),
-          dv_ids=w.new_ids(3), bc_exists=False, dv_exists=True, coupled=False, mod=T0 - 1000,
-          vals=np.ones((3, 2), np.int32), lens=np.ones((3, 2), np.int16))
+    _add_customers(w, ["C00000", "C00001", "C00002"], bc_exists=False, dv_exists=True)
     t.in_int_filter[:2] = False
     (job,) = run_mapping(w, "CUSTOMER", T0)
     assert job.counts["inserted"] == 1 and t.exists[BC].tolist() == [False, False, True]
@@ -841,9 +841,7 @@ def test_TestSynchFromCRMIgnoresChangesByIntegrationUser():
     integration user are not synchronized from Dataverse (Bidirectional without From-only fields)."""
     w = small_world(n=0)
     t = w.table("CUSTOMER")
-    t.add(np.array(["C00000", "C00001", "C00002"], object), np.array(["A", "B", "C"], object), bc_ids=w.new_ids(3),
-          dv_ids=w.new_ids(3), bc_exists=False, dv_exists=True, coupled=False, mod=T0 - 1000,
-          vals=np.ones((3, 2), np.int32), lens=np.ones((3, 2), np.int16))
+    _add_customers(w, ["C00000", "C00001", "C00002"], bc_exists=False, dv_exists=True)
     t.by_integration[DV][:2] = True
     from_job = run_mapping(w, "CUSTOMER", T0)[1]
     assert from_job.counts["inserted"] == 1 and t.exists[BC].tolist() == [False, False, True]
@@ -854,9 +852,7 @@ def test_SynchUncoupledCRMAccountToCustomer_then_SyncCoupledCRMAccountToCustomer
     coupled customer (Inserted 1, Modified 0, no error); once renamed it updates it (Inserted 0, Modified 1)."""
     w = small_world(direction=bc.FROM_INTEGRATION, n=0)
     t = w.table("CUSTOMER")
-    t.add(np.array(["C00000"], object), np.array(["A"], object), bc_ids=w.new_ids(1), dv_ids=w.new_ids(1),
-          bc_exists=False, dv_exists=True, coupled=False, mod=T0 - 1000, vals=np.ones((1, 2), np.int32),
-          lens=np.ones((1, 2), np.int16))
+    _add_customers(w, ["C00000"], bc_exists=False, dv_exists=True)
     (first,) = run_mapping(w, "CUSTOMER", T0)
     assert (first.counts["inserted"], first.counts["modified"]) == (1, 0) and errors_of(w, first) == []
     assert t.coupled[0] and t.exists[BC][0]

@@ -191,6 +191,7 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
     winner = np.full(n, None, dtype=object)
     fields = np.full(n, None, dtype=object)
     eff = np.full(n, None, dtype=object)
+    target = _couple_to_column(t, couple_to) if action == "set-up-coupling" else None
     both, one = bc_ex & dv_ex, bc_ex ^ dv_ex
 
     if action in ("retry", "synchronize"):
@@ -246,7 +247,6 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
         outcome[ok & bc_ex] = "will delete the Business Central record and the coupling"
         outcome[ok & dv_ex] = "will delete the Dataverse row and the coupling"
     elif action == "set-up-coupling":
-        target = _couple_to_column(t, couple_to)
         none = enabled & pd.isna(target)
         status[none] = "refused"
         reason[none] = "no Dataverse row was given to couple it to"
@@ -288,7 +288,7 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
         arr[status != "change"] = None
     out = t.assign(enabled=enabled, status=status, outcome=outcome, reason=reason, suggest=suggest, winner=winner,
                    fields=fields, direction=eff if action in ("synchronize", "set-up-coupling") else None,
-                   couple_to=_couple_to_column(t, couple_to) if action == "set-up-coupling" else None)
+                   couple_to=target)
     return out
 
 

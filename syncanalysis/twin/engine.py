@@ -125,13 +125,6 @@ class World:
         self.job_queue_log_entry_no = 0
         self.integration_user_id = self.new_ids(1)[0]
 
-    def __setstate__(self, state: dict) -> None:
-        # a world stored before these attributes existed
-        self.__dict__.update(state)
-        self.__dict__.setdefault("missing_delete_privilege", set())
-        self.__dict__.setdefault("deleted_jobs", set())
-        self.__dict__.setdefault("deleted_job_errors", set())
-
     def new_ids(self, n: int) -> np.ndarray:
         """Return ``n`` new GUIDs (lower-case text) drawn from the world's generator."""
         raw = self.rng.integers(0, 256, size=(n, 16), dtype=np.uint8)

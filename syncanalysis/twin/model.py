@@ -179,18 +179,6 @@ class TableState:
             self.in_int_filter = np.empty(0, bool)
             self.skipped = np.empty(0, bool)
 
-    def __setstate__(self, state: dict) -> None:
-        # a twin stored before these arrays existed: fill them as a new table would have them
-        self.__dict__.update(state)
-        n = len(self.key)
-        if self.__dict__.get("fail_at") is None or not isinstance(self.fail_at, list) or not self.fail_at:
-            self.fail_at = [np.full(n, BLANK, np.int64), np.full(n, BLANK, np.int64)]
-        if self.__dict__.get("key_used") is None:
-            self.key_used = self.exists[BC].copy()
-        for name in ("in_filter", "in_int_filter"):
-            if self.__dict__.get(name) is None:
-                setattr(self, name, np.ones(n, bool))
-
     def __len__(self) -> int:
         return len(self.key)
 

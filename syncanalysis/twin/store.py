@@ -152,11 +152,7 @@ class _Decoder:
                 raise TwinError(f"The stored twin names an unknown type {v['$object']!r}; it is not read.")
             obj = cls.__new__(cls)  # no __init__: the attributes below are the whole state
             self.memo[v["ref"]] = obj
-            attrs = {k: self.value(x) for k, x in v["attrs"].items()}
-            if "__setstate__" in vars(cls):
-                obj.__setstate__(attrs)  # fills attributes newer than the stored twin
-            else:
-                object.__getattribute__(obj, "__dict__").update(attrs)
+            object.__getattribute__(obj, "__dict__").update({k: self.value(x) for k, x in v["attrs"].items()})
             return obj
         raise TwinError(f"The stored twin has a value this version cannot read: {sorted(v)[:3]}.")
 

@@ -26,7 +26,7 @@ from ..analysis.signatures import ensure_signatures
 from ..errors import SyncAnalysisError
 from ..workspace import Workspace
 from . import html as h
-from .triage import ANY, TriagePanel, workspace_version
+from .triage import ANY, TriagePanel
 
 # (title, figure of the workspace under the filters environment, company, mapping, since, until)
 CHARTS: list[tuple[str, Callable[..., Any]]] = [
@@ -209,7 +209,7 @@ class Dashboard:
 
     def chart(self, index: int) -> bytes:
         """The PNG of chart ``index`` under the current filters (cached per filters until the history changes)."""
-        key = (index, tuple(self.value.items()), workspace_version(self.ws))
+        key = (index, tuple(self.value.items()), self.ws.revision)
         if key not in self._charts:
             fig = CHARTS[index][1](self.ws, **self.value)
             self._charts[key] = figure_png(fig)
@@ -222,7 +222,7 @@ class Dashboard:
 
     def _diagnose(self) -> list[Finding]:
         v = self.value
-        key = (v["environment"], v["company"], workspace_version(self.ws))  # an action run since: diagnose again
+        key = (v["environment"], v["company"], self.ws.revision)  # an action run since: diagnose again
         if key not in self._diagnosis:
             self._diagnosis[key] = diagnose(self.ws, environment=key[0], company=key[1])
         return self._diagnosis[key]

@@ -63,11 +63,6 @@ def _page_or_latest(page: pd.DataFrame) -> dict[str, pd.Series]:
     return {"error_message": message, "failed_on": failed_on}
 
 
-def workspace_version(ws: Workspace) -> int:
-    """What changes when history is loaded or an action runs: the workspace's :attr:`~Workspace.revision`."""
-    return ws.revision
-
-
 def is_read_only(ws: Workspace) -> bool:
     """Whether the workspace was opened read-only (previews work, actions cannot run)."""
     return ws.read_only
@@ -504,7 +499,7 @@ class TriagePanel:
         any depth is a range of ``rn`` plus :func:`records` for its keys, not a sort of the whole list;
         the rows themselves are always read fresh.
         """
-        version = (self.filters, self._order, workspace_version(self.ws))
+        version = (self.filters, self._order, self.ws.revision)
         if version != self._index_version:
             sql, params = records_relation(self.ws, self.filters)
             col = self._order.lstrip("-")
