@@ -1,36 +1,23 @@
-"""Big worksheets read in blocks on several threads give exactly the cells of a whole read."""
+"""Workbooks read by fastexcel (every cell as text, through Arrow into DuckDB), the careful way and in one pass."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from python_calamine import CalamineWorkbook
 from test_sources_helpers import file_hash, snapshot, write_xlsx
 
 from syncanalysis import Workspace
 from syncanalysis.errors import SchemaError
-from syncanalysis.sources import UnreadableFileError, ValueParseError, files, load_files, xlsx
+from syncanalysis.sources import UnreadableFileError, ValueParseError, files, load_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "sample_data" / "pages" / "en" / "Integration Synchronization Errors.xlsx"
 ENV, COMPANY = "PRODUCTION", "CRONUS International Ltd."
-
-
-def _cells(blocks) -> dict[tuple[int, int], object]:
-    """Non-empty cells by (row, column) in the sheet."""
-    out = {}
-    for b in blocks:
-        for i, row in enumerate(b.rows):
-            for j, v in enumerate(row):
-                if v not in ("", None):
-                    out[(b.row + i, b.col + j)] = v
-    return out
 
 
 def _mixed_sheet(path: Path, rows: int = 3000) -> Path:
@@ -46,64 +33,10 @@ def _mixed_sheet(path: Path, rows: int = 3000) -> Path:
     return write_xlsx(path, ["No.", "Date/Time", "Error Message", "Amount", "Flag", "Source"], body)
 
 
-def test_blocks_hold_every_cell_of_a_whole_read(tmp_path):
-    path = _mixed_sheet(tmp_path / "mixed.xlsx")
-    wb = CalamineWorkbook.from_path(str(path))
-    name = wb.sheet_names[0]
-    whole = list(xlsx.sheet_blocks(path, wb, name, workers=1))
-    blocks = list(xlsx.sheet_blocks(path, wb, name, block_bytes=20_000, min_bytes=0, workers=2))
-    assert len(whole) == 1 and len(blocks) > 5
-    assert [b.row for b in blocks] == sorted(b.row for b in blocks)
-    assert _cells(blocks) == _cells(whole)
-    assert len(_cells(whole)) > 15_000
-
-
-def test_a_workbook_of_several_sheets_or_a_small_sheet_is_read_whole(tmp_path):
-    import xlsxwriter
-
-    path = tmp_path / "two.xlsx"
-    wb = xlsxwriter.Workbook(str(path))
-    for name in ("A", "B"):
-        ws = wb.add_worksheet(name)
-        for r in range(200):
-            ws.write_row(r, 0, [r, "x" * 50])
-    wb.close()
-    cwb = CalamineWorkbook.from_path(str(path))
-    assert len(list(xlsx.sheet_blocks(path, cwb, "B", block_bytes=1000, min_bytes=0, workers=2))) == 1
-    small = _mixed_sheet(tmp_path / "small.xlsx", rows=50)
-    cwb = CalamineWorkbook.from_path(str(small))
-    assert len(list(xlsx.sheet_blocks(small, cwb, cwb.sheet_names[0], block_bytes=1000, workers=2))) == 1
-
-
-def test_many_shared_strings_make_one_block_per_thread(tmp_path):
-    # unique texts: the shared strings outweigh the sheet, and every block's workbook parses them again
-    rows = [[i, f"Customer C{i:06d} " + "unique text " * 15] for i in range(3000)]
-    path = write_xlsx(tmp_path / "shared.xlsx", ["No.", "Error Message"], rows)
-    assert len(list(xlsx._cut(path, 20_000, 0, workers=2))) == 2
-    few = write_xlsx(tmp_path / "few.xlsx", ["No.", "Error Message"], [[i, "same"] for i in range(3000)])
-    assert len(list(xlsx._cut(few, 20_000, 0, workers=2))) > 2
-
-
-@pytest.fixture(autouse=True)
-def two_cores(monkeypatch):
-    """Blocks are cut only with a thread to spare: the same on any runner."""
-    monkeypatch.setattr(xlsx.os, "cpu_count", lambda: 2)
-
-
-@pytest.fixture
-def in_blocks(monkeypatch):
-    """Every sheet cut into blocks of about 200 kB (and loaded the careful way)."""
-    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
-    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 200_000)
-    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 1 << 60)
-
-
 @pytest.fixture(params=["careful", "one pass"])
 def either_way(request, monkeypatch):
-    """Blocks of about 200 kB, loaded the careful way or in one pass (a bad file falls back to careful)."""
-    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
-    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 200_000)
-    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 0 if request.param == "one pass" else 1 << 60)
+    """Load the careful way, or in one pass decided on the first 500 rows (a bad file falls back to careful)."""
+    monkeypatch.setattr(files, "_HEAD_ROWS", 500 if request.param == "one pass" else 1 << 40)
     return request.param
 
 
@@ -113,23 +46,23 @@ def _load(path: Path):
     return ws, report
 
 
-def test_a_page_export_loads_the_same_rows_in_blocks_as_whole(monkeypatch):
-    whole_ws, whole = _load(PAGE)
-    calls = []
-    real = xlsx._parse_block
-    monkeypatch.setattr(xlsx, "_parse_block", lambda *a: calls.append(1) or real(*a))
-    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
-    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 1 << 20)
-    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 1 << 60)
-    block_ws, blocks = _load(PAGE)
-    assert len(calls) > 5  # the sheet really was cut
-    assert blocks.rows_inserted == whole.rows_inserted == whole_ws.count("job_errors") > 50_000
+def test_one_pass_gives_the_rows_a_careful_load_gives(monkeypatch):
+    monkeypatch.setattr(files, "_HEAD_ROWS", 1 << 40)
+    careful_ws, careful = _load(PAGE)
+    monkeypatch.setattr(files, "_HEAD_ROWS", 5000)
+    fast_ws, fast = _load(PAGE)
+    assert fast.one_pass and not careful.one_pass
+    assert fast.rows_inserted == careful.rows_inserted == careful_ws.count("job_errors") > 50_000
     query = "SELECT * FROM job_errors ORDER BY error_no"
-    pd.testing.assert_frame_equal(whole_ws.sql(query), block_ws.sql(query))
-    assert blocks.details["parts"] == whole.details["parts"]
+    pd.testing.assert_frame_equal(careful_ws.sql(query), fast_ws.sql(query))
+    assert fast.details["parts"][0]["columns"] == careful.details["parts"][0]["columns"]
+    assert fast_ws.sql("SELECT kind, rows_inserted FROM loads").values.tolist() == [["page-5339", careful.rows_inserted]]
+    # a second load of the same file merges the careful way and changes nothing
+    (again,) = load_files(fast_ws, [PAGE], environment=ENV, company=COMPANY, progress=False)
+    assert not again.one_pass and again.rows_inserted == again.rows_updated == 0
 
 
-def test_a_bad_value_deep_in_a_block_is_named_by_its_sheet_row(either_way, tmp_path):
+def test_a_bad_value_deep_in_the_sheet_is_named_by_its_sheet_row(either_way, tmp_path):
     rows = [[i, f"2026-01-{1 + i % 28:02d} 10:00:00", f"Message {i}", "", "View", "View"] for i in range(1, 4001)]
     rows[3210][1] = "not a date"
     path = write_xlsx(tmp_path / "errors.xlsx", ["No.", "Date/Time", "Error Message", "Help Link", "Source",
@@ -142,27 +75,7 @@ def test_a_bad_value_deep_in_a_block_is_named_by_its_sheet_row(either_way, tmp_p
     assert snapshot(ws) == before
 
 
-def test_a_block_that_starts_left_of_the_first_one_is_read_whole(in_blocks, monkeypatch, tmp_path):
-    # the header and most rows start in column B; one row far down has a cell in column A
-    header = ["No.", "Date/Time", "Error Message", "Help Link", "Source", "Destination"]
-    rows = [[None, i, f"2026-02-{1 + i % 28:02d} 10:00:00", f"Message {i} " + "x" * 80, "", "View", "View"]
-            for i in range(1, 4001)]
-    rows[3500][0] = "note"
-    path = write_xlsx(tmp_path / "shifted.xlsx", [None] + header, rows)
-    calls = []
-    real = xlsx.sheet_blocks
-    monkeypatch.setattr(xlsx, "sheet_blocks", lambda *a, **k: calls.append(k.get("workers")) or real(*a, **k))
-    blocked_ws, blocked = _load(path)
-    assert calls == [None, 1]  # cut into blocks, then read whole when the shifted block came
-    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 1 << 60)
-    whole_ws, whole = _load(path)
-    assert blocked.rows_inserted == whole.rows_inserted == 4000
-    query = "SELECT * FROM job_errors ORDER BY error_no"
-    pd.testing.assert_frame_equal(whole_ws.sql(query), blocked_ws.sql(query))
-    assert blocked.details["parts"] == whole.details["parts"]
-
-
-def test_a_corrupt_sheet_in_blocks_is_refused_and_changes_nothing(either_way, tmp_path):
+def test_a_corrupt_sheet_is_refused_and_changes_nothing(either_way, tmp_path):
     good = _mixed_sheet(tmp_path / "good.xlsx", rows=3000)
     bad = tmp_path / "bad.xlsx"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -180,11 +93,26 @@ def test_a_corrupt_sheet_in_blocks_is_refused_and_changes_nothing(either_way, tm
     assert snapshot(ws) == before and file_hash(bad) == digest
 
 
-def test_cell_texts_of_numbers_dates_and_booleans():
-    col = [3.0, 2.5, "text", None, True, dt.datetime(2026, 5, 4, 3, 2, 1), dt.date(2026, 1, 2), 1e20, float("nan")]
-    assert list(files._cell_texts(col)) == ["3", "2.5", "text", "", "true", "2026-05-04T03:02:01.000000",
-                                            "2026-01-02", "1e+20", "nan"]
-    assert list(files._cell_texts([1.0, 2.0, 3.0])) == ["1", "2", "3"]
+def test_every_cell_is_read_as_the_text_bc_shows(tmp_path):
+    # typed cells (numbers, dates, booleans), a sheet starting in row 3 column C, blank rows between
+    import xlsxwriter
+
+    path = tmp_path / "typed.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("Errors")
+    when = wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    ws.write_row(2, 2, ["No.", "Date/Time", "Error Message", "Help Link", "Source", "Destination"])
+    ws.write_row(3, 2, [1.0, None, "Customer <b>C1</b> & é", True, "View", "View"])
+    ws.write_datetime(3, 3, dt.datetime(2026, 5, 4, 3, 2, 1, 250000), when)
+    ws.write_row(6, 2, [12345678901234, "2026-05-04 03:02:02", 2.5, None, "View", "View"])
+    wb.close()
+    con = Workspace().con
+    part, = files._read_workbook(path, files._Temp(con))
+    assert (part.sheet, part.header_row, part.rows) == ("Errors", 3, 2)
+    assert part.headers[:3] == ["No.", "Date/Time", "Error Message"]
+    assert con.execute(f"SELECT _row FROM {part.view} ORDER BY _row").fetchall() == [(4,), (7,)]
+    assert part.sample == [["1", "2026-05-04 03:02:01.250", "Customer <b>C1</b> & é", "true", "View", "View"],
+                           ["12345678901234", "2026-05-04 03:02:02", "2.5", "", "View", "View"]]
 
 
 def _page_rows(n: int) -> list[list[object]]:
@@ -196,26 +124,8 @@ def _page_rows(n: int) -> list[list[object]]:
 PAGE_HEADER = ["No.", "Date/Time", "Error Message", "Help Link", "Source", "Destination"]
 
 
-def test_one_pass_gives_the_rows_a_careful_load_gives(monkeypatch):
-    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
-    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 1 << 20)
-    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 1 << 60)
-    careful_ws, careful = _load(PAGE)
-    monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", 0)
-    fast_ws, fast = _load(PAGE)
-    assert fast.one_pass and not careful.one_pass
-    assert fast.rows_inserted == careful.rows_inserted == careful_ws.count("job_errors") > 50_000
-    query = "SELECT * FROM job_errors ORDER BY error_no"
-    pd.testing.assert_frame_equal(careful_ws.sql(query), fast_ws.sql(query))
-    assert fast.details["parts"][0]["columns"] == careful.details["parts"][0]["columns"]
-    assert fast_ws.sql("SELECT kind, rows_inserted FROM loads").values.tolist() == [["page-5339", careful.rows_inserted]]
-    # a second load of the same file merges the careful way and changes nothing
-    (again,) = load_files(fast_ws, [PAGE], environment=ENV, company=COMPANY, progress=False)
-    assert not again.one_pass and again.rows_inserted == again.rows_updated == 0
-
-
 @pytest.mark.parametrize("problem", ["repeated row", "long message", "unknown date form"])
-def test_one_pass_falls_back_to_the_careful_load_for_what_the_first_block_did_not_show(either_way, tmp_path,
+def test_one_pass_falls_back_to_the_careful_load_for_what_the_first_rows_did_not_show(either_way, tmp_path,
                                                                                         problem):
     rows = _page_rows(4000)
     if problem == "repeated row":
@@ -271,14 +181,12 @@ def _without_row_numbers(src: Path, dst: Path, after: int = 0) -> Path:
 
 
 @pytest.mark.parametrize("after", [0, 1000])
-def test_rows_without_their_numbers_are_read_whole_and_numbered_right(either_way, tmp_path, after):
+def test_rows_without_their_numbers_are_numbered_right(either_way, tmp_path, after):
     rows = _page_rows(4000)
     rows[3210][1] = "not a date"
     path = _without_row_numbers(write_xlsx(tmp_path / "n.xlsx", PAGE_HEADER, rows), tmp_path / "bare.xlsx", after)
     with zipfile.ZipFile(path) as z:
         assert b'<row r="3000"' not in z.read("xl/worksheets/sheet1.xml")
-    if after == 0:
-        assert xlsx._cut(path, 20_000, 0, workers=2) is None  # seen at the first row: not cut at all
     with pytest.raises(ValueParseError) as e:
         _load(path)
     assert e.value.row == 3212 and e.value.value == "not a date"
@@ -296,11 +204,9 @@ def test_an_xls_workbook_loads(either_way):
 
 def test_one_pass_counts_the_errors_it_links_to_jobs(monkeypatch):
     jobs = ROOT / "sample_data" / "tables" / "Integration Synch. Job.csv.gz"
-    monkeypatch.setattr(xlsx, "MIN_SPLIT_BYTES", 0)
-    monkeypatch.setattr(xlsx, "BLOCK_BYTES", 1 << 20)
     got = {}
-    for way, threshold in (("careful", 1 << 60), ("one pass", 0)):
-        monkeypatch.setattr(files, "_FAST_XLSX_MIN_BYTES", threshold)
+    for way, head in (("careful", 1 << 40), ("one pass", 5000)):
+        monkeypatch.setattr(files, "_HEAD_ROWS", head)
         ws = Workspace()
         load_files(ws, [jobs], environment=ENV, company=COMPANY, progress=False)
         (report,) = load_files(ws, [PAGE], environment=ENV, company=COMPANY, progress=False, timezone="UTC")
@@ -345,7 +251,7 @@ def test_a_date_form_only_late_rows_show_is_read_as_a_full_profile_reads_it(monk
 
 
 @pytest.mark.parametrize("late, stored", LATE)
-def test_a_date_form_a_later_block_shows_is_read_right(either_way, tmp_path, late, stored):
+def test_a_date_form_only_later_rows_show_is_read_right(either_way, tmp_path, late, stored):
     rows = _page_rows(4000)
     rows[3500][1] = float(late) if late[0].isdigit() and "." in late and "/" not in late else late
     ws, report = _load(write_xlsx(tmp_path / "page.xlsx", PAGE_HEADER, rows))
@@ -378,7 +284,7 @@ def test_check_casts_names_what_does_not_fit():
     ws.check_casts("jobs", "SELECT 'E' AS environment, 'C' AS company, 3::BIGINT AS inserted")
 
 
-def test_a_zip_feature_python_lacks_leaves_the_sheet_to_calamine(either_way, tmp_path):
+def test_a_zip_feature_pythons_zipfile_lacks_is_read(either_way, tmp_path):
     # general-purpose flag bit 5 ("patched data") on the sheet: Python's zipfile refuses it, calamine reads it
     data = bytearray(write_xlsx(tmp_path / "g.xlsx", PAGE_HEADER, _page_rows(3000)).read_bytes())
     name = b"xl/worksheets/sheet1.xml"
@@ -393,20 +299,5 @@ def test_a_zip_feature_python_lacks_leaves_the_sheet_to_calamine(either_way, tmp
     path.write_bytes(bytes(data))
     with zipfile.ZipFile(path) as z, pytest.raises(NotImplementedError):
         z.open("xl/worksheets/sheet1.xml")
-    assert xlsx._cut(path, 20_000, 0, workers=2) is None
     ws, report = _load(path)
     assert report.rows_inserted == 3000
-
-
-def test_blocks_are_cut_at_most_a_few_ahead_of_the_caller(monkeypatch, tmp_path):
-    path = _mixed_sheet(tmp_path / "mixed.xlsx", rows=3000)
-    cut = []
-    real = xlsx._block
-    monkeypatch.setattr(xlsx, "_block", lambda *a: cut.append(1) or real(*a))
-    wb = CalamineWorkbook.from_path(str(path))
-    ahead, taken = [], 0
-    for _ in xlsx.sheet_blocks(path, wb, wb.sheet_names[0], block_bytes=10_000, min_bytes=0, workers=2):
-        taken += 1
-        time.sleep(0.01)  # a slow caller: the producer would run far ahead if nothing held it
-        ahead.append(len(cut) - taken)
-    assert taken > 20 and max(ahead) <= 2 * 2 + 1

@@ -4,12 +4,12 @@ One file is one load: it is read, recognised and parsed into temporary tables fi
 workspace changes while that happens), then merged and linked in one transaction
 (:meth:`Workspace.loading`), so a file that fails leaves the workspace file exactly as it was.
 
-* CSV (optionally ``.gz``) goes through DuckDB's ``read_csv`` with every column as VARCHAR; xlsx through
-  calamine, a big sheet in row blocks on several threads (:mod:`.xlsx`). Either way the cells land as
-  text in DuckDB and are parsed there (see :mod:`.parse`).
+* CSV (optionally ``.gz``) goes through DuckDB's ``read_csv`` with every column as VARCHAR; a workbook
+  (xlsx, xls) through fastexcel, every cell as text, handed to DuckDB as Arrow. Either way the cells
+  land as text in DuckDB and are parsed there (see :mod:`.parse`).
 * A big first load of a table (or page 5339) export goes in one pass: the first rows decide the layout
-  and date forms, and every row is parsed, checked and inserted as it is read; anything those rows
-  did not foresee rolls the attempt back and the careful path above explains it.
+  and date forms, and one INSERT parses, checks and inserts every row; anything those rows did not
+  foresee rolls the attempt back and the careful path explains it.
 * Page exports show the BC user's local time: ``timezone`` converts it to UTC (table exports are UTC).
 * The header row is the first of the top rows that names the most known columns (configuration-package
   sheets have the package code, table caption and table id in row 1 and the header in row 3).
@@ -22,9 +22,8 @@ Use :func:`load_files` (one report per file), :func:`format_report` to show the 
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import datetime as dt
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -35,22 +34,20 @@ import re
 import tempfile
 import threading
 import time
-import zipfile
-import zlib
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import fastexcel
 import numpy as np
 import pandas as pd
-from python_calamine import CalamineError, CalamineWorkbook
 
 from ..schema import FIDELITY_PAGE, FIDELITY_TABLE, TABLES
 from ..workspace import LoadReport, UpsertResult, Workspace
 from . import captions as cap
-from . import link, xlsx
+from . import link
 from .errors import (
     DuplicateRowError,
     EnvironmentConflictError,
@@ -454,85 +451,24 @@ def _csv_error(path: Path, delim: str, exc: duckdb.Error) -> UnreadableFileError
                                f"(separator {delim!r}) and that quotes are closed")
 
 
-def _cell_texts(col: Sequence[Any] | np.ndarray) -> np.ndarray:
-    """One xlsx column as text, converted per value type in bulk: whole numbers without ``.0``, dates in ISO."""
-    arr = np.array(col, dtype=object)  # a copy: contiguous, and ours to write
-    values = arr.tolist()
-    types = set(map(type, values))
-    if types <= {str}:
-        return arr
-    kinds = np.fromiter(map(type, values), dtype=object, count=len(values)) if len(types) > 1 else None
-    for t in types - {str}:
-        mask = slice(None) if kinds is None else kinds == t
-        vals = arr[mask]
-        if t is float or t is int:
-            f = vals.astype(float)
-            whole = np.isfinite(f) & (f == np.floor(f)) & (np.abs(f) < 1e15)
-            text = np.empty(len(f), dtype=object)
-            if whole.any():  # str() of Python ints: numpy's own int-to-text costs more
-                text[whole] = list(map(str, f[whole].astype(np.int64).tolist()))
-            if not whole.all():
-                text[~whole] = f[~whole].astype(str)
-            arr[mask] = text
-        elif t is bool:
-            arr[mask] = np.where(vals.astype(bool), "true", "false").astype(object)
-        elif t is dt.datetime:
-            arr[mask] = np.datetime_as_string(vals.astype("datetime64[us]"), unit="us").astype(object)
-        elif t is dt.date:
-            arr[mask] = np.datetime_as_string(vals.astype("datetime64[D]"), unit="D").astype(object)
-        elif t is dt.timedelta:
-            ms = (vals.astype("timedelta64[us]").astype(np.int64) // 1000).astype(str)
-            arr[mask] = np.char.add(ms, " ms").astype(object)
-        elif t is type(None):
-            arr[mask] = ""
-        else:
-            arr[mask] = vals.astype(str).astype(object)
-    return arr
-
-
-def _texts(block: xlsx.Block) -> list[np.ndarray]:
-    """A block's columns as text arrays (see :func:`_cell_texts`)."""
-    return [_cell_texts(c) for c in _columns(block.rows)] if block.rows else []
-
-
-def _columns(data: list[list[Any]]) -> list[Any]:
-    """The columns of calamine's rows (equal-length lists): one 2-D object array, sliced."""
+def _read_workbook(path: Path, temp: _Temp) -> list[Part]:
+    """Every sheet with a header row as a part: fastexcel reads the cells as text (Arrow), DuckDB takes them."""
     try:
-        grid = np.array(data, dtype=object)
-    except ValueError:  # pragma: no cover - calamine's rows all have the sheet's width
-        grid = None
-    if grid is None or grid.ndim != 2:  # pragma: no cover
-        return list(itertools.zip_longest(*data, fillvalue=""))
-    return [grid[:, i] for i in range(grid.shape[1])]
-
-
-# what calamine and zipfile raise on a truncated or corrupt workbook
-_UNREADABLE = (CalamineError, zipfile.BadZipFile, zlib.error, EOFError, OSError)
-
-
-class _Reread(Exception):
-    """A later block of a sheet starts left of its first block: read the sheet whole instead."""
-
-
-def _read_workbook(path: Path, temp: _Temp, *, whole: bool = False) -> list[Part]:
-    try:
-        wb = CalamineWorkbook.from_path(str(path))
-        names = list(wb.sheet_names)
-    except Exception as exc:  # calamine raises its own error types for corrupt zips and xml
-        raise UnreadableFileError(f"this is not a readable Excel workbook (truncated or corrupt: {exc})", path=path,
-                                  hint="Export the file from Business Central again, or open and re-save it in Excel"
-                                  ) from exc
+        book = fastexcel.read_excel(str(path))
+        names = book.sheet_names
+    except (fastexcel.FastExcelError, OSError) as exc:
+        raise UnreadableFileError(f"this is not a readable Excel workbook (truncated or corrupt: {_first_line(exc)})",
+                                  path=path, hint="Export the file from Business Central again, or open and re-save "
+                                  "it in Excel") from exc
     parts = []
     for name in names:
         try:
-            try:
-                part = _read_sheet(path, name, temp, xlsx.sheet_blocks(path, wb, name, convert=_texts,
-                                                                       workers=1 if whole else None))
-            except (_Reread, xlsx.NotCuttable):
-                part = _read_sheet(path, name, temp, xlsx.sheet_blocks(path, wb, name, workers=1))
-        except _UNREADABLE as exc:
-            raise UnreadableFileError(f"the sheet cannot be read (truncated or corrupt: {exc})", path=path,
-                                      sheet=name, hint="Export the file again") from exc
+            # every cell as text, blank leading rows kept: row i of the Arrow table is sheet row i + 1
+            sheet = book.load_sheet(name, header_row=None, dtypes="string", skip_rows=0)
+            part = _sheet_part(temp, path, name, sheet) if sheet.width and sheet.height else None
+        except (fastexcel.FastExcelError, OSError) as exc:
+            raise UnreadableFileError(f"the sheet cannot be read (truncated or corrupt: {_first_line(exc)})",
+                                      path=path, sheet=name, hint="Export the file again") from exc
         if part is not None:
             parts.append(part)
     if not parts:
@@ -541,91 +477,49 @@ def _read_workbook(path: Path, temp: _Temp, *, whole: bool = False) -> list[Part
     return parts
 
 
-def _read_sheet(path: Path, name: str, temp: _Temp, blocks: Generator[xlsx.Block, None, None]) -> Part | None:
-    """One sheet's cells into a temp table of text columns, block by block (see :mod:`.xlsx`)."""
-    with contextlib.closing(blocks):  # whatever happens, the threads parsing blocks are stopped
-        return _read_blocks(path, name, temp, blocks)
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().split("\n")[0]
 
 
-@dataclass
-class _SheetHead:
-    """Where a sheet's header is, found in its first block."""
+def _sheet_part(temp: _Temp, path: Path, name: str, sheet: Any) -> Part | None:
+    """One sheet's text cells copied once into DuckDB, as a view ``_row, c0..`` of its non-blank data rows.
 
-    first: xlsx.Block
-    index: int  # the header's index in the first block's rows
-    headers: list[str]
-    width: int
-    row: int  # the header's 1-based row number in the sheet
-    package: tuple[str, str, str] | None
-
-
-def _sheet_head(first: xlsx.Block | None) -> _SheetHead | None:
-    if first is None or not first.rows:
-        return None
-    top = [[("" if v is None else str(v)).strip() for v in r] for r in first.rows[:_HEADER_SCAN]]
+    Returns None for a sheet without a header row.
+    """
+    con = temp.con
+    cells = temp.name("cells")
+    con.execute("SELECT 1").fetchall()  # register() needs no half-read result on the connection
+    con.register(cells, sheet)  # Arrow through the C data interface: no copy in Python
+    try:
+        src = [ident(c.name) for c in sheet.selected_columns]
+        grid = temp.table("grid", "SELECT " + ", ".join(f"{c} AS c{i}" for i, c in enumerate(src)) + f" FROM {cells}")
+    finally:
+        con.unregister(cells)
+    top = [["" if v is None else str(v).strip() for v in r]
+           for r in con.execute(f"SELECT * FROM {grid} WHERE rowid < {_HEADER_SCAN}").fetchall()]
     h = _find_header(top)
     if h is None:
         return None
-    package = None
-    if h >= 2 and len(top[0]) >= 3 and re.fullmatch(r"\d+", top[0][2].replace(".0", "")):
-        package = (top[0][0], top[0][1], top[0][2].replace(".0", ""))
+    package = None  # configuration package: code, table caption and table id in row 1, the header in row 3
+    if h >= 2 and len(top[0]) >= 3 and re.fullmatch(r"\d+", top[0][2]):
+        package = (top[0][0], top[0][1], top[0][2])
     headers = list(top[h])
     while headers and not headers[-1]:
         headers.pop()
     width = max(len(headers), 1)
-    return _SheetHead(first, h, headers + [""] * (width - len(headers)), width, first.row + h + 1, package)
-
-
-def _block_frame(head: _SheetHead, block: xlsx.Block) -> pd.DataFrame | None:
-    """A block's non-blank data rows as text columns ``_row, c0..`` aligned on the header (None: no rows).
-
-    Raises :class:`_Reread` when the block starts left of the first block (the sheet must be read whole).
-    """
-    skip = head.index + 1 if block is head.first else 0
-    n = len(block.rows) - skip
-    if n <= 0:
-        return None
-    shift = block.col - head.first.col
-    if shift < 0:
-        raise _Reread
-    texts = block.converted if block.converted is not None else _texts(block)
-    columns = [np.full(n, "", dtype=object)] * shift + [c[skip:] for c in texts]
-    columns = columns[:head.width] + [np.full(n, "", dtype=object)] * (head.width - len(columns))
-    frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
-    frame.insert(0, "_row", np.arange(block.row + skip + 1, block.row + skip + 1 + n, dtype=np.int64))
-    # blank rows dropped here, so that SQL reading the frame touches only the columns it uses
-    blank = np.logical_and.reduce([c == "" for c in columns])
-    if blank.all():
-        return None
-    return frame[~blank] if blank.any() else frame
-
-
-def _read_blocks(path: Path, name: str, temp: _Temp, blocks: Iterator[xlsx.Block]) -> Part | None:
-    head = _sheet_head(next(blocks, None))
-    if head is None:
-        return None
-    table = None
-    try:
-        for block in itertools.chain([head.first], blocks):
-            frame = _block_frame(head, block)
-            if frame is not None:
-                table = temp.frame(frame, into=table)
-    except (_Reread, xlsx.NotCuttable):
-        temp.drop(table)
-        raise
-    if table is None:
-        return Part(path, name, head.headers, head.row, "", [], 0, head.package)
-    return _part(temp, table, path, name, head)
-
-
-def _part(temp: _Temp, table: str, path: Path, sheet: str | None, head: _SheetHead) -> Part:
-    """The part of a sheet whose text cells are in ``table``: a view on it, its first rows, its size."""
-    con = temp.con
-    view = temp.view("rawv", f"SELECT * FROM {table}")
-    sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {table} ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
-    nrows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return Part(path, sheet, head.headers, head.row, view, [["" if v is None else v for v in r] for r in sample],
-                nrows, head.package)
+    cols = [f"c{i}" for i in range(len(src))][:width]
+    cols += [f"'' AS c{i}" for i in range(len(cols), width)]
+    blank = " AND ".join(f"coalesce(c{i}, '') = ''" for i in range(min(width, len(src))))
+    # a view on the one copy: the header and blank rows are left out where the rows are read
+    view = temp.view("rawv", f"SELECT CAST(rowid + 1 AS BIGINT) AS _row, {', '.join(cols)} FROM {grid} "
+                             f"WHERE rowid > {h} AND NOT ({blank})")
+    sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {view} WHERE _row <= {h + 1 + 10 * _SAMPLE_ROWS} "
+                         f"ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
+    if len(sample) < _SAMPLE_ROWS:  # many blank rows at the top
+        sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {view} ORDER BY _row LIMIT {_SAMPLE_ROWS}").fetchall()
+    nrows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+    return Part(path, name, headers + [""] * (width - len(headers)), h + 1, view,
+                [["" if v is None else v for v in r] for r in sample], nrows, package)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -811,6 +705,9 @@ class Parsed:
     directions: dict[str, Any] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
     joined: bool = False  # its canonical rows join workspace tables (set by _canonical_sql)
+    # (flag, typed column, raw column) of "a non-blank value that did not parse": a one-pass load counts
+    # these after its INSERT instead of testing each row inside it (which computes every value twice)
+    unparsed: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def layout(self) -> cap.Layout:
@@ -871,6 +768,7 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
         for raw, header in dates.items():
             checks += [(flag, raw, header, "profile") for flag in unforeseen_sql(raw, profiles[raw])]
     directions: dict[str, Any] = {}
+    unparsed: list[tuple[str, str, str]] = []
     for m in match.columns:
         c = m.column
         if c is None or c.kind == cap.IGNORE:
@@ -931,6 +829,7 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
             raise AssertionError(c.kind)
         exprs[c.target] = expr
         if c.kind in _WHAT:
+            unparsed.append((f"_f{len(checks)}", c.target, raw))
             checks.append((f"NOT {blank} AND {ident(c.target)} IS NULL", raw, m.header, _WHAT[c.kind]))
         if c.kind == cap.INT and TABLES[match.layout.table].types.get(c.target) == "INTEGER":
             checks.append((f"{ident(c.target)} NOT BETWEEN -2147483648 AND 2147483647", raw, m.header,
@@ -942,7 +841,8 @@ def _parse(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: _Temp
     flags = [f"({sql.replace(ident(r), ident('_raw_' + r))}) AS _f{i}" for i, (sql, r, _, _) in enumerate(checks)]
     # a view: typed values are computed where they are read, so big text columns are never copied twice
     table = temp.view("parsed", f"SELECT *{', ' + ', '.join(flags) if flags else ''} FROM ({inner})")
-    parsed = Parsed(part, match, table, part.rows, dates=profiles, warnings=warnings, directions=directions)
+    parsed = Parsed(part, match, table, part.rows, dates=profiles, warnings=warnings, directions=directions,
+                    unparsed=unparsed)
     parsed.columns = [r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
     if checks:
         agg = ", ".join(f"min(_row) FILTER (_f{i}), count(*) FILTER (_f{i})" for i in range(len(checks)))
@@ -1282,8 +1182,19 @@ def _resolve_env(parsed: list[Parsed], environment: str | None, company: str | N
 
 _FAST_KINDS = ("table-5339", "table-5338", "table-5331")
 _FAST_MIN_BYTES = 16 << 20  # below this the careful path costs too little to be worth a second way
-_FAST_XLSX_KINDS = (*_FAST_KINDS, "page-5339")  # no column whose values are mapped on the whole file's
-_FAST_XLSX_MIN_BYTES = 2 << 20  # compressed workbook size (some 50,000 rows)
+_HEAD_ROWS = 5000  # the rows of a big sheet that decide its layout and date forms in a one-pass load
+_FAST_SHEET_KINDS = (*_FAST_KINDS, "page-5339")  # no column whose values are mapped on the whole file's
+
+
+def _check_parsed(con: duckdb.DuckDBPyConnection, parsed: Parsed, table: str, env: str, company: str) -> None:
+    """After a one-pass INSERT: raise when a non-blank value became NULL (every blank one becomes NULL)."""
+    if not parsed.unparsed:
+        return
+    nulls = ", ".join(f"count(*) FILTER ({ident(t)} IS NULL)" for _, t, _ in parsed.unparsed)
+    blanks = ", ".join(f"count(*) FILTER (coalesce(trim({ident(r)}), '') = '')" for _, _, r in parsed.unparsed)
+    got = con.execute(f"SELECT {nulls} FROM {table} WHERE environment = ? AND company = ?", [env, company]).fetchall()
+    if got != con.execute(f"SELECT {blanks} FROM {parsed.part.view}").fetchall():
+        raise SourceError("a value the first rows did not foresee")
 
 
 def _load_csv_fast(ws: Workspace, path: Path, head: bytes, compressed: bool, temp: _Temp, *,
@@ -1344,7 +1255,8 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
     table = match.layout.table
     if con.execute(f"SELECT count(*) FROM {table} WHERE environment = ? AND company = ?", [env, comp]).fetchall()[0][0]:
         return None  # rows to merge with: the careful path
-    flags = [c for c in parsed.columns if c.startswith("_f")]
+    unparsed = {f for f, _, _ in parsed.unparsed}
+    flags = [c for c in parsed.columns if c.startswith("_f") and c not in unparsed]
     path = part.path
     report = FileLoadReport(source=str(path), kind=match.layout.kind, path=str(path), environment=env,
                             company=comp, environment_from=env_from, one_pass=True,
@@ -1360,6 +1272,7 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
                         company=comp, fidelity=fidelity) as load:
             inserted = feed(lambda: ws.insert_new(table, sql, fidelity=fidelity))
             parsed.rows = inserted
+            _check_parsed(con, parsed, table, env, comp)
             if parsed.joined and match.layout.kind == "page-5339":  # errors linked to jobs as they went in
                 _link_count(report, "errors linked to a job by time", con.execute(
                     f"SELECT count(*) FROM {table} WHERE environment = ? AND company = ? AND job_inferred",
@@ -1380,64 +1293,24 @@ def _one_pass(ws: Workspace, part: Part, temp: _Temp, kinds: Sequence[str], feed
     return report
 
 
-def _load_xlsx_fast(ws: Workspace, path: Path, temp: _Temp, *, environment: str | None, company: str | None,
-                    kind: str, hasher: _Hasher, started: float,
-                    timezone: str | None) -> tuple[FileLoadReport | None, bool]:
-    """Load a big one-sheet workbook into a table with no rows of its environment/company yet, in one pass.
+def _load_sheet_fast(ws: Workspace, part: Part, temp: _Temp, *, environment: str | None, company: str | None,
+                     kind: str, hasher: _Hasher, started: float, timezone: str | None) -> FileLoadReport | None:
+    """Load a big sheet into a table with no rows of its environment/company yet, in one pass.
 
-    As :func:`_load_csv_fast`, but the rows come in blocks (:func:`.xlsx.sheet_blocks`): the first
-    block decides the layout, and each block is parsed, checked and inserted while the pool parses the
-    next ones. Returns the report, or None for the careful path (which reads the workbook again) and
-    whether that should read the sheet whole (it cannot be cut in blocks).
+    As :func:`_load_csv_fast`: the sheet's first rows decide the layout and date forms, then one
+    INSERT parses, checks and inserts every row; None sends the caller on to the careful path with
+    the same part.
     """
-    con = ws.con
-    try:
-        wb = CalamineWorkbook.from_path(str(path))
-        names = list(wb.sheet_names)
-    except CalamineError:
-        return None, False  # the careful path names what is wrong
-    if len(names) != 1:
-        return None, False
-    with contextlib.closing(xlsx.sheet_blocks(path, wb, names[0], convert=_texts)) as blocks:
-        try:
-            head = _sheet_head(next(blocks, None))
-            frame = _block_frame(head, head.first) if head is not None and not head.package else None
-        except _UNREADABLE:
-            return None, False
-        if frame is None:
-            return None, False
-        part = _part(temp, temp.frame(frame), path, names[0], head)  # the first block
-        if part.rows < _SAMPLE_ROWS:
-            return None, False
-        view = part.view
+    first = dataclasses.replace(part, rows=_HEAD_ROWS, _kinds=None,
+                                view=temp.view("head", f"SELECT * FROM {part.view} WHERE _row <= "
+                                                       f"{part.header_row + _HEAD_ROWS}"))
 
-        registered: list[str] = []
+    def feed(insert: Callable[[], int]) -> int:
+        ws.con.execute(f"CREATE OR REPLACE TEMP VIEW {first.view} AS SELECT * FROM {part.view}")
+        return insert()
 
-        def feed(insert: Callable[[], int]) -> int:
-            n = insert()  # the first block, which the view shows now
-            for block in blocks:
-                frame = _block_frame(head, block)
-                if frame is None:
-                    continue
-                reg = temp.name("df")
-                con.register(reg, frame)
-                registered.append(reg)
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {reg}")
-                n += insert()
-                con.unregister(reg)
-                registered.remove(reg)
-            return n
-
-        try:
-            return _one_pass(ws, part, temp, _FAST_XLSX_KINDS, feed, environment=environment, company=company,
-                             kind=kind, hasher=hasher, started=started, timezone=timezone), False
-        except _UNREADABLE:
-            return None, False
-        except (_Reread, xlsx.NotCuttable):  # (rolled back) a block that cannot stand alone: no blocks then
-            return None, True
-        finally:
-            for reg in registered:  # after a failed INSERT, once the transaction is rolled back
-                con.unregister(reg)
+    return _one_pass(ws, first, temp, _FAST_SHEET_KINDS, feed, environment=environment, company=company,
+                     kind=kind, hasher=hasher, started=started, timezone=timezone)
 
 
 def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None, company: str | None = None,
@@ -1465,7 +1338,6 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
     try:
         stage("read")
         form = _sniff_bytes(path, head)
-        whole = False  # read a workbook's sheets whole (not in blocks)
         # not inside a caller's transaction: a failed attempt there could not be rolled back on its own
         if form != "workbook" and path.stat().st_size >= _FAST_MIN_BYTES and not ws.in_transaction:
             fast = _load_csv_fast(ws, path, head, form == "gzip", temp, environment=environment, company=company,
@@ -1473,18 +1345,13 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
             if fast is not None:
                 return fast
             temp.close()  # start over: the careful path reads the file into its own temporary tables
-        if form == "workbook" and path.stat().st_size >= _FAST_XLSX_MIN_BYTES and not ws.in_transaction \
-                and zipfile.is_zipfile(path):
-            fast, whole = _load_xlsx_fast(ws, path, temp, environment=environment, company=company, kind=kind,
-                                          hasher=hasher, started=started, timezone=timezone)
-            if fast is not None:
-                return fast
-            temp.close()
         if form == "workbook":
-            if head[:2] == b"PK" and not zipfile.is_zipfile(path):
-                raise UnreadableFileError("this Excel workbook is truncated or corrupt (not a complete zip archive)",
-                                          path=path, hint="Export the file from Business Central again")
-            parts = _read_workbook(path, temp, whole=whole)
+            parts = _read_workbook(path, temp)
+            if len(parts) == 1 and parts[0].rows > 4 * _HEAD_ROWS and not parts[0].package and not ws.in_transaction:
+                fast = _load_sheet_fast(ws, parts[0], temp, environment=environment, company=company, kind=kind,
+                                        hasher=hasher, started=started, timezone=timezone)
+                if fast is not None:
+                    return fast
         else:
             parts = _read_text(path, head, form == "gzip", temp)
         stage("recognise")

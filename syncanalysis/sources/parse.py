@@ -1,6 +1,6 @@
 """Locale-aware, vectorised parsing of exported values, as DuckDB SQL over a table of VARCHAR columns.
 
-Every reader (CSV through ``read_csv``, xlsx through calamine) lands its cells as text in a DuckDB table;
+Every reader (CSV through ``read_csv``, xlsx through fastexcel) lands its cells as text in a DuckDB table;
 the functions here build the SQL expressions that turn one text column into its canonical type, so
 parsing runs set-based in DuckDB, never row by row in Python. Categorical columns (options, Yes/No,
 Direction) are mapped on their *distinct* values.
