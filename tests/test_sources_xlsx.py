@@ -13,7 +13,7 @@ from test_sources_helpers import file_hash, snapshot, write_xlsx
 
 from syncanalysis import Workspace
 from syncanalysis.errors import SchemaError
-from syncanalysis.sources import UnreadableFileError, ValueParseError, files, load_files
+from syncanalysis.sources import UnreadableFileError, ValueParseError, files, load_files, read, typed
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "sample_data" / "pages" / "en" / "Integration Synchronization Errors.xlsx"
@@ -107,7 +107,7 @@ def test_every_cell_is_read_as_the_text_bc_shows(tmp_path):
     ws.write_row(6, 2, [12345678901234, "2026-05-04 03:02:02", 2.5, None, "View", "View"])
     wb.close()
     con = Workspace().con
-    part, = files._read_workbook(path, files._Temp(con))
+    part, = read.read_workbook(path, read.Temp(con))
     assert (part.sheet, part.header_row, part.rows) == ("Errors", 3, 2)
     assert part.headers[:3] == ["No.", "Date/Time", "Error Message"]
     assert con.execute(f"SELECT _row FROM {part.view} ORDER BY _row").fetchall() == [(4,), (7,)]
@@ -242,12 +242,12 @@ def test_a_date_form_only_late_rows_show_is_read_as_a_full_profile_reads_it(monk
                                                                               way):
     # more rows than the profile's first rows; the date order is decided by a day above 12 early on
     monkeypatch.setattr(files, "_FAST_MIN_BYTES", 0 if way == "one pass" else 1 << 60)
-    path = _errors_table_csv(tmp_path / "errors.csv", files._PROFILE_ROWS + 5000, {files._PROFILE_ROWS + 3000: late})
+    path = _errors_table_csv(tmp_path / "errors.csv", typed.PROFILE_ROWS + 5000, {typed.PROFILE_ROWS + 3000: late})
     ws, report = _load(path)
     assert not report.one_pass  # the one-pass load fell back: its first rows did not foresee the value
-    got = ws.sql(f"SELECT logged_at FROM job_errors WHERE error_no = {files._PROFILE_ROWS + 3000}")["logged_at"][0]
+    got = ws.sql(f"SELECT logged_at FROM job_errors WHERE error_no = {typed.PROFILE_ROWS + 3000}")["logged_at"][0]
     assert got.to_pydatetime() == stored
-    assert ws.count("job_errors") == files._PROFILE_ROWS + 5000
+    assert ws.count("job_errors") == typed.PROFILE_ROWS + 5000
 
 
 @pytest.mark.parametrize("late, stored", LATE)

@@ -1,7 +1,8 @@
 """Sources: turning BC export files (and OData feeds) into canonical rows of the workspace.
 
-File loading lives in :mod:`.files` (with captions in :mod:`.captions`, parsing in :mod:`.parse` and
-linking of page exports in :mod:`.link`).
+A file load is a pipeline of stages: :mod:`.read` -> :mod:`.recognise` -> :mod:`.typed` ->
+:mod:`.canonical` -> :mod:`.files` (merge, link, report); captions in :mod:`.captions`, value
+parsing in :mod:`.parse`, linking of page exports in :mod:`.link`; OData in :mod:`.odata`.
 """
 
 from .captions import KINDS

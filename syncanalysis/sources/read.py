@@ -1,0 +1,374 @@
+"""Stage 1 of a load: read a file's cells as text into DuckDB, one :class:`Part` per CSV or sheet.
+
+CSV (optionally ``.gz``) goes through DuckDB's ``read_csv`` with every column as VARCHAR; a workbook
+(xlsx, xls) through fastexcel, every cell as text, handed to DuckDB as Arrow and copied once. The
+header row is the first of the top rows that names the most known columns (configuration-package
+sheets have the package code, table caption and table id in row 1 and the header in row 3).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import itertools
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import fastexcel
+import pandas as pd
+
+from ..sql import ident, lit
+from . import captions as cap
+from .errors import UnreadableFileError
+
+HEADER_SCAN = 25  # rows searched for the header
+SAMPLE_ROWS = 200  # data rows used for column signatures
+_names = itertools.count()
+
+
+@dataclass
+class Part:
+    """One table of cells from a file (a CSV, or one sheet): header, where it is, and the raw cells in DuckDB.
+
+    ``view`` is a temp view with ``_row`` (the row number in the file/sheet) and VARCHAR columns ``c0..``.
+    """
+
+    path: Path
+    sheet: str | None
+    headers: list[str]
+    header_row: int
+    view: str
+    sample: list[list[str]]
+    rows: int = 0
+    package: tuple[str, str, str] | None = None  # configuration package: code, table caption, table id
+    temp: list[str] = field(default_factory=list)
+
+    def where(self, **kw: Any) -> dict[str, Any]:
+        return {"path": self.path, "sheet": self.sheet, **kw}
+
+
+class Temp:
+    """Temporary DuckDB objects and files of one load, removed at the end whatever happens."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con, self.objects, self.dir = con, [], None
+
+    def name(self, prefix: str) -> str:
+        n = f"_sa_{prefix}_{os.getpid()}_{next(_names)}"
+        return n
+
+    def table(self, prefix: str, sql: str) -> str:
+        n = self.name(prefix)
+        self.con.execute(f"CREATE TEMP TABLE {n} AS {sql}").fetchall()
+        self.objects.append(("TABLE", n))
+        return n
+
+    def frame(self, frame: pd.DataFrame, into: str | None = None) -> str:
+        """A DataFrame's rows into a new temp table (or appended to table ``into``); returns the table."""
+        reg = self.name("df")
+        self.con.execute("SELECT 1").fetchall()  # register() needs no half-read result on the connection
+        self.con.register(reg, frame)
+        try:
+            if into is None:
+                return self.table("raw", f"SELECT * FROM {reg}")
+            self.con.execute(f"INSERT INTO {into} SELECT * FROM {reg}").fetchall()
+            return into
+        finally:
+            self.con.unregister(reg)
+
+    def drop(self, table: str | None) -> None:
+        if table is not None:
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+            self.objects.remove(("TABLE", table))
+
+    def view(self, prefix: str, sql: str) -> str:
+        n = self.name(prefix)
+        self.con.execute(f"CREATE TEMP VIEW {n} AS {sql}").fetchall()
+        self.objects.append(("VIEW", n))
+        return n
+
+    def file(self, suffix: str) -> Path:
+        if self.dir is None:
+            self.dir = tempfile.TemporaryDirectory(prefix="syncanalysis-load-")
+        return Path(self.dir.name) / f"{next(_names)}{suffix}"
+
+    def close(self) -> None:
+        for kind, n in reversed(self.objects):
+            try:
+                self.con.execute(f"DROP {kind} IF EXISTS {n}")
+            except duckdb.Error:  # pragma: no cover - connection already closed
+                pass
+        self.objects.clear()
+        if self.dir is not None:
+            self.dir.cleanup()
+            self.dir = None
+
+
+def _all_names() -> set[str]:
+    return {n for lay in cap.LAYOUTS.values() for c in lay.columns for n in c.names()}
+
+
+def _find_header(rows: Sequence[Sequence[str]]) -> int | None:
+    """Index of the header among the first rows: the one naming the most known columns (earliest wins)."""
+    names = _all_names()
+    best, best_score = None, 0
+    for i, row in enumerate(rows[:HEADER_SCAN]):
+        score = sum(1 for v in row if v and cap.normalize(v) in names)
+        if score > best_score:
+            best, best_score = i, score
+    if best is not None and best_score >= 2:
+        return best
+    for i, row in enumerate(rows[:HEADER_SCAN]):  # unknown captions: the first row with several filled cells
+        if sum(1 for v in row if str(v).strip()) >= 2:
+            return i
+    return None
+
+
+class Hasher(threading.Thread):
+    """sha256 of a file, read in chunks on a thread."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path, self.digest, self.error = path, None, None
+
+    def run(self) -> None:
+        try:
+            h = hashlib.sha256()
+            with open(self.path, "rb") as fh:
+                while chunk := fh.read(1 << 23):
+                    h.update(chunk)
+            self.digest = h.hexdigest()
+        except OSError as exc:  # pragma: no cover - the file vanished while loading
+            self.error = exc
+
+    def result(self) -> str:
+        self.join()
+        if self.error is not None:  # pragma: no cover
+            raise UnreadableFileError(f"cannot read the file ({self.error})", path=self.path)
+        return self.digest or ""
+
+
+def sniff_bytes(path: Path, data: bytes) -> str:
+    """What a file is from its first bytes: ``workbook`` (xlsx/xls), ``gzip`` or ``text``."""
+    if not data[:65536].strip():
+        raise UnreadableFileError("the file is empty", path=path, hint="Export the page or table again")
+    if data[:4] == b"PK\x03\x04" or data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        return "workbook"
+    if data[:2] == b"\x1f\x8b":
+        return "gzip"
+    return "text"
+
+
+def _decode_sample(path: Path, raw: bytes, complete: bool) -> tuple[str, str]:
+    """Decode the start of a text file: ``(text, encoding)``; refuses binary data."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        enc = "utf-16"
+    else:
+        enc = "utf-8-sig"
+        try:
+            raw.decode(enc)
+        except UnicodeDecodeError as exc:
+            if complete or exc.start < len(raw) - 4:
+                enc = "cp1252"
+    text = raw.decode(enc, errors="replace")
+    bad = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
+    if "\x00" in text[:65536] or bad > max(8, len(text[:65536]) // 100):
+        raise UnreadableFileError("this is not a text export (binary data)", path=path,
+                                  hint="Load the .xlsx or .csv file exported from Business Central")
+    return text, enc
+
+
+def _delimiter(text: str) -> str:
+
+    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    best, best_n = ",", 0
+    for d in (",", ";", "\t", "|"):
+        counts = [len(r) for r in csv.reader(lines[:20], delimiter=d)]
+        if not counts:
+            continue
+        n = max(set(counts), key=counts.count)  # the usual field count
+        if n > best_n:
+            best, best_n = d, n
+    return best
+
+
+@dataclass
+class CsvSource:
+    """What the first megabyte of a CSV told: delimiter, header, a sample, and what DuckDB should read."""
+
+    path: Path
+    source: Path  # the file DuckDB reads (a UTF-8 copy when the file is in another encoding)
+    compressed: bool
+    delim: str
+    skip: int  # physical lines before the first data row
+    headers: list[str]
+    header_row: int  # 0-based index of the header among the parsed rows
+    width: int
+    sample: list[list[str]]
+
+    def read_csv_sql(self) -> str:
+        """The ``read_csv(...)`` call reading every data row as VARCHAR columns ``c0..``.
+
+        DuckDB's default line limit (2 MB) is kept: a bigger buffer slowed every read by a fifth, and
+        BC's longest fields hold 2,048 characters (Error Message) or a call stack.
+        """
+        cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(self.width))
+        return (f"read_csv({lit(str(self.source))}, delim={lit(self.delim)}, quote='\"', escape='\"', header=false, "
+                f"skip={self.skip}, auto_detect=false, columns={{{cols}}}, "
+                f"compression={lit('gzip' if self.compressed else 'none')})")
+
+
+def sniff_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> CsvSource:
+
+    if compressed:
+        try:
+            with gzip.open(path, "rb") as gz:
+                raw = gz.read(1 << 20)
+                complete = len(raw) < 1 << 20
+        except (OSError, EOFError) as exc:
+            raise UnreadableFileError(f"the gzip file is truncated or corrupt ({exc})", path=path,
+                                      hint="Copy or download the file again") from exc
+    else:
+        raw = head
+        complete = len(head) < 1 << 20
+    text, enc = _decode_sample(path, raw, complete)
+    if not text.strip():
+        raise UnreadableFileError("the file is empty", path=path, hint="Export the page or table again")
+    delim = _delimiter(text)
+    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    rows: list[list[str]] = []
+    line_after: list[int] = []
+    try:
+        for row in reader:
+            rows.append(row)
+            line_after.append(reader.line_num)
+            if len(rows) >= HEADER_SCAN + SAMPLE_ROWS:
+                break
+    except csv.Error as exc:
+        raise UnreadableFileError(f"the CSV cannot be read ({exc})", path=path, row=reader.line_num) from exc
+    if not complete and rows:  # the sample may end in the middle of a record
+        rows.pop()
+        line_after.pop()
+    h = _find_header(rows)
+    if h is None:
+        raise UnreadableFileError("the file has no header row (no row with column captions)", path=path,
+                                  hint="Export the page or table again with its column headers")
+    headers = [c.strip() for c in rows[h]]
+    while headers and not headers[-1]:
+        headers.pop()
+    sample = [r for r in rows[h + 1:] if any(x.strip() for x in r)]
+    if not sample:
+        raise UnreadableFileError("the file has a header but no data rows; there is nothing to load", path=path,
+                                  row=h + 1, hint="Check the page's filters and export again")
+    # DuckDB reads UTF-8 (with or without BOM); other encodings are transcoded to a temporary file first.
+    source = path
+    if enc not in ("utf-8-sig",):
+        body = gzip.decompress(path.read_bytes()) if compressed else path.read_bytes()
+        source = temp.file(".csv")
+        source.write_bytes(body.decode(enc, errors="replace").encode("utf-8"))
+        compressed = False
+    return CsvSource(path, source, compressed, delim, line_after[h], headers, h, len(rows[h]), sample)
+
+
+def read_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> list[Part]:
+    con = temp.con
+    src = sniff_text(path, head, compressed, temp)
+    table = temp.name("raw")
+    try:
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {src.read_csv_sql()}")
+    except duckdb.Error as exc:
+        raise _csv_error(path, src.delim, exc) from exc
+    temp.objects.append(("TABLE", table))
+    h, n = src.header_row, src.width
+    # _row = the row number in the file (the header's row + data row index), for error messages
+    view = temp.view("rawv", f"SELECT rowid + {h + 2} AS _row, * FROM {table}")
+    nrows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    return [Part(path, None, src.headers + [""] * (n - len(src.headers)), h + 1, view, src.sample[:SAMPLE_ROWS],
+                 nrows)]
+
+
+def _csv_error(path: Path, delim: str, exc: duckdb.Error) -> UnreadableFileError:
+    msg = str(exc).split("\n")
+    return UnreadableFileError(f"the CSV cannot be read: {' '.join(m.strip() for m in msg[:3] if m.strip())}",
+                               path=path, hint="Check that every row has the header's number of fields "
+                               f"(separator {delim!r}) and that quotes are closed")
+
+
+def read_workbook(path: Path, temp: Temp) -> list[Part]:
+    """Every sheet with a header row as a part: fastexcel reads the cells as text (Arrow), DuckDB takes them."""
+    try:
+        book = fastexcel.read_excel(str(path))
+        names = book.sheet_names
+    except (fastexcel.FastExcelError, OSError) as exc:
+        raise UnreadableFileError(f"this is not a readable Excel workbook (truncated or corrupt: {_first_line(exc)})",
+                                  path=path, hint="Export the file from Business Central again, or open and re-save "
+                                  "it in Excel") from exc
+    parts = []
+    for name in names:
+        try:
+            # every cell as text, blank leading rows kept: row i of the Arrow table is sheet row i + 1
+            sheet = book.load_sheet(name, header_row=None, dtypes="string", skip_rows=0)
+            part = _sheet_part(temp, path, name, sheet) if sheet.width and sheet.height else None
+        except (fastexcel.FastExcelError, OSError) as exc:
+            raise UnreadableFileError(f"the sheet cannot be read (truncated or corrupt: {_first_line(exc)})",
+                                      path=path, sheet=name, hint="Export the file again") from exc
+        if part is not None:
+            parts.append(part)
+    if not parts:
+        raise UnreadableFileError("the workbook has no sheet with a header row", path=path,
+                                  hint="Export the page or table again with its column headers")
+    return parts
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().split("\n")[0]
+
+
+def _sheet_part(temp: Temp, path: Path, name: str, sheet: Any) -> Part | None:
+    """One sheet's text cells copied once into DuckDB, as a view ``_row, c0..`` of its non-blank data rows.
+
+    Returns None for a sheet without a header row.
+    """
+    con = temp.con
+    cells = temp.name("cells")
+    con.execute("SELECT 1").fetchall()  # register() needs no half-read result on the connection
+    con.register(cells, sheet)  # Arrow through the C data interface: no copy in Python
+    try:
+        src = [ident(c.name) for c in sheet.selected_columns]
+        grid = temp.table("grid", "SELECT " + ", ".join(f"{c} AS c{i}" for i, c in enumerate(src)) + f" FROM {cells}")
+    finally:
+        con.unregister(cells)
+    top = [["" if v is None else str(v).strip() for v in r]
+           for r in con.execute(f"SELECT * FROM {grid} WHERE rowid < {HEADER_SCAN}").fetchall()]
+    h = _find_header(top)
+    if h is None:
+        return None
+    package = None  # configuration package: code, table caption and table id in row 1, the header in row 3
+    if h >= 2 and len(top[0]) >= 3 and re.fullmatch(r"\d+", top[0][2]):
+        package = (top[0][0], top[0][1], top[0][2])
+    headers = list(top[h])
+    while headers and not headers[-1]:
+        headers.pop()
+    width = max(len(headers), 1)
+    cols = [f"c{i}" for i in range(len(src))][:width]
+    cols += [f"'' AS c{i}" for i in range(len(cols), width)]
+    blank = " AND ".join(f"coalesce(c{i}, '') = ''" for i in range(min(width, len(src))))
+    # a view on the one copy: the header and blank rows are left out where the rows are read
+    view = temp.view("rawv", f"SELECT CAST(rowid + 1 AS BIGINT) AS _row, {', '.join(cols)} FROM {grid} "
+                             f"WHERE rowid > {h} AND NOT ({blank})")
+    sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {view} WHERE _row <= {h + 1 + 10 * SAMPLE_ROWS} "
+                         f"ORDER BY _row LIMIT {SAMPLE_ROWS}").fetchall()
+    if len(sample) < SAMPLE_ROWS:  # many blank rows at the top
+        sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {view} ORDER BY _row LIMIT {SAMPLE_ROWS}").fetchall()
+    nrows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+    return Part(path, name, headers + [""] * (width - len(headers)), h + 1, view,
+                [["" if v is None else v for v in r] for r in sample], nrows, package)
