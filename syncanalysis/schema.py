@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Versions a workspace can be upgraded from when opened writable (see Workspace._check_version): v3 adds
 # how each text was matched to ``signatures``, an analysis cache that is simply rebuilt.
-UPGRADABLE_FROM = (2, 3, 4)
+UPGRADABLE_FROM = (2, 3, 4, 5)
 
 # How complete a source row is (column ``fidelity``). A row is only overwritten by a source of the same
 # or a higher fidelity; a lower one only fills what is still empty (see Workspace.upsert).
@@ -185,14 +185,27 @@ TABLES: dict[str, Table] = {
                 ("at", "TIMESTAMP"),
                 ("who", "VARCHAR"),
                 ("action", "VARCHAR"),
-                ("targets", "JSON"),
                 ("parameters", "JSON"),
                 ("backend", "VARCHAR"),
                 ("dry_run", "BOOLEAN"),
                 ("outcome", "JSON"),
             ),
             ("action_id",),
-            "The audit trail of resolution actions.",
+            "The audit trail of resolution actions (counts, jobs, plan file and notes in ``outcome``).",
+        ),
+        Table(
+            "action_targets",
+            (
+                ("action_id", "BIGINT"),
+                ("table_id", "INTEGER"),
+                ("integration_id", "UUID"),
+                ("mapping_name", "VARCHAR"),
+                ("result", "VARCHAR"),
+                ("detail", "VARCHAR"),
+            ),
+            ("action_id", "table_id", "integration_id"),
+            "Each target of an audited action and its outcome (integration_id: the coupling's; for Delete "
+            "Entries, table 5338, the job's id).",
         ),
         Table(
             "loads",

@@ -207,7 +207,8 @@ class Workspace:
 
         v2 -> v3: match columns of ``signatures``. v3 -> v4: ``skipped_records`` keyed by Coupled To too
         (page 5333 lines of deleted BC records all have a blank Description). v4 -> v5: the twin is stored as
-        data (``twin.store``); a workspace that holds a twin in the old format is refused, not read.
+        data (``twin.store``); a workspace that holds a twin in the old format is refused, not read. v5 -> v6:
+        the audit's targets and per-target outcomes move from JSON into ``action_targets``.
         """
         if found < 5 and self.con.execute("SELECT count(*) FROM twin_state").fetchall()[0][0]:
             raise WorkspaceError(
@@ -228,6 +229,19 @@ class Workspace:
                 con.execute("INSERT INTO skipped_records BY NAME SELECT * REPLACE (coalesce(description, '') "
                             "AS description, coalesce(coupled_to, '') AS coupled_to) FROM _skipped_records_v3")
                 con.execute("DROP TABLE _skipped_records_v3")
+            old_audit = con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'actions' "
+                                    "AND column_name = 'targets'").fetchall()[0][0]
+            if found < 6 and old_audit:
+                shape = '[{"table_id": "INTEGER", "result": "VARCHAR", "detail": "VARCHAR", "integration_ids": ["UUID"]}]'
+                con.execute(
+                    "INSERT INTO action_targets SELECT a.action_id, r.table_id, unnest(r.integration_ids), m.mapping, "
+                    "r.result, r.detail FROM (SELECT action_id, targets, unnest(from_json(json_extract(outcome, "
+                    f"'$.results'), '{shape}')) AS r FROM actions) a LEFT JOIN (SELECT action_id, t.table_id, "
+                    "any_value(t.mapping) AS mapping FROM (SELECT action_id, unnest(from_json(json_extract(targets, "
+                    "'$.tables'), '[{\"table_id\": \"INTEGER\", \"mapping\": \"VARCHAR\"}]')) AS t FROM actions) "
+                    "GROUP BY ALL) m ON m.action_id = a.action_id AND m.table_id = r.table_id ON CONFLICT DO NOTHING")
+                con.execute("UPDATE actions SET outcome = json_merge_patch(outcome, '{\"results\": null}')")
+                con.execute("ALTER TABLE actions DROP COLUMN targets")
             con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
     @property

@@ -364,10 +364,10 @@ def test_dry_run_changes_nothing_but_audits_the_plan(ws, base):
     assert snapshot(ws) == before
     row = ws.sql("SELECT * FROM actions").iloc[0]
     assert row["dry_run"] and row["who"] == "ann" and row["action"] == "remove-coupling" and row["backend"] == "twin"
-    targets = json.loads(row["targets"])
-    assert targets["count"] == 5 and len(targets["tables"][0]["integration_ids"]) == 5
+    targets = ws.sql("SELECT * FROM action_targets WHERE action_id = ?", [r.action_id])
+    assert len(targets) == 5 and set(targets["result"]) == {"planned"} and set(targets["mapping_name"]) == {"CUSTOMER"}
     outcome = json.loads(row["outcome"])
-    assert outcome["counts"]["planned"] == 5 and outcome["results"][0]["result"] == "planned"
+    assert outcome["counts"]["planned"] == 5 and "results" not in outcome
     trail = act.audit_trail(ws)
     assert trail.iloc[0]["caption"] == "Remove Coupling" and trail.iloc[0]["targets"] == 5
 
@@ -380,8 +380,8 @@ def test_audit_row_holds_who_what_parameters_and_outcome_per_target(ws, base):
     assert params["selection"] == {"mapping": "CUSTOMER", "state": "skipped"}  # kept as a filter, not keys
     assert params["parents_first"] is False and params["direction"] is None
     assert row["environment"] == ENV and row["company"] == COMPANY and row["who"] == "bob" and not row["dry_run"]
-    results = json.loads(row["outcome"])["results"]
-    per_target = {i: g["result"] for g in results for i in g["integration_ids"]}
+    targets = ws.sql("SELECT integration_id, result FROM action_targets WHERE action_id = ?", [r.action_id])
+    per_target = dict(zip(targets["integration_id"].astype(str), targets["result"]))
     assert len(per_target) == r.counts["targets"]
     assert sum(v == "changed" for v in per_target.values()) == r.counts["changed"] >= 5
     assert "password" not in row["parameters"].lower()

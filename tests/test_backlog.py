@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 
 import pandas as pd
@@ -62,19 +61,17 @@ def hand(tmp_path_factory: pytest.TempPathFactory) -> dict:
     ws.ingest({"mappings": mappings, "jobs": jobs, "job_errors": errors, "couplings": couplings},
               source="hand", kind="test")
     acted_at = _job(4)[1] + dt.timedelta(minutes=5)
-    targets = {"count": 1, "tables": [{"table_id": 18, "mapping": "CUSTOMER", "integration_ids": [str(ids["E"])]}]}
-    # as write_audit records a run: the targets, and per result the couplings it changed
-    outcome = {"results": [{"table_id": 18, "result": "changed", "integration_ids": [str(ids["E"])]}]}
-    ws.con.execute("INSERT INTO actions VALUES (1, ?, ?, ?, 'tester', 'retry', ?, '{}', 'twin', false, ?)",
-                   [ENV, CO, acted_at, json.dumps(targets), json.dumps(outcome)])
-    # a dry run names A, but changes nothing: it must not count as acting on A
-    ws.con.execute("INSERT INTO actions VALUES (2, ?, ?, ?, 'tester', 'retry', ?, '{}', 'twin', true, '{}')",
-                   [ENV, CO, _job(3)[1], json.dumps({"count": 1, "tables": [{"integration_ids": [str(ids["A"])]}]})])
-    # nor does a run that refused A
-    refused = {"results": [{"table_id": 18, "result": "refused", "integration_ids": [str(ids["A"])]}]}
-    ws.con.execute("INSERT INTO actions VALUES (3, ?, ?, ?, 'tester', 'retry', ?, '{}', 'twin', false, ?)",
-                   [ENV, CO, _job(3)[1], json.dumps({"count": 1, "tables": [{"integration_ids": [str(ids["A"])]}]}),
-                    json.dumps(refused)])
+    # as write_audit records a run: the actions row, and per target its result
+    def action(action_id, at, dry_run, target, result):
+        ws.con.execute("INSERT INTO actions BY NAME SELECT ? AS action_id, ? AS environment, ? AS company, "
+                       "? AS \"at\", 'tester' AS who, 'retry' AS action, '{}' AS parameters, 'twin' AS backend, "
+                       "? AS dry_run, '{}' AS outcome", [action_id, ENV, CO, at, dry_run])
+        ws.con.execute("INSERT INTO action_targets VALUES (?, 18, ?, 'CUSTOMER', ?, NULL)",
+                       [action_id, str(ids[target]), result])
+
+    action(1, acted_at, False, "E", "changed")
+    action(2, _job(3)[1], True, "A", "planned")  # a dry run names A, but changes nothing: not acting on A
+    action(3, _job(3)[1], False, "A", "refused")  # nor does a run that refused A
     err_at = {(r, j): errors.loc[(errors.source_record_id == f"Customer: {r}") & (errors.job_id == _job(j)[0]),
                                  "logged_at"].iloc[0] for r, j, _ in plan}
     yield {"ws": ws, "err_at": err_at}

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import json
 import uuid
 
+import duckdb
 import pandas as pd
 import pytest
 
 from syncanalysis import Workspace
+from syncanalysis import actions as act
 from syncanalysis.errors import SchemaError, WorkspaceError
 from syncanalysis.schema import HISTORY_TABLES, SCHEMA_VERSION, TABLES
 
@@ -209,3 +212,30 @@ def test_a_v3_workspace_keys_page_5333_lines_by_coupled_to_after_the_upgrade(tmp
                              "coupled_to": ["Gone One", "Gone Two"], "record_exists": [False, False]})
         ws.ingest({"skipped_records": gone}, source="t2", kind="test")
         assert ws.count("skipped_records") == 3
+
+
+def test_a_v5_audit_trail_moves_its_targets_into_action_targets(tmp_path):
+    # a v5 actions row as v5's write_audit stored it: targets and per-result outcomes as JSON
+    path = tmp_path / "v5.duckdb"
+    Workspace(path).close()
+    a, b = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
+    targets = {"count": 2, "tables": [{"table_id": 18, "mapping": "CUSTOMER", "integration_ids": [a, b]}]}
+    outcome = {"counts": {"changed": 1}, "jobs": [], "results": [
+        {"table_id": 18, "result": "changed", "detail": "retried", "integration_ids": [a]},
+        {"table_id": 18, "result": "refused", "detail": "not coupled", "integration_ids": [b]}]}
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE actions ADD COLUMN targets JSON")
+    con.execute("INSERT INTO actions BY NAME SELECT 1 AS action_id, 'E' AS environment, 'C' AS company, "
+                "TIMESTAMP '2026-01-01' AS \"at\", 'ann' AS who, 'retry' AS action, '{}' AS parameters, "
+                "'twin' AS backend, false AS dry_run, ? AS outcome, ? AS targets",
+                [json.dumps(outcome), json.dumps(targets)])
+    con.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    con.close()
+    with Workspace(path) as ws:
+        assert ws.schema_version == SCHEMA_VERSION
+        got = ws.sql("SELECT CAST(integration_id AS VARCHAR) AS i, mapping_name, result, detail FROM action_targets "
+                     "ORDER BY i")
+        assert got.values.tolist() == [[a, "CUSTOMER", "changed", "retried"], [b, "CUSTOMER", "refused", "not coupled"]]
+        assert "targets" not in ws.sql("SELECT * FROM actions").columns
+        assert "results" not in json.loads(ws.sql("SELECT outcome FROM actions")["outcome"][0])
+        assert act.audit_trail(ws)["targets"].tolist() == [2]

@@ -1,26 +1,24 @@
 """The audit trail (table ``actions``): one row per run or dry run, written in the run's transaction.
 
-Targets and outcomes are stored grouped, so a run on 100,000 couplings is one compact row built in
-SQL: ``targets`` = ``{"count", "tables": [{"table_id", "mapping", "integration_ids"}]}``; ``outcome`` =
-``{"counts", "results": [{"table_id", "result", "detail", "integration_ids"}], "jobs", "plan_file",
-"notes"}``. Parameters hold the direction, the selection (as a filter) and parents-first. Never a secret.
+Each target and its outcome is a row of ``action_targets`` (action_id, table_id, integration_id,
+mapping_name, result, detail), inserted by one statement; the ``actions`` row holds what is about
+the run as a whole: ``parameters`` (the direction, the selection as a filter, parents-first) and
+``outcome`` = ``{"counts", "jobs", "plan_file", "notes"}``. Never a secret.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
-import itertools
 import json
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from ..sql import registered
 from ..workspace import Workspace
 from .base import CAPTIONS
-
-_names = itertools.count()
 
 
 def current_user() -> str:
@@ -36,40 +34,21 @@ def write_audit(con: duckdb.DuckDBPyConnection, *, plan: Any, who: str, dry_run:
                 notes: list[str] | None = None, extra: dict[str, Any] | None = None) -> int:
     """Insert the ``actions`` row of one run on ``con`` (inside the caller's transaction); return its id.
 
-    ``outcome`` needs the columns table_id, mapping_name, integration_id, result and detail; ``extra``
-    adds keys to the outcome JSON (e.g. the twin's clock when the action ran).
+    ``outcome`` needs the columns table_id, mapping_name, integration_id, result and detail (one
+    ``action_targets`` row each); ``extra`` adds keys to the outcome JSON (e.g. the twin's clock).
     """
-    n = next(_names)
-    view = f"_audit_outcome_{n}"
     frame = outcome[["table_id", "mapping_name", "integration_id", "result", "detail"]].astype(
         {"table_id": "int64", "integration_id": str, "mapping_name": object, "result": str, "detail": object})
-    con.register(view, frame)
-    try:
-        action_id = con.execute("SELECT coalesce(max(action_id), 0) + 1 FROM actions").fetchall()[0][0]
-        meta = {"counts": counts, "jobs": job_ids or [], "plan_file": plan_file, "notes": notes or [], **(extra or {})}
-        con.execute(
-            f"""
-            INSERT INTO actions
-            SELECT ?, ?, ?, ?, ?, ?,
-                   (SELECT to_json({{'count': (SELECT count(*) FROM {view}),
-                                    'tables': coalesce(list({{'table_id': table_id, 'mapping': mapping,
-                                                             'integration_ids': ids}} ORDER BY table_id), [])}})
-                    FROM (SELECT table_id, any_value(mapping_name) AS mapping,
-                                 list(integration_id ORDER BY integration_id) AS ids
-                          FROM {view} GROUP BY table_id)),
-                   ?, ?, ?,
-                   (SELECT json_merge_patch(?::JSON, to_json({{'results': coalesce(list({{
-                           'table_id': table_id, 'result': result, 'detail': detail, 'integration_ids': ids}}
-                           ORDER BY table_id, result, detail), [])}}))
-                    FROM (SELECT table_id, result, detail, list(integration_id ORDER BY integration_id) AS ids
-                          FROM {view} GROUP BY ALL))
-            """,
-            [action_id, plan.environment, plan.company, dt.datetime.now(dt.UTC).replace(tzinfo=None), who,
-             plan.action, json.dumps(plan.parameters, default=str), plan.backend, dry_run,
-             json.dumps(meta, default=str)],
-        )
-    finally:
-        con.unregister(view)
+    action_id = con.execute("SELECT coalesce(max(action_id), 0) + 1 FROM actions").fetchall()[0][0]
+    meta = {"counts": counts, "jobs": job_ids or [], "plan_file": plan_file, "notes": notes or [], **(extra or {})}
+    con.execute("INSERT INTO actions BY NAME SELECT ? AS action_id, ? AS environment, ? AS company, ? AS \"at\", "
+                "? AS who, ? AS action, ? AS parameters, ? AS backend, ? AS dry_run, ? AS outcome",
+                [action_id, plan.environment, plan.company, dt.datetime.now(dt.UTC).replace(tzinfo=None), who,
+                 plan.action, json.dumps(plan.parameters, default=str), plan.backend, dry_run,
+                 json.dumps(meta, default=str)])
+    with registered(con, frame, "audit_targets") as view:
+        con.execute(f"INSERT INTO action_targets SELECT ?, table_id, CAST(integration_id AS UUID), mapping_name, "
+                    f"result, detail FROM {view}", [action_id])
     return int(action_id)
 
 
@@ -102,7 +81,7 @@ def audit_trail(ws: Workspace, *, environment: str | None = None, company: str |
     df = ws.con.execute(
         f"""
         SELECT action_id, "at", who, environment, company, action, backend, dry_run,
-               CAST(json_extract(targets, '$.count') AS BIGINT) AS targets,
+               (SELECT count(*) FROM action_targets t WHERE t.action_id = actions.action_id) AS targets,
                {", ".join(f"coalesce(CAST(json_extract(outcome, '$.counts.{k}') AS BIGINT), 0) AS {k}"
                           for k in ("changed", "planned", "no_op", "refused", "failed"))},
                json_extract_string(parameters, '$.direction') AS direction,

@@ -168,20 +168,20 @@ def sync_log(ws: Workspace, *, environment: str, company: str, bc_record_id: str
 
 
 def _actions(ws: Workspace, environment: str, company: str, integration_id: str | None) -> list[dict[str, Any]]:
-    """Audited actions whose targets include the coupling, with this coupling's result (few rows: JSON in Python)."""
+    """Audited actions whose targets include the coupling, with this coupling's result (few rows)."""
     if not integration_id:
         return []
     rows = ws.con.execute(
-        "SELECT action_id, \"at\", who, action, dry_run, backend, CAST(outcome AS VARCHAR) FROM actions "
-        "WHERE environment = ? AND company = ? AND CAST(targets AS VARCHAR) LIKE ? ORDER BY action_id",
-        [environment, company, f'%"{integration_id}"%']).fetchall()
+        "SELECT a.action_id, a.\"at\", a.who, a.action, a.dry_run, a.backend, t.result, t.detail, "
+        "CAST(a.outcome AS VARCHAR) FROM actions a JOIN action_targets t USING (action_id) "
+        "WHERE a.environment = ? AND a.company = ? AND t.table_id <> 5338 AND t.integration_id = TRY_CAST(? AS UUID) "
+        "ORDER BY a.action_id", [environment, company, str(integration_id)]).fetchall()
     out = []
-    for action_id, at, who, action, dry_run, backend, outcome in rows:
+    for action_id, at, who, action, dry_run, backend, result, detail, outcome in rows:
         data = json.loads(outcome or "{}")
-        hit = next((r for r in data.get("results", []) if integration_id in r.get("integration_ids", [])), {})
         when = pd.Timestamp(data["twin_clock"]).to_pydatetime() if data.get("twin_clock") else at  # twin time
         out.append({"action_id": action_id, "at": when, "who": who, "action": action, "dry_run": dry_run,
-                    "backend": backend, "result": hit.get("result"), "detail": hit.get("detail"),
+                    "backend": backend, "result": result, "detail": detail,
                     "jobs": [] if dry_run else data.get("jobs", [])})
     return out
 

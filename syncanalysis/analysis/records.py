@@ -331,12 +331,9 @@ def acted_on_sql() -> str:
     plan-file runs (they change nothing until an admin applies them in BC) and refused or no-op targets
     are left out.
     """
-    shape = '[{"table_id": "INTEGER", "result": "VARCHAR", "integration_ids": ["VARCHAR"]}]'
-    return f"""
-        SELECT environment, company, acted_at, action, action_id, r.table_id,
-               unnest(r.integration_ids) AS integration_id
-        FROM (SELECT environment, company, "at" AS acted_at, action, action_id,
-                     unnest(from_json(json_extract(outcome, '$.results'), '{shape}')) AS r
-              FROM actions WHERE NOT coalesce(dry_run, false) AND coalesce(backend, '') <> 'plan')
-        WHERE r.result = 'changed'
+    return """
+        SELECT a.environment, a.company, a."at" AS acted_at, a.action, a.action_id, t.table_id,
+               CAST(t.integration_id AS VARCHAR) AS integration_id
+        FROM actions a JOIN action_targets t USING (action_id)
+        WHERE NOT coalesce(a.dry_run, false) AND coalesce(a.backend, '') <> 'plan' AND t.result = 'changed'
     """
