@@ -18,7 +18,7 @@ from syncanalysis.errors import SyncAnalysisError
 from syncanalysis.twin.scenario import ScenarioConfig, Simulation
 from syncanalysis.twin.state import load_twin, publish
 from syncanalysis.widgets import SyncLogPanel, TriagePanel
-from syncanalysis.widgets import html as h
+from syncanalysis import html as h
 from syncanalysis.workspace import Workspace
 
 HOSTILE_ERROR = "<script>alert(1)</script> <b>bold</b> & more"
@@ -315,7 +315,7 @@ def test_html_helpers_escape_cells_headers_and_tooltips() -> None:
     frame = pd.DataFrame({"<th>": ['"><script>x</script>', None], "n": [1, 2]})
     out = h.table(frame, row_classes=["sa-diff", ""])
     assert "<script>" not in out and "<th>&lt;th&gt;</th>" in out
-    assert 'title="&quot;&gt;&lt;script&gt;x&lt;/script&gt;"' in out
+    assert 'title="&#34;&gt;&lt;script&gt;x&lt;/script&gt;"' in out
     assert out.count('<tr class="sa-diff">') == 1
     assert h.esc(float("nan")) == "" and h.esc(pd.NaT) == ""
     assert "Showing 1 of 2 rows" in h.table(frame, max_rows=1)

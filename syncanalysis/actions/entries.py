@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..html import render_markdown
 from ..sql import registered
 from ..twin import operations as ops
 from ..twin.state import forget_twin, load_twin, publish
@@ -29,7 +30,7 @@ from ..workspace import Workspace
 from .audit import current_user, write_audit
 from .backends import backend_for
 from .base import ActionError
-from .planfile import _md, _write_atomic, default_plan_path
+from .planfile import _write_atomic, default_plan_path
 
 ACTION = "delete-entries"
 CAPTION = {7: "Delete Entries Older Than 7 Days", 0: "Delete All Entries"}
@@ -236,15 +237,6 @@ def delete_entries(ws: Workspace, days_old: int = 7, *, environment: str | None 
 
 
 def _markdown(r: DeleteEntriesResult) -> str:
-    title = CAPTION.get(r.days_old, f"Delete Entries older than {r.days_old} days")
-    lines = [f"# {title} – {_md(r.environment)} / {_md(r.company)}", "",
-             f"Plan #{r.action_id}: open page Integration Synchronization Jobs (5338), choose {title} and answer "
-             f"Yes to “{_CONFIRM.replace('%1', 'Integration Synch. Job')}”. As of {r.as_of:%Y-%m-%d %H:%M} UTC BC "
-             f"deletes {len(r.jobs):,} job(s) with their {r.errors_deleted:,} error(s) and keeps "
-             f"{len(r.kept):,} job(s) with failures that Skipped couplings still point at (their Synchronization "
-             "Log and page 5333's Error Message need them).", ""]
-    if len(r.kept):
-        lines += ["| Kept job | Mapping | Start | Failed | Skipped couplings |", "|---|---|---|---|---|"]
-        lines += [f"| {_md(k.job_id)} | {_md(k.mapping_name)} | {_md(k.start_datetime)} | {k.failed} | "
-                  f"{k.skipped_couplings} |" for k in r.kept.head(100).itertuples()]
-    return "\n".join(lines) + "\n"
+    return render_markdown("delete-entries.md.j2", r=r, title=CAPTION.get(r.days_old, f"Delete Entries older than "
+                           f"{r.days_old} days"), confirm=_CONFIRM.replace("%1", "Integration Synch. Job"),
+                           as_of=f"{r.as_of:%Y-%m-%d %H:%M}", kept=list(r.kept.head(100).itertuples()))

@@ -8,7 +8,6 @@ what BC then shows. Nothing in the workspace data changes; the run is audited.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import bc
+from ..html import render_markdown
 from ..twin.state import twin_summary
 from ..workspace import Workspace, project_root
 from .audit import write_audit
@@ -52,19 +52,6 @@ def bc_filter(values: list[str]) -> str:
         v = str(v)
         out.append("'" + v.replace("'", "''") + "'" if _FILTER_SPECIAL.search(v) else v)
     return "|".join(out)
-
-
-def _md(value: Any) -> str:
-    """A Markdown table cell: no newlines, pipes and HTML escaped (Markdown viewers render inline HTML)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return ""
-    return html.escape(str(value).replace("\r", " ").replace("\n", " "), quote=False).replace("|", "\\|")
-
-
-def _yes(value: Any) -> str:
-    """BC shows booleans as Yes/No; unknown stays blank."""
-    return "" if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else (
-        "Yes" if value else "No")
 
 
 def default_plan_path(plan: Plan, ws: Workspace | None = None) -> Path:
@@ -259,41 +246,10 @@ def _step(plan: Plan, page: str, role: str, mapping: str, table_id: int, directi
 
 
 def plan_markdown(document: dict[str, Any]) -> str:
-    """The plan file as Markdown: steps with filters, the first batch's records, what is not applied."""
-    d = document
-    c = d["counts"]
-    lines = [f"# {d['caption']} – {d['environment']} / {d['company']}", "",
-             f"Plan #{d['action_id']} created {d['created'][:19]} UTC by {d['who']} (syncanalysis, plan backend: "
-             "nothing was changed; apply the steps below in Business Central).", "",
-             f"Parameters: `{json.dumps(d['parameters'], default=str)}`", "",
-             f"**{c['targets']:,} target(s): {c['will_change']:,} to apply, {c['no_op']:,} no-op, "
-             f"{c['refused']:,} refused.**", ""]
-    lines += [f"> {n}" for n in d["notes"]]
-    for i, s in enumerate(d["steps"], 1):
-        where = f"{s['mapping']} – {s['table_caption']} (table {s['table_id']})" if s["mapping"] else "all mappings"
-        role = " – parents first" if s.get("role") == "parent" else ""
-        page = f"{s['page']} (page {s['page_id']})" if s.get("page_id") else s["page"]
-        lines += ["", f"## Step {i}. {page}: {s['bc_action']} – {where}{role}", "",
-                  f"{s['how']} {s['count']:,} record(s) in {len(s['batches'])} batch(es).", ""]
-        if s.get("bc_shows"):
-            lines += [f"BC then shows: “{_md(s['bc_shows'])}”", ""]
-        for j, b in enumerate(s["batches"], 1):
-            if b["filter"]:
-                lines.append(f"{j}. `{b['filter']}`")
-        first = (s["batches"][0]["records"] if s["batches"] else [])[:BATCH]
-        if first:
-            lines += ["", "| Description | Coupled To | Record Exists | Coupled Record Exists | Will |",
-                      "|---|---|---|---|---|"]
-            lines += [f"| {_md(r.get('description'))} | {_md(r.get('coupled_to'))} | {_yes(r.get('record_exists'))} "
-                      f"| {_yes(r.get('coupled_record_exists'))} | {_md(r.get('outcome'))} |" for r in first]
-            if s["count"] > len(first):
-                lines.append(f"\n(the first {len(first):,} shown; all {s['count']:,} records are in the CSV file)")
-    if d["not_applied"]:
-        lines += ["", "## Not applied", "", "| Status | Reason | Use instead | Records | Examples |", "|---|---|---|---|---|"]
-        for g in d["not_applied"]:
-            ex = ", ".join(str(r.get("record") or r.get("integration_id")) for r in g["records"][:3])
-            lines.append(f"| {_md(g['status'])} | {_md(g['reason'])} | {_md(g['suggest'])} | {g['count']:,} | {_md(ex)} |")
-    return "\n".join(lines) + "\n"
+    """The plan file as Markdown (``plan.md.j2``): steps with filters, the first batch's records, what is not applied."""
+    not_applied = [{**g, "examples": ", ".join(str(r.get("record") or r.get("integration_id")) for r in g["records"][:3])}
+                   for g in document["not_applied"]]
+    return render_markdown("plan.md.j2", d={**document, "not_applied": not_applied}, batch=BATCH)
 
 
 def plan_csv(document: dict[str, Any]) -> pd.DataFrame:

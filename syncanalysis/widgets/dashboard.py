@@ -9,7 +9,6 @@ shown). Every text from the data is escaped.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import io
 from collections.abc import Callable
 from typing import Any
@@ -19,13 +18,13 @@ import pandas as pd
 from IPython.display import display
 
 from .. import actions as act
+from .. import html as h
 from .. import plots
 from ..analysis import backlog, trends
 from ..analysis.findings import Finding, diagnose, kpis
 from ..analysis.signatures import ensure_signatures
 from ..errors import SyncAnalysisError
 from ..workspace import Workspace
-from . import html as h
 from .triage import ANY, TriagePanel
 
 # (title, figure of the workspace under the filters environment, company, mapping, since, until)
@@ -57,12 +56,10 @@ def kpis_html(figures: dict[str, Any]) -> str:
             continue
         v = figures[key]
         text = f"{v:.1%}" if key == "failure_rate" else (f"{v:,}" if isinstance(v, int) else h.fmt(v))
-        tiles.append(f'<div class="sa-kpi">{h.esc(label)}<b>{html.escape(text)}</b></div>')
-    span = ""
-    if figures.get("first_job") is not None:
-        span = (f'<div class="sa-note">History {h.esc(figures["first_job"])} – {h.esc(figures.get("last_job"))}'
-                "</div>")
-    return "".join(tiles) + span
+        tiles.append((label, text))
+    return h.fragment('{% for label, text in tiles %}<div class="sa-kpi">{{ label }}<b>{{ text }}</b></div>{% endfor %}'
+                      '{% if first %}<div class="sa-note">History {{ first | fmt }} – {{ last | fmt }}</div>{% endif %}',
+                      tiles=tiles, first=figures.get("first_job"), last=figures.get("last_job"))
 
 
 def finding_html(f: Finding) -> str:
@@ -70,12 +67,11 @@ def finding_html(f: Finding) -> str:
     when = ""
     if f.start is not None:
         when = f"{h.fmt(f.start)[:16]} – {'ongoing' if f.ongoing else h.fmt(f.end)[:16]}"
-    action = f" · suggested: <b>{h.esc(f.action)}</b>" if f.action else ""
-    return (f'<span class="sa-badge sa-sev-{html.escape(f.severity)}">{html.escape(f.severity)}</span>'
-            f"<b>{h.esc(f.title)}</b> "
-            f'<span class="sa-note">{h.esc(f.code)} · {h.esc(f.mapping or "all mappings")} · {html.escape(when)} · '
-            f"{f.affected:,} affected{action}</span>"
-            f'<div class="sa-note">{h.esc(f.remedy)}</div>')
+    return h.fragment(
+        '<span class="sa-badge sa-sev-{{ f.severity }}">{{ f.severity }}</span><b>{{ f.title }}</b> '
+        '<span class="sa-note">{{ f.code }} · {{ f.mapping or "all mappings" }} · {{ when }} · '
+        '{{ "{:,}".format(f.affected) }} affected{% if f.action %} · suggested: <b>{{ f.action }}</b>{% endif %}'
+        '</span><div class="sa-note">{{ f.remedy | fmt }}</div>', f=f, when=when)
 
 
 class Dashboard:
@@ -158,7 +154,7 @@ class Dashboard:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - shown in the panel, not lost in the browser log
             prefix = "" if isinstance(exc, SyncAnalysisError) else f"Unexpected error ({type(exc).__name__}): "
-            self.message.value = f'<div class="sa-confirm">{html.escape(prefix + str(exc))}</div>'
+            self.message.value = h.fragment('<div class="sa-confirm">{{ text }}</div>', text=prefix + str(exc))
             return None
 
     # -- filters ---------------------------------------------------------------------------
@@ -271,7 +267,7 @@ class Dashboard:
             b = self.triage.action_btns[slug]
             b.button_style = "warning"
             b.tooltip = f"Suggested by the finding {f.code}"
-        head = w.HTML(f"<h4>Triage: {h.esc(f.title)}</h4>")
+        head = w.HTML(h.fragment("<h4>Triage: {{ title }}</h4>", title=f.title))
         self.triage_box.children = [head, self.triage.layout]
         return self.triage
 

@@ -13,8 +13,8 @@ import pandas as pd
 from IPython.display import display
 
 from .. import actions as act
+from .. import html as h
 from ..workspace import Workspace
-from . import html as h
 
 _JOB_COLUMNS = ["start_datetime", "finish_datetime", "mapping_name", "synch_direction", "type", "trigger", "inserted",
                 "modified", "unchanged", "skipped", "failed", "uncoupled", "coupled", "message", "why"]
@@ -104,7 +104,7 @@ class SyncLogPanel:
         """Read the log again (e.g. after an action or a twin run) and redraw it."""
         log = act.sync_log(self.ws, **self.value)
         self.log = log
-        self.title.value = f"<h4>Synchronization Log — {h.esc(self.value['bc_record_id'])}</h4>"
+        self.title.value = h.fragment("<h4>Synchronization Log — {{ id | fmt }}</h4>", id=self.value["bc_record_id"])
         self.record_html.value = record_html(log.record or {})
         self.errors_html.value = h.table(log.errors, columns=_columns(log.errors, _ERROR_COLUMNS), max_rows=200,
                                          wrap=True, empty="No error was logged for this record.")

@@ -11,7 +11,6 @@ sorting and paging never shift it.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import itertools
 import logging
 from typing import Any
@@ -22,11 +21,11 @@ import pandas as pd
 from IPython.display import display
 
 from .. import actions as act
+from .. import html as h
 from ..analysis.records import STATES, Selection, facet_counts, records, records_relation
 from ..analysis.signatures import ensure_signatures
 from ..errors import SyncAnalysisError
 from ..workspace import Workspace
-from . import html as h
 
 _log = logging.getLogger(__name__)
 ANY = ""  # the "no filter" value of the filter dropdowns (a None value would show as no selection)
@@ -308,7 +307,7 @@ class TriagePanel:
 
     def _show_error(self, exc: BaseException, *, unexpected: bool = False) -> None:
         prefix = f"Unexpected error ({type(exc).__name__}): " if unexpected else ""
-        self.message.value = f'<div class="sa-confirm">{html.escape(prefix + str(exc))}</div>'
+        self.message.value = h.fragment('<div class="sa-confirm">{{ text }}</div>', text=prefix + str(exc))
 
     # -- filters ---------------------------------------------------------------------------
     def _set_widgets(self, sel: Selection) -> None:
@@ -411,8 +410,8 @@ class TriagePanel:
             fixed.append(f"{len(self._fixed.keys):,} chosen record(s)")
         if self._fixed.table_id is not None:
             fixed.append(f"table {self._fixed.table_id}")
-        self.fixed_html.value = (f'<span class="sa-badge sa-warn">Listing only: {html.escape(", ".join(fixed))}</span>'
-                                 if fixed else "")
+        self.fixed_html.value = h.fragment('{% if fixed %}<span class="sa-badge sa-warn">Listing only: '
+                                           '{{ fixed | join(", ") }}</span>{% endif %}', fixed=fixed)
         self.clear_fixed_btn.layout.display = None if fixed else "none"
         self._render_page()
         self._selection_changed()
@@ -627,8 +626,8 @@ class TriagePanel:
         if self._total == 0 and not self._chosen:
             text = "<b>No record matches the filters.</b>"
         elif self._all:
-            text = (f"<b>All {self._total:,} matching records selected</b> "
-                    f'<span class="sa-note">(kept as the filter: {html.escape(self.filters.describe())})</span>')
+            text = h.fragment('<b>All {{ n }} matching records selected</b> <span class="sa-note">(kept as the '
+                              'filter: {{ filters }})</span>', n=f"{self._total:,}", filters=self.filters.describe())
         else:
             text = f"{self._total:,} matching · <b>{n:,} selected</b>"
         self.status.value = text
@@ -775,10 +774,10 @@ class TriagePanel:
         if action in act.DESTRUCTIVE and not confirm:
             self._pending = (action, direction)
             n = p.counts["will_change"]
-            self.confirm_html.value = (
-                f'<div class="sa-confirm"><b>{html.escape(_caption(action))}</b> cannot be undone from here: it will '
-                f"change {n:,} coupled record(s) ({html.escape(p.summary().splitlines()[0])}). "
-                "Confirm to run it, or cancel.</div>")
+            self.confirm_html.value = h.fragment(
+                '<div class="sa-confirm"><b>{{ caption }}</b> cannot be undone from here: it will change {{ n }} '
+                'coupled record(s) ({{ summary }}). Confirm to run it, or cancel.</div>',
+                caption=_caption(action), n=f"{n:,}", summary=p.summary().splitlines()[0])
             self.confirm_box.layout.display = None
             return None
         return self._execute(p)
@@ -807,7 +806,8 @@ class TriagePanel:
         self.progress.layout.visibility = "visible"
         self.progress.bar_style = "info"
         self.progress.value = 0
-        self.progress_label.value = f"Running {html.escape(p.caption)} on {p.counts['will_change']:,} record(s)…"
+        self.progress_label.value = h.fragment("Running {{ caption }} on {{ n }} record(s)…", caption=p.caption,
+                                               n=f"{p.counts['will_change']:,}")
         try:
             result = act.execute(self.ws, p, who=self.who, progress=self._progress)
         except Exception:
