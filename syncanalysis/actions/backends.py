@@ -1,5 +1,6 @@
-"""Where an action runs: the twin (changes the simulated apps) or a plan file (``actions.planfile``: a change
-set to apply in BC).
+"""Where an action runs: the twin (changes the simulated apps) or a plan file.
+
+The plan file (``actions.planfile``) is a change set to apply in BC.
 
 Both take a :class:`~syncanalysis.actions.base.Plan` and return an
 :class:`~syncanalysis.actions.base.ActionResult`; both write the audit row in the same transaction
@@ -123,18 +124,14 @@ class TwinBackend(Backend):
 
     def extra_targets(self, ws: Workspace, action: str, environment: str | None,
                       company: str | None) -> list[tuple[str, str, int, str]]:
-        """Find for Deleted: couplings whose BC record exists but is outside its mapping's Table Filter, which
-        BC's MarkLocalDeletedAsSkipped marks Skipped too (the workspace has no column for it)."""
+        """Find for Deleted: couplings whose BC record exists but is outside its mapping's Table Filter.
+
+        BC's MarkLocalDeletedAsSkipped marks them Skipped too (the workspace has no column for it).
+        """
         if action != "find-for-deleted":
             return []
         w = self.simulation(ws, environment, company).world
-        keys = []
-        for t in w.tables.values():
-            if t.config.direction == bc.BIDIRECTIONAL:
-                continue
-            rows = np.flatnonzero(t.coupled & ~t.skipped & t.exists[BC] & ~t.in_filter)
-            keys += [(w.environment, w.company, t.config.table_id, str(i)) for i in t.ids[BC][rows]]
-        return keys
+        return [(w.environment, w.company, table_id, i) for table_id, i in ops.outside_table_filter(w)]
 
     def simulation(self, ws: Workspace, environment: str | None = None, company: str | None = None) -> Simulation:
         """The stored twin, kept loaded by the workspace while its stored revision is unchanged."""
@@ -142,8 +139,11 @@ class TwinBackend(Backend):
 
     # -- evaluation ------------------------------------------------------------------------
     def evaluate(self, ws: Workspace, plan: Plan) -> None:
-        """Refine the plan on the twin: the fields that differ, whether Merge is offered, the recommended
-        direction, whether Remove Coupling runs an uncoupling job, and couplings the twin does not have."""
+        """Refine the plan on the twin.
+
+        The fields that differ, whether Merge is offered, the recommended direction, whether Remove
+        Coupling runs an uncoupling job, and couplings the twin does not have.
+        """
         t = plan.targets
         if plan.action not in ("synchronize", "remove-coupling", "restore-records", "set-up-coupling", "delete-records"):
             return  # nothing the twin adds to the plan; execute checks each target again
@@ -159,41 +159,41 @@ class TwinBackend(Backend):
                 out["status"][idx] = "no-op"
                 out["reason"][idx] = f"the twin has no mapping {mapping}"
                 continue
-            tb = w.table(mapping)
             rows = ops.rows_for_ids(w, mapping, t["integration_id"].to_numpy()[idx])
-            gone = (rows < 0) | ~tb.coupled[np.maximum(rows, 0)]
+            gone = (rows < 0) | ~ops.records(w, mapping, np.maximum(rows, 0)).coupled
             out["status"][idx[gone]] = "no-op"
             out["reason"][idx[gone]] = "not coupled in the twin (publish the twin again?)"
             idx, rows = idx[~gone], rows[~gone]
+            rec = ops.records(w, mapping, rows)
             if plan.action == "synchronize":
                 # BC's RecordCounter[Total]: the selected lines whose both records exist (SetSelectionFilter, T123)
-                _evaluate_sync(tb, t, idx, rows, out, several=int(t["enabled"].sum()) > 1)
+                _evaluate_sync(rec, t, idx, out, several=int(t["enabled"].sum()) > 1)
             elif plan.action == "remove-coupling":
                 change = idx[out["status"][idx] == "change"]
-                if ops.uses_uncoupling_job(tb.config):
+                if ops.uses_uncoupling_job(rec.config):
                     out["outcome"][change] = np.where(out["outcome"][change] == "will remove the coupling",
                                                       "will remove the coupling (uncoupling job)", out["outcome"][change])
                 else:
                     out["outcome"][change] = "will delete the coupling row (the mapping has no uncoupling job)"
             elif plan.action == "set-up-coupling":
-                _evaluate_coupling(tb, t, idx, rows, out)
+                _evaluate_coupling(w, mapping, t, idx, rows, out)
             elif plan.action == "delete-records":
-                logical = bc.CRM_TABLES.get(tb.config.crm_table_id, ("", ""))[1]
-                sel = (out["status"][idx] == "change") & tb.exists[DV][rows]
-                if logical in w.missing_delete_privilege and sel.any():
+                logical = bc.CRM_TABLES.get(rec.config.crm_table_id, ("", ""))[1]
+                sel = (out["status"][idx] == "change") & rec.exists[DV]
+                if not ops.may_delete(w, rec.config) and sel.any():
                     # BC stops at the first such row and rolls back the whole run (T163): say so on all
                     live_all = np.flatnonzero(out["status"] == "change")  # one transaction: every mapping
                     out["status"][live_all] = "refused"
                     out["reason"][live_all] = ("BC stops with “" + ops.NO_DELETE_PERMISSION + "” (the integration "
-                                               f"user may not delete {tb.config.dv_caption} rows) and deletes "
+                                               f"user may not delete {rec.config.dv_caption} rows) and deletes "
                                                "nothing of this run")
                     out["suggest"][live_all] = ("grant the integration user the delete privilege on "
                                                 f"{logical}, or Remove Coupling")
             elif plan.action == "restore-records":
                 sel = out["status"][idx] == "change"
-                bc_alive = tb.exists[BC][rows[sel]]
-                names_to = _field_names(tb, TO)
-                names_from = _field_names(tb, FROM)
+                bc_alive = rec.exists[BC][sel]
+                names_to = _field_names(rec.config, TO)
+                names_from = _field_names(rec.config, FROM)
                 out["fields"][idx[sel]] = np.where(bc_alive, names_to, names_from)
         _finish_texts(out)
         for c, values in out.items():
@@ -316,14 +316,14 @@ def _groups(t: pd.DataFrame, mask: np.ndarray, *, by_role: bool = False) -> Iter
         yield (key if by_role else key[0]), pos[part]
 
 
-def _field_names(tb: Any, direction: int) -> str:
-    names = [f.bc_field for f in tb.config.fields if f.transfers(direction)]
+def _field_names(config: Any, direction: int) -> str:
+    names = [f.bc_field for f in config.fields if f.transfers(direction)]
     return ", ".join(names) if names else "(no field mapped this way)"
 
 
-def _mask_texts(tb: Any, masks: np.ndarray, suffix: dict[int, str] | None = None) -> np.ndarray:
+def _mask_texts(config: Any, masks: np.ndarray, suffix: dict[int, str] | None = None) -> np.ndarray:
     """Field-name lists for bitmasks over the mapping's fields, computed once per distinct mask."""
-    fields = tb.config.fields
+    fields = config.fields
     uniq, inv = np.unique(masks, return_inverse=True)
     texts = []
     for m in uniq:
@@ -332,7 +332,7 @@ def _mask_texts(tb: Any, masks: np.ndarray, suffix: dict[int, str] | None = None
     return np.array(texts, dtype=object)[inv] if len(masks) else np.empty(0, object)
 
 
-def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, out: dict[str, np.ndarray], *,
+def _evaluate_sync(rec: ops.Records, t: pd.DataFrame, idx: np.ndarray, out: dict[str, np.ndarray], *,
                    several: bool = False) -> None:
     """Synchronize on the twin: fields to overwrite per direction, Merge offered or not, no-ops, recommendation.
 
@@ -341,27 +341,26 @@ def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, 
     modified-on is later than its coupling's, or the coupling failed in the other direction), so a
     bulk Synchronize never overwrites newer data; such records are refused here with that reason.
     """
-    cfg = tb.config
+    cfg = rec.config
     bits = np.left_shift(1, np.arange(len(cfg.fields), dtype=np.int64))
-    differs = (tb.vals[BC][rows] != tb.vals[DV][rows]) | (tb.lens[BC][rows] != tb.lens[DV][rows])
+    differs = rec.differs
     to_cols = np.array([f.transfers(TO) for f in cfg.fields], bool)
     from_cols = np.array([f.transfers(FROM) for f in cfg.fields], bool)
     bi_cols = np.array([f.direction == bc.BIDIRECTIONAL for f in cfg.fields], bool)
     # §6.6: the side that changed since the last synchronization is the recommended one (To when both)
-    bc_changed = tb.mod[BC][rows] > tb.wm[BC][rows]
-    dv_changed = tb.mod[DV][rows] > tb.wm[DV][rows]
+    bc_changed, dv_changed = rec.changed
     recommend = np.where(dv_changed & ~bc_changed, "from-dataverse", "to-dataverse").astype(object)
     status = out["status"][idx]
     eff = t["direction"].to_numpy(dtype=object)[idx]
-    skipped = tb.skipped[rows]
+    skipped = rec.skipped
     # refused for want of a direction: say which one BC would recommend
     need = (status == "refused") & (out["reason"][idx] == "the mapping is Bidirectional (or unknown): choose a direction")
     out["suggest"][idx[need]] = "Synchronize to-dataverse or from-dataverse (recommended: " + recommend[need] + ")"
     change = status == "change"
     if several:
         # the page un-skips the selection first, so a failure in the other direction counts as a change
-        dv_newer = dv_changed | (tb.result[FROM][rows] == bc.RESULT_FAILURE)
-        bc_newer = bc_changed | (tb.result[TO][rows] == bc.RESULT_FAILURE)
+        dv_newer = dv_changed | (rec.result[FROM] == bc.RESULT_FAILURE)
+        bc_newer = bc_changed | (rec.result[TO] == bc.RESULT_FAILURE)
         skip = change & (((eff == "to-dataverse") & dv_newer) | ((eff == "from-dataverse") & bc_newer))
         if skip.any():
             out["status"][idx[skip]] = "refused"
@@ -379,9 +378,9 @@ def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, 
             continue
         over = differs[sel] & (to_cols if d == TO else from_cols)
         masks = (over * bits).sum(axis=1)
-        failed_before = tb.result[d][rows[sel]] == bc.RESULT_FAILURE
+        failed_before = rec.result[d][sel] == bc.RESULT_FAILURE
         in_sync = ~skipped[sel] & (masks == 0) & ~failed_before
-        out["fields"][idx[sel]] = _mask_texts(tb, masks)
+        out["fields"][idx[sel]] = _mask_texts(cfg, masks)
         sel_idx = idx[sel]
         # BC still runs the one-off job for a record already in sync, and its ForceModify write counts it
         # Modified (CRMSynchSkippedRecords / IntegrationTableSynchTest; spec §6.3 step 8): not a no-op
@@ -395,41 +394,41 @@ def _evaluate_sync(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, 
         bi_masks = (bi_diff * bits).sum(axis=1)
         out["status"][sel_idx[refuse]] = "refused"
         out["reason"][sel_idx[refuse]] = ("Merge not offered: the bidirectional field(s) "
-                                          + _mask_texts(tb, bi_masks[refuse])
+                                          + _mask_texts(cfg, bi_masks[refuse])
                                           + " differ between Business Central and Dataverse")
         out["suggest"][sel_idx[refuse]] = ("Synchronize to-dataverse or from-dataverse (recommended: "
                                            + recommend[sel][refuse] + ")")
         one_way = differs[sel] & ~bi_cols & (to_cols | from_cols)
         suffix = {c: (" → Dataverse" if to_cols[c] else " → Business Central") for c in range(len(cfg.fields))}
         masks = (one_way * bits).sum(axis=1)
-        out["fields"][sel_idx] = _mask_texts(tb, masks, suffix)
-        failed_before = (tb.result[TO][rows[sel]] == bc.RESULT_FAILURE) | (tb.result[FROM][rows[sel]] == bc.RESULT_FAILURE)
+        out["fields"][sel_idx] = _mask_texts(cfg, masks, suffix)
+        failed_before = (rec.result[TO][sel] == bc.RESULT_FAILURE) | (rec.result[FROM][sel] == bc.RESULT_FAILURE)
         in_sync = ~refuse & ~skipped[sel] & (masks == 0) & ~failed_before
         out["outcome"][sel_idx[in_sync]] = ("will synchronize both ways (merge; already in sync: no field changes, "
                                             "but BC runs the job and counts it Modified)")
 
 
-def _evaluate_coupling(tb: Any, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, out: dict[str, np.ndarray]) -> None:
+def _evaluate_coupling(w: Any, mapping: str, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray,
+                       out: dict[str, np.ndarray]) -> None:
     """Set Up Coupling on the twin: the chosen Dataverse row must exist and not be coupled to a BC record that exists."""
     sel = out["status"][idx] == "change"
     if not sel.any():
         return
     want = pd.Series(t["couple_to"].to_numpy(dtype=object)[idx], dtype=object).fillna("").astype(str).to_numpy()
-    live = np.flatnonzero(tb.exists[DV])
-    pos = pd.Index(tb.ids[DV][live]).get_indexer(want)
-    missing = sel & (pos < 0)
+    src = ops.dataverse_rows(w, mapping, want)
+    other = ops.records(w, mapping, np.maximum(src, 0))  # the chosen rows' couplings
+    cfg = other.config
+    missing = sel & (src < 0)
     out["status"][idx[missing]] = "refused"
-    out["reason"][idx[missing]] = f"the {tb.config.dv_caption} row does not exist in Dataverse"
-    src = np.where(pos >= 0, live[np.maximum(pos, 0)], -1)
-    safe = np.maximum(src, 0)
-    taken = sel & ~missing & (src != rows) & tb.coupled[safe] & tb.exists[BC][safe]
+    out["reason"][idx[missing]] = f"the {cfg.dv_caption} row does not exist in Dataverse"
+    taken = sel & ~missing & (src != rows) & other.coupled & other.exists[BC]
     out["status"][idx[taken]] = "refused"
-    out["reason"][idx[taken]] = (f"that {tb.config.dv_caption} row is already coupled to {tb.config.bc_caption} "
-                                 + tb.key[safe[taken]].astype(str))
+    out["reason"][idx[taken]] = (f"that {cfg.dv_caption} row is already coupled to {cfg.bc_caption} "
+                                 + other.key[taken].astype(str))
     out["suggest"][idx[taken]] = "Remove Coupling on that record first"
     ok = sel & ~missing & ~taken
-    names = tb.name[safe[ok]].astype(str)
-    out["outcome"][idx[ok]] = [f"will couple it to {tb.config.dv_caption} “{nm}” ({g})" + (text.split(g, 1)[1] if g in text else "")
+    names = other.name[ok].astype(str)
+    out["outcome"][idx[ok]] = [f"will couple it to {cfg.dv_caption} “{nm}” ({g})" + (text.split(g, 1)[1] if g in text else "")
                                for nm, g, text in zip(names, want[ok], out["outcome"][idx[ok]].astype(str))]
 
 
@@ -449,15 +448,13 @@ def _run_whole_company(w: Any, action: str, only: dict[str, tuple[np.ndarray, np
                        result: np.ndarray, detail: np.ndarray) -> None:
     """Retry All / Find for Deleted on exactly the planned couplings."""
     rows_by_mapping = {m: rows[rows >= 0] for m, (_, rows) in only.items()}
-    before = {m: w.table(m).skipped.copy() for m in only}
+    before = {m: ops.records(w, m, np.maximum(rows, 0)).skipped for m, (_, rows) in only.items()}
     if action == "retry-all":
         ops.retry_all(w, only=rows_by_mapping)
     else:
         ops.find_for_deleted(w, only=rows_by_mapping)
     for mapping, (idx, rows) in only.items():
-        tb = w.table(mapping)
-        safe = np.maximum(rows, 0)
-        flipped = (rows >= 0) & (before[mapping][safe] != tb.skipped[safe])
+        flipped = (rows >= 0) & (before[mapping] != ops.records(w, mapping, np.maximum(rows, 0)).skipped)
         result[idx[flipped]] = "changed"
         detail[idx[flipped]] = "un-skipped" if action == "retry-all" else "marked Skipped"
         result[idx[~flipped]] = "no-op"
@@ -468,7 +465,7 @@ def _run_whole_company(w: Any, action: str, only: dict[str, tuple[np.ndarray, np
 def _run_group(w: Any, action: str, mapping: str, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, at: int,
                result: np.ndarray, detail: np.ndarray, extra: dict[str, np.ndarray]) -> list:
     """Apply one action to the rows of one mapping; fill result/detail per target; return the jobs run."""
-    tb = w.table(mapping)
+    rec = ops.records(w, mapping, rows)  # before the action
     if action == "retry":
         done = ops.retry(w, mapping, rows=rows)
         hit = np.isin(rows, done)
@@ -487,43 +484,43 @@ def _run_group(w: Any, action: str, mapping: str, t: pd.DataFrame, idx: np.ndarr
             new = ops.synchronize_now(w, mapping, None, _DIR[name], at, rows=rows[sel])
             jobs += new
             at = max(j.finish for j in new) + 1000
-            _sync_outcome(w, tb, new, idx[sel], rows[sel], name, t, result, detail)
+            _sync_outcome(w, mapping, new, idx[sel], rows[sel], name, t, result, detail)
         return jobs
     if action == "remove-coupling":
-        was = tb.coupled[rows].copy()
         job = ops.remove_coupling(w, mapping, None, at, rows=rows)
-        hit = was & ~tb.coupled[rows]
+        hit = rec.coupled & ~ops.records(w, mapping, rows).coupled
         result[idx[hit]] = "changed"
         detail[idx[hit]] = "coupling removed" + (" (uncoupling job)" if job is not None else " (row deleted)")
         result[idx[~hit]] = "no-op"
         detail[idx[~hit]] = "no-op: not coupled any more"
         return [job] if job is not None else []
     if action == "restore-records":
-        bc_alive = tb.exists[BC][rows].copy()
-        eligible = tb.coupled[rows] & (tb.exists[BC][rows] ^ tb.exists[DV][rows])
+        bc_alive = rec.exists[BC]
+        eligible = rec.coupled & (rec.exists[BC] ^ rec.exists[DV])
         jobs = ops.restore_records(w, mapping, None, at, rows=rows)
-        ok = eligible & tb.coupled[rows] & tb.exists[BC][rows] & tb.exists[DV][rows]
+        now = ops.records(w, mapping, rows)
+        ok = eligible & now.coupled & now.exists[BC] & now.exists[DV]
         result[idx[ok]] = "changed"
         # BC gives a record it re-creates the next number of its No. Series (T165), so say which
-        new_no = tb.config.bc_caption + " " + tb.key[rows[ok]].astype(str)
+        new_no = now.config.bc_caption + " " + now.key[ok].astype(str)
         detail[idx[ok]] = np.where(bc_alive[ok], "re-created in Dataverse and coupled",
                                    "re-created in Business Central as " + new_no + " and coupled")
-        extra["new_crm_id"][idx[ok]] = tb.ids[DV][rows[ok]]
-        extra["new_integration_id"][idx[ok]] = tb.ids[BC][rows[ok]]
+        extra["new_crm_id"][idx[ok]] = now.ids[DV][ok]
+        extra["new_integration_id"][idx[ok]] = now.ids[BC][ok]
         bad = eligible & ~ok
         result[idx[bad]] = "failed"
-        detail[idx[bad]] = "failed: " + _job_errors(w, jobs, tb.key[rows[bad]])
+        texts = pd.Series(ops.error_texts(w, jobs, now.key[bad]), dtype=object).fillna("see the job's errors")
+        detail[idx[bad]] = "failed: " + texts.to_numpy(dtype=object)
         result[idx[~eligible]] = "no-op"
         detail[idx[~eligible]] = "no-op: not exactly one record exists any more"
         return jobs
     if action == "set-up-coupling":
         crm = pd.Series(t["couple_to"].to_numpy(dtype=object)[idx], dtype=object).astype(str).to_numpy()
         eff = t["direction"].to_numpy(dtype=object)[idx]
-        live = np.flatnonzero(tb.exists[DV])
-        pos = pd.Index(tb.ids[DV][live]).get_indexer(crm)
-        src = live[np.maximum(pos, 0)]
+        src = ops.dataverse_rows(w, mapping, crm)
+        chosen = ops.records(w, mapping, np.maximum(src, 0))
         # a broken coupling the chosen row still had goes (its BC record is gone): the workspace must drop it
-        released = np.where((pos >= 0) & (src != rows) & tb.coupled[src], tb.ids[BC][src].astype(object), None)
+        released = np.where((src >= 0) & (src != rows) & chosen.coupled, chosen.ids[BC].astype(object), None)
         jobs = []
         for name in pd.unique(pd.Series(eff, dtype=object).fillna("")):
             sel = pd.Series(eff, dtype=object).fillna("").to_numpy() == name
@@ -534,17 +531,17 @@ def _run_group(w: Any, action: str, mapping: str, t: pd.DataFrame, idx: np.ndarr
                 result[idx[sel]], detail[idx[sel]] = "failed", f"failed: {exc}"
                 continue
             result[idx[sel]] = "changed"
-            detail[idx[sel]] = "coupled to " + tb.config.dv_caption + " " + crm[sel].astype(object)
+            detail[idx[sel]] = "coupled to " + rec.config.dv_caption + " " + crm[sel].astype(object)
             extra["new_crm_id"][idx[sel]] = crm[sel]
             extra["released_integration_id"][idx[sel]] = released[sel]
             if new:
-                _sync_outcome(w, tb, new, idx[sel], rows[sel], name, t, result, detail)
+                _sync_outcome(w, mapping, new, idx[sel], rows[sel], name, t, result, detail)
                 detail[idx[sel]] = "coupled, then " + detail[idx[sel]].astype(str)
                 jobs += new
                 at = max(j.finish for j in new) + 1000
         return jobs
     if action == "delete-records":
-        bc_alive = tb.exists[BC][rows].copy()
+        bc_alive = rec.exists[BC]
         try:
             done = ops.delete_records(w, mapping, None, at, rows=rows)
         except TwinPermissionError as exc:  # BC rolls the whole run back: nothing of this mapping deleted
@@ -560,38 +557,27 @@ def _run_group(w: Any, action: str, mapping: str, t: pd.DataFrame, idx: np.ndarr
     raise ActionError(f"The twin backend cannot run {action!r}.")  # pragma: no cover - guarded by ACTIONS
 
 
-def _job_errors(w: Any, jobs: list, keys: np.ndarray) -> np.ndarray:
-    """The latest error text of each BC key in ``jobs`` (from the twin's error log, not yet published)."""
-    log = w.errors
-    if not jobs or not log.job or not len(keys):
-        return np.full(len(keys), "see the job's errors", dtype=object)
-    frame = pd.DataFrame({"job": np.concatenate(log.job), "key": np.concatenate(log.key),
-                          "text": np.concatenate(log.text)})
-    frame = frame[frame["job"].isin([j.index for j in jobs])].drop_duplicates("key", keep="last")
-    found = pd.Series(keys, dtype=object).map(frame.set_index("key")["text"])
-    return found.fillna("see the job's errors").to_numpy(dtype=object)
-
-
-def _sync_outcome(w: Any, tb: Any, jobs: list, idx: np.ndarray, rows: np.ndarray, name: str, t: pd.DataFrame,
+def _sync_outcome(w: Any, mapping: str, jobs: list, idx: np.ndarray, rows: np.ndarray, name: str, t: pd.DataFrame,
                   result: np.ndarray, detail: np.ndarray) -> None:
     """Per target of a one-off Synchronize: synchronized, or failed (and Skipped again) with the message."""
     new = np.array([j.index for j in jobs])
     directions = [TO, FROM] if name == "merge" else [_DIR[name]]
     failed = np.zeros(len(rows), bool)
     message = np.full(len(rows), None, dtype=object)
+    rec = ops.records(w, mapping, rows)  # after the jobs
     for d in directions:
-        f = (tb.result[d][rows] == bc.RESULT_FAILURE) & np.isin(tb.job[d][rows], new)
-        message[f & ~failed] = tb.last_msg[d][rows[f & ~failed]]
+        f = (rec.result[d] == bc.RESULT_FAILURE) & np.isin(rec.job[d], new)
+        message[f & ~failed] = rec.message[d][f & ~failed]
         failed |= f
     ran = np.zeros(len(rows), bool)
     for d in directions:
-        ran |= np.isin(tb.job[d][rows], new)
+        ran |= np.isin(rec.job[d], new)
     fields = t["fields"].to_numpy(dtype=object)[idx]
     ok = ran & ~failed
     result[idx[ok]] = "changed"
     detail[idx[ok]] = "synchronized " + DIRECTION_TEXT[name] + np.where(
         pd.isna(fields[ok]), "", "; overwritten: " + fields[ok].astype(str))
-    again = tb.skipped[rows]
+    again = rec.skipped
     result[idx[failed]] = "failed"
     detail[idx[failed]] = np.where(again[failed], "failed and Skipped again: ", "failed: ") + message[failed].astype(str)
     result[idx[~ran]] = "no-op"

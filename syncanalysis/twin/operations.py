@@ -5,9 +5,15 @@ and couplings; the effect shows in jobs, errors and couplings on the next run of
 Every function takes the records of one mapping either as BC keys (``keys``) or as rows of the
 mapping's :class:`~syncanalysis.twin.model.TableState` (``rows=``, for bulk callers that mapped
 integration ids with :func:`rows_for_ids`), and raises :class:`TwinError` for unknown keys.
+
+Callers outside the twin read its state through :func:`records` (copies of what an action needs to know
+about some couplings) and the few queries below it, never through the twin's arrays.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +60,70 @@ def rows_for_ids(world: World, mapping: str, integration_ids: np.ndarray | list[
         norm = pd.Series(ids[miss], dtype=object).astype(str).str.strip("{}").str.lower().to_numpy(dtype=object)
         rows[miss] = index.get_indexer(norm)
     return rows
+
+
+@dataclass(frozen=True)
+class Records:
+    """Rows of one mapping as the actions see them: copies, indexed like ``rows``; by side BC/DV or direction TO/FROM."""
+
+    config: MappingConfig
+    coupled: np.ndarray
+    skipped: np.ndarray
+    exists: tuple[np.ndarray, np.ndarray]  # by side
+    ids: tuple[np.ndarray, np.ndarray]  # Integration ID, CRM ID
+    key: np.ndarray  # the BC primary key
+    name: np.ndarray  # the Dataverse row's name ("Coupled To")
+    result: tuple[np.ndarray, np.ndarray]  # last synchronization result by direction
+    job: tuple[np.ndarray, np.ndarray]  # its job
+    message: tuple[np.ndarray, np.ndarray]  # its last error message
+    changed: tuple[np.ndarray, np.ndarray]  # by side: modified since the last synchronization
+    differs: np.ndarray  # rows x mapped fields: the two apps' values (or lengths) differ
+
+
+def records(world: World, mapping: str, rows: np.ndarray) -> Records:
+    """What the twin knows of ``rows`` of ``mapping`` (see :class:`Records`)."""
+    t = world.table(mapping)
+    rows = np.asarray(rows, dtype=np.int64)
+    pair = lambda a: (a[0][rows].copy(), a[1][rows].copy())  # noqa: E731
+    return Records(t.config, t.coupled[rows].copy(), t.skipped[rows].copy(), pair(t.exists), pair(t.ids),
+                   t.key[rows].copy(), t.name[rows].copy(), pair(t.result), pair(t.job), pair(t.last_msg),
+                   (t.mod[BC][rows] > t.wm[BC][rows], t.mod[DV][rows] > t.wm[DV][rows]),
+                   (t.vals[BC][rows] != t.vals[DV][rows]) | (t.lens[BC][rows] != t.lens[DV][rows]))
+
+
+def dataverse_rows(world: World, mapping: str, crm_ids: np.ndarray) -> np.ndarray:
+    """The row of each existing Dataverse row of ``mapping`` with these CRM IDs; -1 where none exists."""
+    t = world.table(mapping)
+    live = np.flatnonzero(t.exists[DV])
+    pos = pd.Index(t.ids[DV][live]).get_indexer(np.asarray(crm_ids, dtype=object))
+    return np.where(pos >= 0, live[np.maximum(pos, 0)], -1)
+
+
+def outside_table_filter(world: World) -> list[tuple[int, str]]:
+    """(table id, Integration ID) of couplings Find for Deleted also marks: BC record outside its Table Filter."""
+    out: list[tuple[int, str]] = []
+    for t in world.tables.values():
+        if t.config.direction == bc.BIDIRECTIONAL:
+            continue
+        rows = np.flatnonzero(t.coupled & ~t.skipped & t.exists[BC] & ~t.in_filter)
+        out += [(t.config.table_id, str(i)) for i in t.ids[BC][rows]]
+    return out
+
+
+def may_delete(world: World, config: MappingConfig) -> bool:
+    """Whether the integration user may delete rows of the mapping's Dataverse table (else T163's error)."""
+    return bc.CRM_TABLES.get(config.crm_table_id, ("", ""))[1] not in world.missing_delete_privilege
+
+
+def error_texts(world: World, jobs: list[Any], keys: np.ndarray) -> np.ndarray:
+    """The latest error text each BC key got in ``jobs`` (from the twin's error log); None where none."""
+    log = world.errors
+    if not jobs or not log.job or not len(keys):
+        return np.full(len(keys), None, dtype=object)
+    frame = pd.DataFrame({"job": np.concatenate(log.job), "key": np.concatenate(log.key),
+                          "text": np.concatenate(log.text)})
+    frame = frame[frame["job"].isin([j.index for j in jobs])].drop_duplicates("key", keep="last")
+    return pd.Series(keys, dtype=object).map(frame.set_index("key")["text"]).to_numpy(dtype=object)
 
 
 def uses_uncoupling_job(config: MappingConfig) -> bool:
@@ -120,9 +190,11 @@ def retry_all(world: World, only: dict[str, np.ndarray] | None = None) -> int:
 
 
 def find_for_deleted(world: World, only: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Find for Deleted (MarkLocalDeletedAsSkipped): mark Skipped the non-skipped couplings that no BC
-    record *within the mapping's Table Filter* has (deleted, or e.g. Blocked when the filter excludes
-    blocked records), on every mapping that is not Bidirectional. Returns the rows per mapping.
+    """Find for Deleted (MarkLocalDeletedAsSkipped): mark Skipped the couplings without a BC record.
+
+    That is, the non-skipped couplings that no BC record *within the mapping's Table Filter* has
+    (deleted, or e.g. Blocked when the filter excludes blocked records), on every mapping that is not
+    Bidirectional. Returns the rows per mapping.
 
     BC opens the mapping's table with its Table Filter and looks the coupling's Integration ID up in it
     (codeunit 5330 ``MarkLocalDeletedAsSkipped``). ``only`` limits it to the given rows per mapping.
@@ -178,8 +250,10 @@ def delete_record(world: World, mapping: str, keys: list[str] | None, side: int,
 
 def restore_records(world: World, mapping: str, keys: list[str] | None, at: int, *,
                     rows: np.ndarray | None = None) -> list[Job]:
-    """Restore Records: for couplings with exactly one side deleted, delete the couplings and re-create the
-    missing records from the surviving side in **one** one-off job queue entry, which couples them again.
+    """Restore Records: re-create the missing side of couplings with exactly one side deleted.
+
+    The couplings are deleted and the missing records re-created from the surviving side in **one**
+    one-off job queue entry, which couples them again.
 
     As BC's ``RestoreDeletedRecords`` → ``CreateNewRecords``: one temporary mapping per mapping whose
     direction is To Integration Table when only BC records survive, From Integration Table when only
@@ -292,8 +366,9 @@ def coupled_data_sync_errors(world: World, *, remove_orphans: bool = True) -> pd
 # -- Set Up Coupling --------------------------------------------------------------------------------
 def set_up_coupling(world: World, mapping: str, keys: list[str] | None, crm_ids: list[str] | np.ndarray, at: int, *,
                     synchronize_direction: int | None = None, rows: np.ndarray | None = None) -> list[Job]:
-    """Set Up Coupling (``DefineCoupling``, page "CRM Coupling Record"): couple each BC record to the given
-    Dataverse row instead of the row it is coupled to now.
+    """Set Up Coupling (``DefineCoupling``, page "CRM Coupling Record"): couple records to given rows.
+
+    Each BC record is coupled to the given Dataverse row instead of the row it is coupled to now.
 
     As BC: the BC record must exist (the action is disabled otherwise, T170); the Dataverse row must
     exist and not be coupled to another BC record that exists (``AssertRecordIDCanBeCoupled``: a
