@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from ..errors import SchemaError
-from ..sql import COUPLING_STATES
+from ..sql import COUPLING_STATES, scope
 from ..workspace import Workspace
 from .signatures import error_text_sql
 
@@ -28,8 +28,9 @@ STATES = COUPLING_STATES
 KEY = ("environment", "company", "table_id", "integration_id")
 
 def local_record_sql(alias: str = "") -> str:
-    """SQL of the BC record a ``job_errors`` row is about: the source unless the source is a Dataverse
-    table in any language (spec §2), blanks as NULL — the workspace macro ``sa_local_record``.
+    """SQL of the BC record a ``job_errors`` row is about (the workspace macro ``sa_local_record``).
+
+    The source, unless the source is a Dataverse table in any language (spec §2); blanks as NULL.
 
     Examples
     --------
@@ -200,38 +201,33 @@ def _build_latest_errors(ws: Workspace) -> tuple[str, str]:
 
 
 def _where(sel: Selection) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    for col, value in (("c.environment", sel.environment), ("c.company", sel.company),
-                       ("c.table_id", sel.table_id), ("e.cause", sel.cause), ("e.signature", sel.signature),
-                       ("e.parent", sel.parent)):
+    """WHERE clause and parameters of a selection (couplings ``c``, latest errors ``e``, mappings ``m``)."""
+    extra, params = [], []
+    for col, value in (("c.table_id", sel.table_id), ("e.cause", sel.cause), ("e.signature", sel.signature),
+                       ("e.parent", sel.parent), ("coalesce(m.name, 'TABLE ' || c.table_id)", sel.mapping)):
         if value is not None:
-            clauses.append(f"{col} = ?")
+            extra.append(f"{col} = ?")
             params.append(value)
-    if sel.mapping is not None:
-        clauses.append("coalesce(m.name, 'TABLE ' || c.table_id) = ?")
-        params.append(sel.mapping)
-    if sel.state == "skipped":
-        clauses.append("c.skipped")
-    elif sel.state == "failed":
-        clauses.append("NOT coalesce(c.skipped, false) AND (c.last_synch_result = 'Failure' "
-                       "OR c.last_synch_crm_result = 'Failure')")
-    elif sel.state == "broken":
-        clauses.append("(c.bc_record_exists IS false OR c.crm_record_exists IS false)")
-    elif sel.state == "ok":
-        clauses.append("NOT coalesce(c.skipped, false) AND coalesce(c.last_synch_result, '') <> 'Failure' "
-                       "AND coalesce(c.last_synch_crm_result, '') <> 'Failure' "
-                       "AND c.bc_record_exists IS NOT false AND c.crm_record_exists IS NOT false")
-    if sel.since is not None:
-        clauses.append("e.logged_at >= ?")
-        params.append(sel.since)
-    if sel.until is not None:
-        clauses.append("e.logged_at <= ?")
-        params.append(sel.until)
+    # the state filters as the Selection defines them (a Skipped coupling is "skipped" even if a record is gone)
+    extra += [_STATE_FILTERS[sel.state]] if sel.state is not None else []
     if sel.search:
-        clauses.append("(c.bc_record_id ILIKE ? OR c.crm_description ILIKE ? OR e.error_message ILIKE ? "
-                       "OR p.error_message ILIKE ?)")
+        extra.append("(c.bc_record_id ILIKE ? OR c.crm_description ILIKE ? OR e.error_message ILIKE ? "
+                     "OR p.error_message ILIKE ?)")
         params += [f"%{sel.search}%"] * 4
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+    cond, scoped = scope("c", environment=sel.environment, company=sel.company)
+    times, timed = scope("e", time_column="logged_at", since=sel.since, until=sel.until)
+    clauses = [c for c in (cond, times) if c != "true"] + extra
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", scoped + timed + params
+
+
+_STATE_FILTERS = {
+    "skipped": "c.skipped",
+    "failed": "NOT coalesce(c.skipped, false) AND (c.last_synch_result = 'Failure' OR c.last_synch_crm_result = 'Failure')",
+    "broken": "(c.bc_record_exists IS false OR c.crm_record_exists IS false)",
+    "ok": "NOT coalesce(c.skipped, false) AND coalesce(c.last_synch_result, '') <> 'Failure' "
+          "AND coalesce(c.last_synch_crm_result, '') <> 'Failure' "
+          "AND c.bc_record_exists IS NOT false AND c.crm_record_exists IS NOT false",
+}
 
 
 def records_relation(ws: Workspace, sel: Selection | None = None) -> tuple[str, list[Any]]:
@@ -267,8 +263,10 @@ def records_relation(ws: Workspace, sel: Selection | None = None) -> tuple[str, 
 
 def records(ws: Workspace, sel: Selection | None = None, *, order_by: str = "-latest_error_on",
             limit: int | None = 100, offset: int = 0) -> pd.DataFrame:
-    """Return one page of the records of ``sel``: state, page 5333's Error Message / Failed On, the latest
-    error with its signature and cause.
+    """Return one page of the records of ``sel``.
+
+    Each with its state, page 5333's Error Message / Failed On, and the latest error with its signature
+    and cause.
 
     Parameters
     ----------

@@ -19,8 +19,8 @@ import uuid
 
 import duckdb
 
+from ..sql import lit, scope
 from . import captions as cap
-from .parse import lit
 
 # Namespace of the job IDs made up for page 5338 rows (uuid5 of environment|company|mapping|direction|
 # type|start second|ordinal): the same page row always gets the same ID, in any language.
@@ -31,9 +31,12 @@ _COUNTERS = ("inserted", "modified", "deleted", "unchanged", "failed", "skipped"
 
 
 def _scope(env: str, company: str, alias: str = "") -> str:
-    """The predicate limiting a table (``alias``) to one environment and company."""
-    a = f"{alias}." if alias else ""
-    return f"{a}environment = {lit(env)} AND {a}company = {lit(company)}"
+    """The predicate limiting a table (``alias``) to one environment and company, values inlined.
+
+    Inlined rather than parameters as it goes into view-like SQL texts that are composed and nested.
+    """
+    cond, params = scope(alias, environment=env, company=company)
+    return cond.replace("?", "{}").format(*(lit(p) for p in params))
 
 def uuid5_sql(name_sql: str, namespace: uuid.UUID = JOB_NAMESPACE) -> str:
     """SQL computing ``uuid.uuid5(namespace, name)`` of a VARCHAR expression (same value as Python)."""
