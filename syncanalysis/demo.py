@@ -96,8 +96,10 @@ def _is_current(path: Path) -> bool:
 
 def ensure_demo(path: str | Path = DEFAULT_WORKSPACE, *, progress: bool = False,
                 on_built: Callable[[list], None] | None = None) -> Path:
-    """Return the path of the demo workspace, building it first when it does not exist yet — or when it was
-    built by an older syncanalysis (another schema version): the demo is generated, so it is rebuilt.
+    """Return the path of the demo workspace, building it first when it does not exist yet.
+
+    It is built too when it was built by an older syncanalysis (another schema version): the demo is
+    generated, so it is rebuilt.
 
     The build writes to a temporary file that is renamed at the end, so a build interrupted halfway
     never leaves a half-filled demo behind (and two notebooks starting at once do not share one).

@@ -74,12 +74,12 @@ class Code(str):
 
 
 def md(value: Any) -> str:
-    """One value as Markdown text: no line breaks, HTML and table pipes escaped; a :class:`Code` as a code span.
+    r"""One value as Markdown text: no line breaks, HTML and table pipes escaped; a :class:`Code` as a code span.
 
     Examples
     --------
-    >>> print(md("a | <b>b</b>\\nc"))
-    a \\| &lt;b&gt;b&lt;/b&gt; c
+    >>> print(md("a | <b>b</b>\nc"))
+    a \| &lt;b&gt;b&lt;/b&gt; c
     >>> print(md(Code("x`y")))
     ``x`y``
     """

@@ -30,13 +30,16 @@ class Table:
 
     @property
     def column_names(self) -> list[str]:
+        """The column names, in order."""
         return [c for c, _ in self.columns]
 
     @property
     def types(self) -> dict[str, str]:
+        """Column name -> DuckDB type."""
         return dict(self.columns)
 
     def ddl(self) -> str:
+        """The ``CREATE TABLE IF NOT EXISTS`` statement of the table: key columns NOT NULL, the key as primary key."""
         cols = ",\n  ".join(f'"{c}" {t}' + (" NOT NULL" if c in self.key else "") for c, t in self.columns)
         key = ", ".join(f'"{k}"' for k in self.key)
         return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols},\n  PRIMARY KEY ({key})\n)'

@@ -1,5 +1,6 @@
-"""The SQL vocabulary of the toolkit: quoting, one scope filter, temporary names that never collide, and
-the domain's facts as DuckDB macros (created on every workspace connection).
+"""The SQL vocabulary of the toolkit: quoting, one scope filter, temporary names that never collide, domain facts.
+
+The domain's facts are DuckDB macros (created on every workspace connection).
 
 Every analysis, source and action module writes these facts through this module, so each has one home:
 

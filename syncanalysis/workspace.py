@@ -53,6 +53,7 @@ class UpsertResult:
 
     @property
     def unchanged(self) -> int:
+        """Rows read that were neither inserted nor updated."""
         return self.read - self.inserted - self.updated
 
 
@@ -67,18 +68,22 @@ class LoadReport:
 
     @property
     def rows_read(self) -> int:
+        """Rows read, over all tables."""
         return sum(r.read for r in self.tables.values())
 
     @property
     def rows_inserted(self) -> int:
+        """Rows inserted, over all tables."""
         return sum(r.inserted for r in self.tables.values())
 
     @property
     def rows_updated(self) -> int:
+        """Rows updated, over all tables."""
         return sum(r.updated for r in self.tables.values())
 
     @property
     def rows_deleted(self) -> int:
+        """Rows deleted, over all tables."""
         return sum(r.deleted for r in self.tables.values())
 
     def to_frame(self) -> pd.DataFrame:
@@ -119,8 +124,11 @@ class Load:
 
 
 def project_root(start: str | Path | None = None) -> Path:
-    """The nearest folder (from ``start``, default the current one, upwards) holding this project's
-    ``pyproject.toml`` and ``sample_data/``; the current folder when there is none (an installed package)."""
+    """The nearest folder holding this project's ``pyproject.toml`` and ``sample_data/``.
+
+    Folders are searched from ``start`` (default the current one) upwards; the result is the current folder
+    when there is none (an installed package).
+    """
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "pyproject.toml").exists() and (folder / "sample_data").is_dir():
@@ -541,8 +549,9 @@ class Workspace:
             return con.execute(_insert_new_sql(spec, [c for c in cols if c != "fidelity"], source)).fetchall()[0][0]
 
     def check_casts(self, table: str, sql: str) -> None:
-        """Check that every value of query ``sql`` fits its column of ``table`` (one scan, for the columns whose
-        type differs from the table's).
+        """Check that every value of query ``sql`` fits its column of ``table``.
+
+        One scan, for the columns whose type differs from the table's.
 
         Parameters
         ----------
@@ -690,8 +699,10 @@ class Workspace:
 
     def last_load(self, source: str, kind: str | None = None, *, environment: str | None = None,
                   company: str | None = None) -> dict[str, Any] | None:
-        """Return the newest ``loads`` row of ``source`` (and ``kind``, ``environment``, ``company``) as a
-        dict, or ``None``. One source loaded under two environment labels has a watermark per label."""
+        """Return the newest ``loads`` row of ``source`` (and ``kind``, ``environment``, ``company``), or ``None``.
+
+        The row is returned as a dict. One source loaded under two environment labels has a watermark per label.
+        """
         where, params = "source = ?", [source]
         for col, value in (("kind", kind), ("environment", environment), ("company", company)):
             if value is not None:
@@ -814,8 +825,10 @@ class Workspace:
 
 
 def _insert_new_sql(spec: Table, provided: list[str], source: str) -> str:
-    """INSERT of new rows from ``source``, with the values a merge gives a new row: the provided columns,
-    the fidelity, the derived columns computed, NULL for the rest."""
+    """INSERT of new rows from ``source``, with the values a merge gives a new row.
+
+    Those are the provided columns, the fidelity, the derived columns computed, NULL for the rest.
+    """
     derived = _DERIVED.get(spec.name, {})
     given = set(provided) | {"fidelity"}
     inner = ", ".join(f's."{c}"' if c in given else f'NULL AS "{c}"' for c, _ in spec.columns if c not in derived)

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from syncanalysis import actions as act
+from syncanalysis import html as h
 from syncanalysis.analysis.records import Selection, count_records, facet_counts, records
 from syncanalysis.analysis.signatures import assign_signatures
 from syncanalysis.errors import SyncAnalysisError
 from syncanalysis.twin.scenario import ScenarioConfig, Simulation
 from syncanalysis.twin.state import load_twin, publish
 from syncanalysis.widgets import SyncLogPanel, TriagePanel
-from syncanalysis import html as h
 from syncanalysis.workspace import Workspace
 
 HOSTILE_ERROR = "<script>alert(1)</script> <b>bold</b> & more"

@@ -115,8 +115,11 @@ def _scope(ws: Workspace, environment: str | None, company: str | None, what: st
 
 def keys_from_file(ws: Workspace, path: str, environment: str | None = None,
                    company: str | None = None) -> tuple[tuple[str, str, int, str], ...]:
-    """Read ``--keys``: a CSV with ``table_id,integration_id`` or ``bc_record_id`` (optionally environment,
-    company) and return coupling keys. Record ids without a coupling are reported on stderr and left out."""
+    """Read ``--keys`` and return its coupling keys.
+
+    The file is a CSV with ``table_id,integration_id`` or ``bc_record_id`` (optionally environment, company).
+    Record ids without a coupling are reported on stderr and left out.
+    """
     file = Path(path)
     if not file.exists():
         raise ActionError(f"Keys file {file} does not exist.")

@@ -96,8 +96,10 @@ def _scope(ws: Workspace, environment: str | None, company: str | None) -> tuple
 
 def entries_to_delete(ws: Workspace, environment: str, company: str, days_old: int,
                       as_of: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(deleted, kept)``: the jobs BC's DeleteEntries(days_old) deletes at ``as_of``, and those it keeps
-    because a Skipped coupling points at them (set-based over the workspace's jobs and couplings)."""
+    """``(deleted, kept)``: the jobs BC's DeleteEntries(days_old) deletes at ``as_of``, and those it keeps.
+
+    A job is kept because a Skipped coupling points at it (set-based over the workspace's jobs and couplings).
+    """
     cutoff = as_of - dt.timedelta(days=days_old)
     frame = ws.con.execute("""
         WITH ref AS (

@@ -55,9 +55,11 @@ def bc_filter(values: list[str]) -> str:
 
 
 def default_plan_path(plan: Plan, ws: Workspace | None = None) -> Path:
-    """``plans/<action>-<environment>-<company>-<UTC time>.json`` beside the workspace file (for the demo
-    workspace ``build/demo.duckdb`` that is ``build/plans/``); ``build/plans/`` under the project root for an
-    in-memory workspace."""
+    """``plans/<action>-<environment>-<company>-<UTC time>.json`` beside the workspace file.
+
+    For the demo workspace ``build/demo.duckdb`` that is ``build/plans/``; for an in-memory workspace it is
+    ``build/plans/`` under the project root.
+    """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     parts = [plan.action, plan.environment or "all", plan.company or "all", stamp]
     name = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", p).strip("_") for p in parts)

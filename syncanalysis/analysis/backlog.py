@@ -199,8 +199,10 @@ def _build_tables(ws: Workspace, environment: str | None, company: str | None, m
 
 
 def _build_snapshot(ws: Workspace, environment: str | None, company: str | None, mapping: str | None) -> None:
-    """Per coupling of the snapshot: its mapping, Skipped flag and when its last successful syncs started; the
-    records audited actions named; the end of the history per environment and company."""
+    """Per coupling of the snapshot: its mapping, Skipped flag and when its last successful syncs started.
+
+    Also the records audited actions named, and the end of the history per environment and company.
+    """
     w, params = where(environment, company, time_col="start_datetime", prefix="c.")
     mw = " AND m.name = ?" if mapping is not None else ""
     ws.con.execute(f"""

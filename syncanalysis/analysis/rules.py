@@ -67,6 +67,7 @@ class Rule:
     in_wrapper: bool = False
 
     def claims(self, name: str, text: str) -> bool:
+        """Whether the rule claims a row: ``name_rx`` is found in ``name`` or ``text_rx`` in ``text``."""
         return bool((self.name_rx is not None and self.name_rx.search(name))
                     or (self.text_rx is not None and self.text_rx.search(text)))
 

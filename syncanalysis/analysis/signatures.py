@@ -1,4 +1,4 @@
-"""Error signatures: every error text mapped to a template, a cause, how it matched and a readable signature.
+r"""Error signatures: every error text mapped to a template, a cause, how it matched and a readable signature.
 
 A **signature** is an error text with its variable parts masked, so that messages that differ only
 in values (record keys, numbers, GUIDs, field names, quoted values) share it. A text is cleaned
@@ -8,7 +8,7 @@ reviewed catalogue — ``data/bc-error-templates.csv`` (BC's labels, spec §7) p
 ``data/extra-templates.csv`` (Dataverse service texts, older BC labels) — and local templates
 (:func:`use_templates`); 1 BC's integration labels; 2 Dataverse's error messages (both in
 ``data/``, causes from :mod:`syncanalysis.analysis.rules`). Placeholders ``%1..%9`` become regex
-groups (an AL ``\\\\`` is a line break); the final period is optional; tier 1 and 2 templates must
+groups (an AL ``\\`` is a line break); the final period is optional; tier 1 and 2 templates must
 make up enough of the text, and short ones need a table BC synchronizes. The template gives the
 **cause** (see :mod:`syncanalysis.analysis.causes`) and the signature: the template with each
 placeholder rendered as a typed token (``<key>``, ``<n>``, ``<table>``…). Every result says how it
@@ -345,8 +345,10 @@ _QUOTE = re.compile(r"['\"]")
 
 
 def _lit_regex(lit: str) -> str:
-    """Regex of a literal template part: any run of blanks matches any whitespace; an AL line break
-    (a doubled backslash) matches optional whitespace."""
+    """Regex of a literal template part: any run of blanks matches any whitespace.
+
+    An AL line break (a doubled backslash) matches optional whitespace.
+    """
     out = []
     for piece in re.split(r"(\\\\|\s+)", lit):
         if not piece:
@@ -992,7 +994,6 @@ class _Matcher:
 
         ``context``: the text (with ``extra``) says it comes from Dataverse, or is inside a Dataverse fault.
         """
-
         m = _EXCEPTION_PREFIX.match(core)
         if m is not None and depth < _MAX_DEPTH:  # an exception type name says nothing: classify what follows
             res = self.classify(core[m.end():], truncated, depth + 1, dataverse or "Xrm" in m.group(0), wrapped,

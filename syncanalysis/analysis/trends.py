@@ -60,8 +60,11 @@ def check_freq(freq: str) -> str:
 def where(environment: str | None = None, company: str | None = None, mapping: str | None = None,
           since: dt.datetime | None = None, until: dt.datetime | None = None, *, time_col: str,
           prefix: str = "", mapping_col: str = "mapping_name") -> tuple[str, list[Any]]:
-    """SQL `` AND ...`` (empty when no filter) and parameters of the common filters — :func:`syncanalysis.sql.scope`
-    for SQL that appends them to a WHERE of its own; columns of alias ``prefix`` (``"j."``)."""
+    """SQL `` AND ...`` (empty when no filter) and parameters of the common filters.
+
+    This is :func:`syncanalysis.sql.scope` for SQL that appends them to a WHERE of its own; the columns are
+    those of alias ``prefix`` (``"j."``).
+    """
     cond, params = scope(prefix.rstrip("."), environment=environment, company=company, mapping=mapping,
                          mapping_column=mapping_col, time_column=time_col, since=since, until=until)
     return ("" if not params else f" AND {cond}"), params

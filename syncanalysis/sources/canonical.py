@@ -204,6 +204,10 @@ def _jobs_page_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, com
 
 def resolve_env(parsed: list[Parsed], environment: str | None, company: str | None,
                  path: Path) -> tuple[str, str, str]:
+    """``(environment, company, where from)`` of a file's parsed parts: the argument, the file's value or the default.
+
+    Raises :class:`EnvironmentConflictError` when the sheets disagree or an argument contradicts the file.
+    """
     found = {}
     for what, given in (("environment", environment), ("company", company)):
         vals = {(p.part.sheet, getattr(p, what)) for p in parsed if getattr(p, what)}

@@ -36,11 +36,11 @@ TOOLKIT = "syncanalysis"
 
 
 def normalize(text: object) -> str:
-    """Fold a caption or value for comparison: Unicode NFKC, case, apostrophes, dashes and spaces.
+    r"""Fold a caption or value for comparison: Unicode NFKC, case, apostrophes, dashes and spaces.
 
     Examples
     --------
-    >>> normalize("  L’enregistrement\\u00a0existe ")
+    >>> normalize("  L’enregistrement\u00a0existe ")
     "l'enregistrement existe"
     """
     return _normalize(str(text))

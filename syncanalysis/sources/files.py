@@ -445,10 +445,12 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
 
 
 def _first_rows(ws: Workspace, table: str, sql: str, env: str, company: str) -> bool:
-    """Whether the rows of ``sql`` can go into ``table`` by a plain INSERT: the table has no rows of this
-    environment and company yet and no row lacks its key (keys within one file are unique after
-    :func:`_dedupe`); otherwise :meth:`Workspace.upsert` merges them. Raises :class:`SchemaError` for a
-    value that does not fit its column, as the upsert would."""
+    """Whether the rows of ``sql`` can go into ``table`` by a plain INSERT.
+
+    They can when the table has no rows of this environment and company yet and no row lacks its key (keys
+    within one file are unique after :func:`_dedupe`); otherwise :meth:`Workspace.upsert` merges them. Raises
+    :class:`SchemaError` for a value that does not fit its column, as the upsert would.
+    """
     con = ws.con
     if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE environment = ? AND company = ? LIMIT 1)",
                    [env, company]).fetchall()[0][0]:

@@ -168,9 +168,11 @@ def profile_datetimes(con: duckdb.DuckDBPyConnection, table: str, columns: Mappi
 
 
 def unforeseen_sql(col: str, profile: DateProfile) -> list[str]:
-    """SQL flags for values of text column ``col`` that ``profile`` (made on some rows) would read wrongly
-    without failing: an ISO time with an offset (read as if it had none) and a two-digit year (read as
-    year 26). A profile of every row foresees them; one of the first rows must be redone when a flag is up.
+    """SQL flags for values of text column ``col`` that ``profile`` (made on some rows) would read wrongly.
+
+    Such values are read wrongly without failing: an ISO time with an offset (read as if it had none) and a
+    two-digit year (read as year 26). A profile of every row foresees them; one of the first rows must be
+    redone when a flag is up.
     """
     raw = ident(col)
     flags = []
@@ -372,6 +374,7 @@ class TableNames:
 
     @classmethod
     def default(cls, extra: Mapping[str, int] | None = None) -> TableNames:
+        """The captions of every known table, plus ``extra`` (caption -> table id, normalized here)."""
         names = dict(cap.caption_to_table())
         for k, v in (extra or {}).items():
             names[cap.normalize(k)] = v
@@ -438,9 +441,11 @@ def _run(values: Sequence[object], expr: str | None = None, *, profile_lang: str
 
 
 def parse_datetimes(values: Sequence[object], *, lang: str | None = None) -> tuple[pd.Series, DateProfile]:
-    """Parse a column of date texts as a loader would: returns the timestamps (NaT where blank or
-    unparsable) and the column's :class:`DateProfile`. Raises :class:`ValueParseError` for a column
-    that fits no locale."""
+    """Parse a column of date texts as a loader would.
+
+    Returns the timestamps (NaT where blank or unparsable) and the column's :class:`DateProfile`. Raises
+    :class:`ValueParseError` for a column that fits no locale.
+    """
     got, prof = _run(values, dates=True, profile_lang=lang)
     return got, prof  # type: ignore[return-value]
 

@@ -53,6 +53,7 @@ class Part:
     temp: list[str] = field(default_factory=list)
 
     def where(self, **kw: Any) -> dict[str, Any]:
+        """Where the part is for error messages: its ``path`` and ``sheet``, plus ``kw``."""
         return {"path": self.path, "sheet": self.sheet, **kw}
 
 
@@ -63,10 +64,12 @@ class Temp:
         self.con, self.objects, self.dir = con, [], None
 
     def name(self, prefix: str) -> str:
+        """A new temp object name starting ``_sa_<prefix>_`` that no other load uses (nothing is created)."""
         n = f"_sa_{prefix}_{os.getpid()}_{next(_names)}"
         return n
 
     def table(self, prefix: str, sql: str) -> str:
+        """Create a temp table of ``sql``'s rows, dropped at the end; returns its name."""
         n = self.name(prefix)
         self.con.execute(f"CREATE TEMP TABLE {n} AS {sql}").fetchall()
         self.objects.append(("TABLE", n))
@@ -86,22 +89,26 @@ class Temp:
             self.con.unregister(reg)
 
     def drop(self, table: str | None) -> None:
+        """Drop temp table ``table`` of this load now (nothing for ``None``)."""
         if table is not None:
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
             self.objects.remove(("TABLE", table))
 
     def view(self, prefix: str, sql: str) -> str:
+        """Create a temp view of ``sql``, dropped at the end; returns its name."""
         n = self.name(prefix)
         self.con.execute(f"CREATE TEMP VIEW {n} AS {sql}").fetchall()
         self.objects.append(("VIEW", n))
         return n
 
     def file(self, suffix: str) -> Path:
+        """A new path ending ``suffix`` in the load's temporary folder (created on first use, removed at the end)."""
         if self.dir is None:
             self.dir = tempfile.TemporaryDirectory(prefix="syncanalysis-load-")
         return Path(self.dir.name) / f"{next(_names)}{suffix}"
 
     def close(self) -> None:
+        """Drop every temp table and view (newest first) and remove the temporary folder."""
         for kind, n in reversed(self.objects):
             try:
                 self.con.execute(f"DROP {kind} IF EXISTS {n}")
@@ -141,6 +148,7 @@ class Hasher(threading.Thread):
         self.path, self.digest, self.error = path, None, None
 
     def run(self) -> None:
+        """Hash the file (on the thread); an error is kept for :meth:`result`."""
         try:
             h = hashlib.sha256()
             with open(self.path, "rb") as fh:
@@ -151,6 +159,7 @@ class Hasher(threading.Thread):
             self.error = exc
 
     def result(self) -> str:
+        """Wait for the hash and return its hex digest; raises :class:`UnreadableFileError` if reading failed."""
         self.join()
         if self.error is not None:  # pragma: no cover
             raise UnreadableFileError(f"cannot read the file ({self.error})", path=self.path)
@@ -228,7 +237,7 @@ class CsvSource:
 
 
 def sniff_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> CsvSource:
-
+    """The :class:`CsvSource` of a CSV, from its first megabyte; a file not in UTF-8 is copied to a UTF-8 temp file."""
     if compressed:
         try:
             with gzip.open(path, "rb") as gz:
@@ -280,6 +289,7 @@ def sniff_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> CsvSour
 
 
 def read_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> list[Part]:
+    """A CSV (optionally gzip) as one part: every data row read into a temp table of VARCHAR columns."""
     con = temp.con
     src = sniff_text(path, head, compressed, temp)
     table = temp.name("raw")

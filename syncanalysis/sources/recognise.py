@@ -17,6 +17,8 @@ from .read import Part
 
 @dataclass
 class ColumnMatch:
+    """One column of a part: its index and header, the canonical column it matched (or ``None``) and how."""
+
     index: int
     header: str
     column: cap.Column | None
@@ -25,6 +27,8 @@ class ColumnMatch:
 
 @dataclass
 class Match:
+    """A part matched to a layout: its columns, caption language, score and the required columns missing."""
+
     layout: cap.Layout
     columns: list[ColumnMatch]
     language: str | None
@@ -33,13 +37,16 @@ class Match:
 
     @property
     def ok(self) -> bool:
+        """Whether no required column is missing."""
         return not self.missing
 
     def target(self, name: str) -> ColumnMatch | None:
+        """The column matched to canonical column ``name``, or ``None``."""
         return next((c for c in self.columns if c.column is not None and c.column.target == name), None)
 
 
 def value_kinds(sample: Sequence[Sequence[str]], width: int) -> list[set[str]]:
+    """Per column, the kinds (:func:`looks_like`) its sampled values look like."""
     kinds: list[set[str]] = [set() for _ in range(width)]
     for row in sample:  # a bounded sample (at most SAMPLE_ROWS rows), for the column signatures
         for i in range(min(width, len(row))):

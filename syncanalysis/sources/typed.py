@@ -41,6 +41,8 @@ _MAX_CATEGORIES = 1000  # distinct values an option / Yes-No column may have
 
 @dataclass
 class Parsed:
+    """A recognised part's typed values (a view, ``table``) and what the checks on them found."""
+
     part: Part
     match: Match
     table: str  # temp table: _row + canonical and helper columns
@@ -60,9 +62,11 @@ class Parsed:
 
     @property
     def layout(self) -> cap.Layout:
+        """The layout the part was recognised as."""
         return self.match.layout
 
     def has(self, target: str) -> bool:
+        """Whether a column of the part was matched to canonical column ``target``."""
         return self.match.target(target) is not None
 
 

@@ -131,12 +131,14 @@ class World:
         return np.array([str(uuid.UUID(bytes=bytes(r), version=4)) for r in raw], dtype=object)
 
     def table(self, name: str) -> TableState:
+        """The records of mapping ``name``; raises :class:`TwinError` for a mapping the twin does not have."""
         try:
             return self.tables[name]
         except KeyError:
             raise TwinError(f"The twin has no mapping {name!r}; it has {sorted(self.tables)}.") from None
 
     def next_job_queue_log_entry(self) -> int:
+        """Return the next Job Queue Log Entry No. (the first is 1)."""
         self.job_queue_log_entry_no += 1
         return self.job_queue_log_entry_no
 

@@ -27,7 +27,7 @@ _UTC = dt.UTC
 
 
 def _ts(ms: np.ndarray | list[int]) -> pd.Series:
-    """ms since epoch -> naive UTC timestamps; -1 (blank) -> NaT."""
+    """Milliseconds since epoch -> naive UTC timestamps; -1 (blank) -> NaT."""
     a = np.asarray(ms, dtype=np.int64)
     out = pd.to_datetime(np.where(a < 0, np.iinfo(np.int64).min, a * 1_000_000).astype("datetime64[ns]"))
     return pd.Series(out)

@@ -94,13 +94,16 @@ class MappingConfig:
 
     @property
     def bc_caption(self) -> str:
+        """The caption of the BC table (``table_id``)."""
         return bc.BC_TABLES[self.table_id]
 
     @property
     def dv_caption(self) -> str:
+        """The caption of the Dataverse table (``crm_table_id``)."""
         return bc.CRM_TABLES[self.crm_table_id][0]
 
     def caption(self, side: int) -> str:
+        """The table caption of ``side`` (BC or Dataverse)."""
         return self.bc_caption if side == BC else self.dv_caption
 
     def runs(self, direction: int) -> bool:

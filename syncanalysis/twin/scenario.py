@@ -511,8 +511,10 @@ class Simulation:
         self.at(int(release_at), release)
 
     def _foreground_create(self, t: int) -> None:
-        """A salesperson creates an account in Sales and opens it in BC right away: BC creates the customer
-        in the foreground (Job Queue Log Entry No. 0)."""
+        """A salesperson creates an account in Sales and opens it in BC right away.
+
+        BC creates the customer in the foreground (Job Queue Log Entry No. 0).
+        """
         if not self.world.connection_enabled:
             return
         tb = self.world.table("CUSTOMER")
@@ -552,8 +554,11 @@ class Simulation:
 
     def _later(self, times: np.ndarray, mapping: str, side: int, rows: np.ndarray, *, kind: int,
                field: int | None = None, value: np.ndarray | None = None, length: np.ndarray | None = None) -> None:
-        """Plan user edits at ``times`` (kinds as in :meth:`_day_edits`; ``field``/``value``/``length`` pin a
-        mapped-field edit). They happen when the clock gets there, so no record is modified in the future."""
+        """Plan user edits at ``times`` (kinds as in :meth:`_day_edits`).
+
+        ``field``/``value``/``length`` pin a mapped-field edit. The edits happen when the clock gets there, so
+        no record is modified in the future.
+        """
         k = len(rows)
         self._pending.append((np.asarray(times, np.int64), mapping, side, np.asarray(rows, np.int64),
                               np.full(k, kind, np.int8), np.full(k, -1 if field is None else field, np.int16),
@@ -791,8 +796,11 @@ class Simulation:
                 e.status, e.next_run = "Ready", self.clock + 30_000
 
     def _wake(self, t: int) -> None:
-        """Event-driven rescheduling: a BC change on a mapped table sets an entry on hold for inactivity
-        Ready again about 30 s later (spec §6.1); planted events change records outside the day's edits."""
+        """Event-driven rescheduling, and planted events.
+
+        A BC change on a mapped table sets an entry on hold for inactivity Ready again about 30 s later (spec
+        §6.1); planted events change records outside the day's edits.
+        """
         for e in self.entries.values():
             if e.status != "On Hold with Inactivity Timeout":
                 continue

@@ -1,5 +1,6 @@
-"""The dashboard: headline figures, the diagnosis charts and the findings under shared filters; a finding
-opens the triage panel with the finding's selection already selected.
+"""The dashboard: headline figures, the diagnosis charts and the findings under shared filters.
+
+A finding opens the triage panel with the finding's selection already selected.
 
 Thin over :func:`syncanalysis.analysis.findings.kpis` / ``diagnose``, the trend and backlog analyses and
 :mod:`syncanalysis.plots` (figures rendered to PNG for an ``Image`` widget, drawn only when their tab is

@@ -1,5 +1,6 @@
-"""The Synchronization Log of one record: jobs and errors that touched it, its coupling over time, and
-(on the twin) both apps' versions side by side with the differing fields marked.
+"""The Synchronization Log of one record: jobs and errors that touched it and its coupling over time.
+
+On the twin it also shows both apps' versions side by side with the differing fields marked.
 
 A thin view over :func:`syncanalysis.actions.sync_log`; every text shown is escaped.
 """

@@ -637,8 +637,11 @@ class TriagePanel:
         self.clear_btn.disabled = n == 0 and not self._all
 
     def selected_rows(self) -> pd.DataFrame:
-        """The records the enablement rules look at: every chosen row, or for "all matching" the distinct
-        combinations of the columns the rules read (set-based, whatever N is)."""
+        """The records the enablement rules look at.
+
+        Every chosen row, or for "all matching" the distinct combinations of the columns the rules read
+        (set-based, whatever N is).
+        """
         if self._all:
             sql, params = records_relation(self.ws, self.filters)
             cols = ", ".join(_RULE_COLUMNS)
@@ -678,8 +681,11 @@ class TriagePanel:
             self._guard(self.preview, self._action, change["new"])
 
     def action_selection(self, action: str) -> Selection | None:
-        """What ``action`` acts on: the selection, or for Retry All / Find for Deleted (which BC runs on the
-        whole company, without a selection) only the environment/company filter."""
+        """What ``action`` acts on: the selection, or only the environment/company filter.
+
+        Only the filter for Retry All / Find for Deleted, which BC runs on the whole company, without a
+        selection.
+        """
         if action in act.WHOLE_COMPANY:
             f = self.filters
             if f.environment is None and f.company is None:
