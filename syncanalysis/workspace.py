@@ -299,8 +299,12 @@ class Workspace:
         """
         return self._revision
 
-    def memo(self, name: str, key: object, build: Callable[[], Any]) -> Any:
+    def memo(self, name: str, key: object, build: Callable[[], Any], *, across_writes: bool = False) -> Any:
         """The value ``build()`` returned for ``name`` and ``key`` at this :attr:`revision`, built once.
+
+        With ``across_writes`` the value stays while ``key`` alone is the same (``key`` then says itself
+        when the value is stale, e.g. the stored twin's revision). Every value is dropped when a
+        transaction of this workspace rolls back.
 
         Examples
         --------
@@ -309,13 +313,22 @@ class Workspace:
         >>> ws.memo("n", 1, lambda: calls.append(1) or len(calls)), ws.memo("n", 1, lambda: 99)
         (1, 1)
         """
-        full = (self._revision, key)
+        full = ("kept" if across_writes else self._revision, key)
         hit = self._memo.get(name)
         if hit is not None and hit[0] == full:
             return hit[1]
         value = build()
         self._memo[name] = (full, value)
         return value
+
+    def remember(self, name: str, key: object, value: Any) -> None:
+        """Keep ``value`` under ``name`` for :meth:`memo` with ``across_writes`` and the same ``key``."""
+        self._memo[name] = (("kept", key), value)
+
+    def forget(self, prefix: str) -> None:
+        """Drop the memo values whose name starts with ``prefix``."""
+        for name in [n for n in self._memo if n.startswith(prefix)]:
+            del self._memo[name]
 
     # -- writing ---------------------------------------------------------------------------
     def upsert(self, table: str, frame: pd.DataFrame | duckdb.DuckDBPyRelation, *,

@@ -76,3 +76,19 @@ def test_text_columns_keep_none_and_unicode():
     enc = store._Encoder()
     back = store._Decoder(enc.buffers).array(enc.array(arr))
     assert back.tolist() == arr.tolist()
+
+
+def test_the_workspace_keeps_its_twin_while_the_stored_one_is_unchanged_and_drops_it_on_a_rollback():
+    sim = _sim()
+    ws = Workspace()
+    publish(ws, sim, scenario="t")
+    env, comp = sim.world.environment, sim.world.company
+    assert load_twin(ws, env, comp, cached=True) is sim  # the published object is the stored twin
+    with ws.transaction() as con:  # another write: the twin's stored revision is unchanged
+        con.execute("INSERT INTO meta VALUES ('x', 'y')")
+    assert load_twin(ws, env, comp, cached=True) is sim
+    assert load_twin(ws, env, comp) is not sim  # not cached: read from the store
+    with pytest.raises(RuntimeError), ws.transaction():
+        raise RuntimeError("rolled back")
+    again = load_twin(ws, env, comp, cached=True)
+    assert again is not sim and len(again.world.jobs) == len(sim.world.jobs)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import weakref
 
 import numpy as np
 import pandas as pd
@@ -78,9 +77,20 @@ def load_twin(ws: Workspace, environment: str | None = None, company: str | None
     key = tuple(rows[0])
     revision = ws.con.execute(
         "SELECT revision FROM twin_state WHERE environment = ? AND company = ?", list(key)).fetchall()[0][0]
-    cache = _cache(ws)
-    if cached and key in cache and cache[key][0] == revision:
-        return cache[key][1]
+    def read() -> Simulation:
+        return _read(ws, key)
+
+    if cached:  # the workspace object keeps it while the stored revision is the same
+        return ws.memo(_memo_name(*key), revision, read, across_writes=True)
+    return read()
+
+
+def _memo_name(environment: str, company: str) -> str:
+    """The twin's name among the workspace's memo values (no other name starts with it)."""
+    return f"twin\x1f{environment}\x1f{company}\x1e"
+
+
+def _read(ws: Workspace, key: tuple[str, str]) -> Simulation:
     blob, digests = ws.con.execute(
         "SELECT state, buffers FROM twin_state WHERE environment = ? AND company = ?", list(key)).fetchall()[0]
     stored = dict(ws.con.execute(
@@ -89,27 +99,17 @@ def load_twin(ws: Workspace, environment: str | None = None, company: str | None
     if missing:
         raise TwinError(f"The stored twin of {key[0]}/{key[1]} lacks {len(missing)} of its buffers; rebuild the "
                         "workspace (`syncanalysis demo`, or `syncanalysis simulate --workspace FILE`).")
-    sim = store.loads(blob, [stored[d] for d in digests or []])
-    if cached:
-        cache[key] = (revision, sim)
-    return sim
+    return store.loads(blob, [stored[d] for d in digests or []])
 
 
 def forget_twin(ws: Workspace, environment: str | None = None, company: str | None = None) -> None:
     """Drop the cached twin(s) of ``ws`` (after a change that will not be published)."""
-    cache = _cache(ws)
-    for key in list(cache):
-        if environment in (None, key[0]) and company in (None, key[1]):
-            del cache[key]
-
-
-# per workspace object: the twin it last loaded or published, by (environment, company)
-_TWINS: weakref.WeakKeyDictionary[Workspace, dict[tuple[str, str], tuple[int, Simulation]]] = \
-    weakref.WeakKeyDictionary()
-
-
-def _cache(ws: Workspace) -> dict[tuple[str, str], tuple[int, Simulation]]:
-    return _TWINS.setdefault(ws, {})
+    if environment is not None and company is not None:
+        ws.forget(_memo_name(environment, company))
+    elif environment is not None:
+        ws.forget(f"twin\x1f{environment}\x1f")
+    else:  # every twin (also when only the company is named: a rare call, and forgetting more is safe)
+        ws.forget("twin\x1f")
 
 
 def _check_finished(sim: Simulation) -> None:
@@ -238,7 +238,7 @@ def publish(ws: Workspace, sim: Simulation, *, scenario: str | None = None, sour
     except BaseException:
         w.errors = log
         raise
-    _cache(ws)[key] = (revision, sim)  # committed: this object is the stored twin
+    ws.remember(_memo_name(*key), revision, sim)  # committed: this object is the stored twin
     return load.report
 
 
@@ -258,7 +258,7 @@ def attach_twin(ws: Workspace, sim: Simulation, *, scenario: str) -> LoadReport:
     with ws.loading(source=f"twin:{scenario}", kind=KIND, environment=w.environment, company=w.company) as load:
         load.upsert("couplings", frames["couplings"])
         revision = _save(load, sim, scenario)
-    _cache(ws)[(w.environment, w.company)] = (revision, sim)
+    ws.remember(_memo_name(w.environment, w.company), revision, sim)
     return load.report
 
 
