@@ -7,14 +7,13 @@ part (``Parsed.links``), not written into a report.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
 
 from ..schema import TABLES
-from ..sql import ident, lit
+from ..sql import ident, lit, temp_name
 from . import captions as cap
 from . import link
 from .errors import DuplicateRowError, EnvironmentConflictError
@@ -22,7 +21,6 @@ from .typed import Parsed
 
 DEFAULT_ENVIRONMENT = "default"
 DEFAULT_COMPANY = "default"
-_names = itertools.count()
 
 
 def _select(parsed: Parsed, env: str, company: str, columns: dict[str, str]) -> str:
@@ -154,7 +152,7 @@ def _jobs_page_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, com
         + ", ".join(f"{e} AS {c}" for c, e in base.items())
         + (", p.message" if parsed.has("message") else ", NULL::VARCHAR AS message")
         + f" FROM {parsed.table} p{join}")
-    rows = f"_sa_jobrows_{next(_names)}"
+    rows = temp_name("sa_jobrows")
     con.execute(f"CREATE TEMP TABLE {rows} AS {rows_sql}")
     try:
         pairs = link.pair_jobs_sql(rows, f"(SELECT * FROM jobs WHERE {scope})")
@@ -163,7 +161,7 @@ def _jobs_page_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, com
                 "CAST(row_number() OVER (PARTITION BY r.mapping_name, r.synch_direction, r.type, "
                 "date_trunc('second', r.start_datetime) ORDER BY "
                 + ", ".join(f"r.{c} NULLS FIRST" for c in counters) + ", r._pid) AS VARCHAR))")
-        final = f"_sa_jobs_{next(_names)}"
+        final = temp_name("sa_jobs")
         con.execute(
             f"CREATE TEMP TABLE {final} AS SELECT {lit(env)} AS environment, {lit(company)} AS company, "
             f"coalesce(pr.job_id, {link.uuid5_sql(name)}) AS job_id, r.start_datetime, "

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import io
 import itertools
-import os
 import re
 import tempfile
 import threading
@@ -26,7 +25,7 @@ import duckdb
 import fastexcel
 import pandas as pd
 
-from ..sql import ident, lit
+from ..sql import ident, lit, temp_name
 from . import captions as cap
 from .errors import UnreadableFileError
 
@@ -64,9 +63,8 @@ class Temp:
         self.con, self.objects, self.dir = con, [], None
 
     def name(self, prefix: str) -> str:
-        """A new temp object name starting ``_sa_<prefix>_`` that no other load uses (nothing is created)."""
-        n = f"_sa_{prefix}_{os.getpid()}_{next(_names)}"
-        return n
+        """A new temp object name ``_sa_<prefix>_<n>`` (:func:`syncanalysis.sql.temp_name`; nothing is created)."""
+        return temp_name(f"sa_{prefix}")
 
     def table(self, prefix: str, sql: str) -> str:
         """Create a temp table of ``sql``'s rows, dropped at the end; returns its name."""
