@@ -110,3 +110,9 @@ def test_given_findings_one_company(ws: Workspace, tmp_path: Path) -> None:
     assert str(markupsafe.escape(fake[0].title)) in text and "<b>NEWSP</b>" not in text
     assert "Slow &amp; steady" in text and "Couple the parent first, then Retry." in text
     assert "<script>" not in text and "Findings (2: 1 high, 1 low)" in text
+
+
+def test_the_report_carries_the_one_stylesheet_unescaped(report: str) -> None:
+    from syncanalysis.html import STYLESHEET
+
+    assert f"<style>{STYLESHEET}</style>" in report  # a <style> element is raw text: escaping would break the CSS
