@@ -23,6 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
+from .sql import scope
+
 ELLIPSIS = "\u2026"
 OTHER = "other"
 
@@ -328,14 +330,9 @@ def _timeline_inputs(data: Any, gaps: pd.DataFrame | None, incidents: pd.DataFra
         gaps = health_gaps(ws, environment=filters.get("environment"), company=filters.get("company"),
                            mapping=filters.get("mapping"))
     if incidents is None:
-        where, params = [], []
-        for col in ("environment", "company"):
-            if filters.get(col) is not None:
-                where.append(f"{col} = ?")
-                params.append(filters[col])
+        cond, params = scope(environment=filters.get("environment"), company=filters.get("company"))
         incidents = ws.con.execute(
-            'SELECT kind, mapping, start, "end", description FROM incidents'
-            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY start", params).df()
+            f'SELECT kind, mapping, start, "end", description FROM incidents WHERE {cond} ORDER BY start', params).df()
     return jobs, gaps, incidents
 
 

@@ -26,6 +26,7 @@ from .analysis.dependencies import dependency_graph
 from .analysis.findings import diagnose, kpis
 from .analysis.signatures import ensure_signatures
 from .html import render
+from .sql import scope
 from .workspace import Workspace
 
 SEVERITY_COLORS = {"critical": "#7f0000", "high": "#d62728", "medium": "#e6550d", "low": "#6baed6", "info": "#9e9e9e"}
@@ -57,12 +58,8 @@ def _png(fig: Any, alt: str, caption: str | None = None) -> dict[str, str | None
 
 
 def _scopes(ws: Workspace, environment: str | None, company: str | None) -> list[tuple[str, str]]:
-    where, params = [], []
-    for col, value in (("environment", environment), ("company", company)):
-        if value is not None:
-            where.append(f"{col} = ?")
-            params.append(value)
-    w = (" WHERE " + " AND ".join(where)) if where else ""
+    cond, params = scope(environment=environment, company=company)
+    w = f" WHERE {cond}"
     rows = ws.con.execute(
         f"SELECT DISTINCT environment, company FROM (SELECT environment, company FROM jobs{w} "
         f"UNION SELECT environment, company FROM job_errors{w} UNION SELECT environment, company FROM couplings{w}) "

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ..sql import registered
+from ..sql import registered, scope
 from ..workspace import Workspace
 from .base import CAPTIONS
 
@@ -71,12 +71,8 @@ def audit_trail(ws: Workspace, *, environment: str | None = None, company: str |
         action_id, at, who, environment, company, action, caption, backend, dry_run, targets (count),
         changed, planned, no_op, refused, failed, direction, selection (text), plan_file.
     """
-    clauses, params = [], []
-    for col, value in (("environment", environment), ("company", company)):
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    cond, params = scope(environment=environment, company=company)
+    where = f" WHERE {cond}"
     page = f" LIMIT {int(limit)}" if limit is not None else ""
     df = ws.con.execute(
         f"""

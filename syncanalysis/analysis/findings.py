@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..sql import scope
 from ..workspace import Workspace
 from .causes import cause_info
 from .dependencies import dependency_graph, errors_with_signatures_sql
@@ -141,22 +142,12 @@ def findings_frame(findings: list[Finding]) -> pd.DataFrame:
 def kpis(ws: Workspace, *, environment: str | None = None, company: str | None = None,
          since: dt.datetime | None = None, until: dt.datetime | None = None) -> dict[str, Any]:
     """Headline figures: jobs, errors, failing and skipped records, failure rate, time range."""
-    where, params = [], []
-    for col, value in (("environment", environment), ("company", company)):
-        if value is not None:
-            where.append(f"{col} = ?")
-            params.append(value)
-    jw = list(where)
-    jp = list(params)
-    if since is not None:
-        jw.append("start_datetime >= ?")
-        jp.append(since)
-    if until is not None:
-        jw.append("start_datetime <= ?")
-        jp.append(until)
-    jwhere = (" WHERE " + " AND ".join(jw)) if jw else ""
+    cond, params = scope(environment=environment, company=company)
+    jcond, jp = scope(environment=environment, company=company, time_column="start_datetime", since=since,
+                      until=until)
+    jwhere = f" WHERE {jcond}"
     ewhere = jwhere.replace("start_datetime", "logged_at")
-    cwhere = (" WHERE " + " AND ".join(where)) if where else ""
+    cwhere = f" WHERE {cond}"
     jobs = ws.con.execute(
         "SELECT count(*), coalesce(sum(failed), 0), coalesce(sum(inserted + modified + deleted + unchanged + skipped"
         f" + failed), 0), min(start_datetime), max(start_datetime), count(DISTINCT mapping_name) FROM jobs{jwhere}",
@@ -185,18 +176,14 @@ class _Context:
     _errors: pd.DataFrame | None = None
 
     def scope(self, prefix: str = "") -> tuple[str, list]:
-        clauses, params = [], []
-        for col, value in (("environment", self.environment), ("company", self.company)):
-            if value is not None:
-                clauses.append(f"{prefix}{col} = ?")
-                params.append(value)
-        return " AND ".join(clauses), params
+        """The environment/company condition (``true`` when neither is set) of columns of alias ``prefix``."""
+        return scope(prefix.rstrip("."), environment=self.environment, company=self.company)
 
     @property
     def history_end(self) -> dt.datetime | None:
         where, params = self.scope()
         row = self.ws.con.execute(
-            f"SELECT max(coalesce(finish_datetime, start_datetime)) FROM jobs{' WHERE ' + where if where else ''}",
+            f"SELECT max(coalesce(finish_datetime, start_datetime)) FROM jobs WHERE {where}",
             params).fetchall()[0]
         return _ts(row[0])
 
@@ -320,7 +307,7 @@ def _error_frame(ctx: _Context) -> pd.DataFrame:
         ctx._errors = ctx.ws.con.execute(
             f"SELECT environment, company, error_no, logged_at, mapping_name, job_start, job_queue_log_entry_no, "
             f"job_id, record_id, signature, cause, parent_table, parent_key, text "
-            f"FROM ({errors_with_signatures_sql('WHERE ' + where if where else '')})", params).df()
+            f"FROM ({errors_with_signatures_sql('WHERE ' + where)})", params).df()
     return ctx._errors
 
 
@@ -526,7 +513,7 @@ def _configuration(ctx: _Context) -> list[Finding]:
                min(e.logged_at) AS first_seen, max(e.logged_at) AS last_seen
         FROM mappings m JOIN ({errors_with_signatures_sql()}) e
           ON e.environment = m.environment AND e.company = m.company AND e.mapping_name = m.name
-        WHERE e.cause IN ('deleted', 'conflict') {'AND ' + where if where else ''}
+        WHERE e.cause IN ('deleted', 'conflict') AND {where}
         GROUP BY ALL""", params).df()
     out = []
     for r in df.itertuples():
@@ -644,7 +631,7 @@ def _job_health(ctx: _Context) -> list[Finding]:
     where, params = ctx.scope()
     unfinished = ctx.ws.con.execute(
         "SELECT environment, company, mapping_name, count(*), min(start_datetime), max(start_datetime) FROM jobs "
-        f"WHERE finish_datetime IS NULL {'AND ' + where if where else ''} GROUP BY ALL", params).fetchall()
+        f"WHERE finish_datetime IS NULL AND {where} GROUP BY ALL", params).fetchall()
     for env, comp, mapping, n, first, last in unfinished:
         out.append(Finding(
             "UNFINISHED_JOBS", "medium", f"{n} {mapping} jobs never finished (crashed or still running)",

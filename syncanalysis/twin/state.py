@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TwinError
-from ..sql import registered
+from ..sql import registered, scope
 from ..workspace import Load, LoadReport, Workspace
 from . import operations as ops
 from . import store
@@ -36,13 +36,8 @@ def has_twin(ws: Workspace, environment: str | None = None, company: str | None 
 
 
 def _rows(ws: Workspace, environment: str | None, company: str | None) -> list[tuple]:
-    where, params = [], []
-    for col, value in (("environment", environment), ("company", company)):
-        if value is not None:
-            where.append(f"{col} = ?")
-            params.append(value)
-    sql = "SELECT environment, company FROM twin_state" + (" WHERE " + " AND ".join(where) if where else "")
-    return ws.con.execute(sql + " ORDER BY ALL", params).fetchall()
+    cond, params = scope(environment=environment, company=company)
+    return ws.con.execute(f"SELECT environment, company FROM twin_state WHERE {cond} ORDER BY ALL", params).fetchall()
 
 
 def load_twin(ws: Workspace, environment: str | None = None, company: str | None = None, *,
