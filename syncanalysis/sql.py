@@ -79,7 +79,7 @@ def registered(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, prefix: str 
 
 def scope(alias: str = "", *, environment: str | None = None, company: str | None = None,
           mapping: str | None = None, mapping_column: str = "mapping_name", time_column: str | None = None,
-          since: Any = None, until: Any = None, extra: Sequence[str] = ()) -> tuple[str, list[Any]]:
+          since: Any = None, until: Any = None, extra: Sequence[str] = (), inline: bool = False) -> tuple[str, list[Any]]:
     """The WHERE condition (without ``WHERE``; ``true`` when empty) and its parameters for the usual filters.
 
     Parameters
@@ -94,6 +94,8 @@ def scope(alias: str = "", *, environment: str | None = None, company: str | Non
         Inclusive bounds on ``time_column``.
     extra
         Further conditions, ANDed as they are.
+    inline
+        Write the values as SQL literals (no parameters), for SQL texts that are composed into others.
 
     Examples
     --------
@@ -101,18 +103,26 @@ def scope(alias: str = "", *, environment: str | None = None, company: str | Non
     ('j.environment = ? AND j.mapping_name = ?', ['PROD', 'CUSTOMER'])
     >>> scope()
     ('true', [])
+    >>> scope("c", environment="PROD", company="O'Neil", inline=True)
+    ("c.environment = 'PROD' AND c.company = 'O''Neil'", [])
     """
     a = f"{alias}." if alias else ""
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
+
+    def value_sql(value: Any) -> str:
+        if inline:
+            return lit(value)
+        params.append(value)
+        return "?"
+
     for column, value in (("environment", environment), ("company", company), (mapping_column, mapping)):
         if value is not None:
-            clauses.append(f"{a}{column} = ?")
-            params.append(value)
+            clauses.append(f"{a}{column} = {value_sql(value)}")
     if time_column is not None:
         for op, value in ((">=", since), ("<=", until)):
             if value is not None:
-                clauses.append(f"{a}{time_column} {op} ?")
-                params.append(value)
+                clauses.append(f"{a}{time_column} {op} {value_sql(value)}")
     clauses += list(extra)
     return (" AND ".join(clauses) or "true"), params
 

@@ -661,15 +661,20 @@ def test_NoFalsePositiveConflictAfterUnmappedFieldChange(direction):
     assert counts(job) == {"unchanged": 1} and errors_of(w, job) == []
 
 
+def _both_change_fax(w, direction):
+    """Fax 2 in BC and 3 in Dataverse since the last synchronization, then a run in ``direction``."""
+    edit(w, BC, 0, T0 - 1000, field=1, value=2)
+    edit(w, DV, 0, T0 - 1000, field=1, value=3)
+    return synchronize(w, "CUSTOMER", direction, T0)
+
+
 @pytest.mark.parametrize("direction", [TO, FROM], ids=["ToIntegrationTable", "FromIntegrationTable"])
 def test_NoFalsePositiveConflictAfterUnidirectionalFieldChange(direction):
     """NoFalsePositiveConflictWhen{To,From}IntegrationTableSyncAfterUnidirectionalFieldChange: the Fax mapping
     runs only this way and both sides changed it: Modified 1, no error, the destination gets the source's fax."""
     w = _fax_world((bc.TO_INTEGRATION, bc.FROM_INTEGRATION)[direction])
     t = w.table("CUSTOMER")
-    edit(w, BC, 0, T0 - 1000, field=1, value=2)
-    edit(w, DV, 0, T0 - 1000, field=1, value=3)
-    job = synchronize(w, "CUSTOMER", direction, T0)
+    job = _both_change_fax(w, direction)
     assert counts(job) == {"modified": 1} and errors_of(w, job) == []
     assert t.vals[BC][0, 1] == t.vals[DV][0, 1] == (2, 3)[direction]
 
@@ -695,9 +700,7 @@ def test_TruePositiveConflictAfterBidirectionalFieldChange(direction):
     bidirectional Fax: Failed 1; the message names both fields by their captions, the Dataverse one too."""
     w = _fax_world(bc.BIDIRECTIONAL)
     t = w.table("CUSTOMER")
-    edit(w, BC, 0, T0 - 1000, field=1, value=2)
-    edit(w, DV, 0, T0 - 1000, field=1, value=3)
-    job = synchronize(w, "CUSTOMER", direction, T0)
+    job = _both_change_fax(w, direction)
     assert counts(job) == {"failed": 1}
     src, dst = ("Customer", "Dataverse Account")[::1 if direction == TO else -1]
     fields = ("Fax No.", "Fax")[::1 if direction == TO else -1]
@@ -716,9 +719,7 @@ def test_AutomaticConflictResolutionAfterBidirectionalFieldChange(direction):
     rule = ("Send Update to Integration", "Get Update from Integration")[direction]
     w = _fax_world(bc.BIDIRECTIONAL, update=rule)
     t = w.table("CUSTOMER")
-    edit(w, BC, 0, T0 - 1000, field=1, value=2)
-    edit(w, DV, 0, T0 - 1000, field=1, value=3)
-    job = synchronize(w, "CUSTOMER", direction, T0)
+    job = _both_change_fax(w, direction)
     assert counts(job) == {"modified": 1} and errors_of(w, job) == []
     assert t.vals[BC][0, 1] == t.vals[DV][0, 1] == (2, 3)[direction]
 

@@ -160,11 +160,11 @@ class TwinBackend(Backend):
                 out["reason"][idx] = f"the twin has no mapping {mapping}"
                 continue
             rows = ops.rows_for_ids(w, mapping, t["integration_id"].to_numpy()[idx])
-            gone = (rows < 0) | ~ops.records(w, mapping, np.maximum(rows, 0)).coupled
+            rec = ops.records(w, mapping, np.maximum(rows, 0))
+            gone = (rows < 0) | ~rec.coupled
             out["status"][idx[gone]] = "no-op"
             out["reason"][idx[gone]] = "not coupled in the twin (publish the twin again?)"
-            idx, rows = idx[~gone], rows[~gone]
-            rec = ops.records(w, mapping, rows)
+            idx, rows, rec = idx[~gone], rows[~gone], rec.take(~gone)
             if plan.action == "synchronize":
                 # BC's RecordCounter[Total]: the selected lines whose both records exist (SetSelectionFilter, T123)
                 _evaluate_sync(rec, t, idx, out, several=int(t["enabled"].sum()) > 1)
@@ -465,7 +465,8 @@ def _run_whole_company(w: Any, action: str, only: dict[str, tuple[np.ndarray, np
 def _run_group(w: Any, action: str, mapping: str, t: pd.DataFrame, idx: np.ndarray, rows: np.ndarray, at: int,
                result: np.ndarray, detail: np.ndarray, extra: dict[str, np.ndarray]) -> list:
     """Apply one action to the rows of one mapping; fill result/detail per target; return the jobs run."""
-    rec = ops.records(w, mapping, rows)  # before the action
+    # the couplings before the action, for the actions that compare (Retry and Synchronize do not)
+    rec = ops.records(w, mapping, rows) if action not in ("retry", "synchronize") else None
     if action == "retry":
         done = ops.retry(w, mapping, rows=rows)
         hit = np.isin(rows, done)

@@ -49,7 +49,7 @@ def canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, comp
     """The query giving the canonical rows of ``parsed`` for ``env`` / ``company``."""
     kind = parsed.layout.kind
     cols = _plain(parsed)
-    scope = f"environment = {lit(env)} AND company = {lit(company)}"
+    scope = link.scope_sql(env, company)
     if kind == "table-5338":
         if not parsed.has("type"):
             cols["type"] = "'Synchronization'"  # older versions have only synchronization jobs (no Type field)
@@ -121,7 +121,7 @@ def canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, comp
 
 def _jobs_page_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, company: str,
                    cols: dict[str, str]) -> str:
-    scope = f"environment = {lit(env)} AND company = {lit(company)}"
+    scope = link.scope_sql(env, company)
     dv = "CASE WHEN p._dir_synch = 'FromIntegrationTable' THEN p._dir_src ELSE p._dir_dst END"
     bcside = "CASE WHEN p._dir_synch = 'FromIntegrationTable' THEN p._dir_dst ELSE p._dir_src END"
     wsmap = (f"(SELECT table_id, integration_table_id, any_value(name) AS name, count(*) AS n FROM mappings "

@@ -30,13 +30,12 @@ _COUNTERS = ("inserted", "modified", "deleted", "unchanged", "failed", "skipped"
 
 
 
-def _scope(env: str, company: str, alias: str = "") -> str:
+def scope_sql(env: str, company: str, alias: str = "") -> str:
     """The predicate limiting a table (``alias``) to one environment and company, values inlined.
 
     Inlined rather than parameters as it goes into view-like SQL texts that are composed and nested.
     """
-    cond, params = scope(alias, environment=env, company=company)
-    return cond.replace("?", "{}").format(*(lit(p) for p in params))
+    return scope(alias, environment=env, company=company, inline=True)[0]
 
 def uuid5_sql(name_sql: str, namespace: uuid.UUID = JOB_NAMESPACE) -> str:
     """SQL computing ``uuid.uuid5(namespace, name)`` of a VARCHAR expression (same value as Python)."""
@@ -88,7 +87,7 @@ def resolve_inferred_jobs(con: duckdb.DuckDBPyConnection, env: str, company: str
 
     Returns ``(jobs deleted, job_errors re-pointed)``.
     """
-    scope = _scope(env, company)
+    scope = scope_sql(env, company)
     n_inf, n_real = con.execute(
         f"SELECT count(*) FILTER (inferred), count(*) FILTER (inferred IS NOT TRUE) FROM jobs WHERE {scope}"
     ).fetchall()[0]
@@ -99,7 +98,7 @@ def resolve_inferred_jobs(con: duckdb.DuckDBPyConnection, env: str, company: str
     con.execute(f"CREATE OR REPLACE TEMP TABLE _job_swap AS {pair_jobs_sql(rows, real)}")
     try:
         moved = con.execute(
-            f"UPDATE job_errors e SET job_id = s.job_id FROM _job_swap s WHERE {_scope(env, company, 'e')} "
+            f"UPDATE job_errors e SET job_id = s.job_id FROM _job_swap s WHERE {scope_sql(env, company, 'e')} "
             "AND e.job_id = s._pid").fetchall()[0][0]
         deleted = con.execute(
             f"DELETE FROM jobs WHERE {scope} AND inferred AND job_id IN (SELECT _pid FROM _job_swap)").fetchall()[0][0]
@@ -112,7 +111,7 @@ def jobs_spanning_sql(errors: str, env: str, company: str) -> str:
     """SQL of ``(error_no, job_id)`` for errors (``error_no``, ``logged_at``) that exactly one job spans."""
     return (
         f"SELECT e.error_no, any_value(j.job_id) AS job_id FROM {errors} e JOIN jobs j "
-        f"ON j.environment = {lit(env)} AND j.company = {lit(company)} "
+        f"ON {scope_sql(env, company, 'j')} "
         "AND date_trunc('second', j.start_datetime) <= e.logged_at AND e.logged_at <= j.finish_datetime "
         "GROUP BY e.error_no HAVING count(*) = 1"
     )
@@ -120,13 +119,13 @@ def jobs_spanning_sql(errors: str, env: str, company: str) -> str:
 
 def link_errors_to_jobs(con: duckdb.DuckDBPyConnection, env: str, company: str) -> int:
     """Fill the job of errors without one (page 5339 rows) where exactly one job spans their time."""
-    scope = _scope(env, company)
+    scope = scope_sql(env, company)
     errors = f"(SELECT error_no, logged_at FROM job_errors WHERE {scope} AND job_id IS NULL AND logged_at IS NOT NULL)"
     if not con.execute(f"SELECT count(*) FROM {errors}").fetchall()[0][0]:
         return 0
     return int(con.execute(
         f"UPDATE job_errors t SET job_id = m.job_id, job_inferred = true FROM ({jobs_spanning_sql(errors, env, company)}) m "
-        f"WHERE t.environment = {lit(env)} AND t.company = {lit(company)} AND t.error_no = m.error_no "
+        f"WHERE {scope_sql(env, company, 't')} AND t.error_no = m.error_no "
         "AND t.job_id IS NULL").fetchall()[0][0])
 
 
@@ -149,7 +148,7 @@ def derive_bc_record_ids(con: duckdb.DuckDBPyConnection, env: str, company: str)
     An error whose Dataverse-side record id is ``<Dataverse table>: {CRM ID}`` names the BC record on its
     other side; the latest such error wins. Returns the number of couplings filled.
     """
-    scope = _scope(env, company)
+    scope = scope_sql(env, company)
     todo = con.execute(f"SELECT count(*) FROM couplings WHERE {scope} AND bc_record_id IS NULL").fetchall()[0][0]
     if not todo:
         return 0
@@ -170,7 +169,7 @@ def derive_bc_record_ids(con: duckdb.DuckDBPyConnection, env: str, company: str)
             SELECT crm_id, table_id, arg_max(bc_rec, error_no) AS bc_rec FROM d WHERE crm_id IS NOT NULL GROUP BY ALL
         )
         UPDATE couplings c SET bc_record_id = b.bc_rec, inferred = true FROM best b
-        WHERE {_scope(env, company, 'c')} AND c.bc_record_id IS NULL AND c.crm_id = b.crm_id
+        WHERE {scope_sql(env, company, 'c')} AND c.bc_record_id IS NULL AND c.crm_id = b.crm_id
           AND (b.table_id IS NULL OR b.table_id = c.table_id)
     """
     return int(con.execute(sql).fetchall()[0][0])
@@ -181,7 +180,7 @@ def couplings_by_description_sql(env: str, company: str) -> str:
     return (
         "SELECT table_id, sa_record_key(bc_record_id) AS description, "
         "any_value(integration_id) AS integration_id, any_value(crm_id) AS crm_id FROM couplings "
-        f"WHERE environment = {lit(env)} AND company = {lit(company)} AND bc_record_id IS NOT NULL "
+        f"WHERE {scope_sql(env, company)} AND bc_record_id IS NOT NULL "
         "AND sa_record_key(bc_record_id) IS NOT NULL GROUP BY ALL HAVING count(*) = 1"
     )
 
@@ -194,7 +193,7 @@ def couplings_by_coupled_to_sql(env: str, company: str) -> str:
     return (
         "SELECT table_id, crm_description AS coupled_to, any_value(integration_id) AS integration_id, "
         "any_value(crm_id) AS crm_id FROM couplings "
-        f"WHERE environment = {lit(env)} AND company = {lit(company)} AND coalesce(crm_description, '') <> '' "
+        f"WHERE {scope_sql(env, company)} AND coalesce(crm_description, '') <> '' "
         "GROUP BY ALL HAVING count(*) = 1"
     )
 
@@ -204,17 +203,17 @@ def link_skipped_records(con: duckdb.DuckDBPyConnection, env: str, company: str)
 
     Returns ``(skipped_records linked, couplings filled)``.
     """
-    scope = _scope(env, company)
+    scope = scope_sql(env, company)
     linked = 0
     if con.execute(f"SELECT count(*) FROM skipped_records WHERE {scope} AND integration_id IS NULL").fetchall()[0][0]:
         linked = con.execute(
             f"UPDATE skipped_records s SET integration_id = c.integration_id, crm_id = c.crm_id, link_inferred = true "
-            f"FROM ({couplings_by_description_sql(env, company)}) c WHERE {_scope(env, company, 's')} "
+            f"FROM ({couplings_by_description_sql(env, company)}) c WHERE {scope_sql(env, company, 's')} "
             "AND s.integration_id IS NULL AND s.table_id = c.table_id AND s.description = c.description"
         ).fetchall()[0][0]
         linked += con.execute(  # a line whose BC record is gone has a blank Description: link it by Coupled To
             f"UPDATE skipped_records s SET integration_id = c.integration_id, crm_id = c.crm_id, link_inferred = true "
-            f"FROM ({couplings_by_coupled_to_sql(env, company)}) c WHERE {_scope(env, company, 's')} "
+            f"FROM ({couplings_by_coupled_to_sql(env, company)}) c WHERE {scope_sql(env, company, 's')} "
             "AND s.integration_id IS NULL AND s.description = '' AND s.table_id = c.table_id "
             "AND s.coupled_to = c.coupled_to"
         ).fetchall()[0][0]
@@ -225,7 +224,7 @@ def link_skipped_records(con: duckdb.DuckDBPyConnection, env: str, company: str)
                crm_description = coalesce(c.crm_description, nullif(s.coupled_to, '')),
                inferred = true
         FROM skipped_records s
-        WHERE {_scope(env, company, 's')} AND c.environment = s.environment AND c.company = s.company
+        WHERE {scope_sql(env, company, 's')} AND c.environment = s.environment AND c.company = s.company
           AND c.table_id = s.table_id AND c.integration_id = s.integration_id
           AND (c.skipped IS NULL OR (c.bc_record_exists IS NULL AND s.record_exists IS NOT NULL)
                OR (c.crm_record_exists IS NULL AND s.coupled_record_exists IS NOT NULL)

@@ -79,6 +79,12 @@ class Records:
     changed: tuple[np.ndarray, np.ndarray]  # by side: modified since the last synchronization
     differs: np.ndarray  # rows x mapped fields: the two apps' values (or lengths) differ
 
+    def take(self, mask: np.ndarray) -> Records:
+        """The same facts for the rows where ``mask`` is true."""
+        return Records(self.config, *(tuple(a[mask] for a in v) if isinstance(v, tuple) else v[mask]
+                                      for v in (self.coupled, self.skipped, self.exists, self.ids, self.key, self.name,
+                                                self.result, self.job, self.message, self.changed, self.differs)))
+
 
 def records(world: World, mapping: str, rows: np.ndarray) -> Records:
     """What the twin knows of ``rows`` of ``mapping`` (see :class:`Records`)."""
