@@ -139,8 +139,8 @@ def test_api_pages_map_record_ids_blank_options_empty_guids_and_0001_dates(token
     c = r.frame.set_index("integration_id")
     assert r.rejected == 1 and len(c) == 3  # the row with an empty Integration ID has no key
     first = c.loc["a1000000-0000-4000-8000-000000000001"]
-    assert first["last_synch_result"] is None and first["last_synch_crm_result"] == "Failure"  # _x0020_ = blank: NULL
-    assert first["last_synch_job_id"] is None and pd.isna(first["last_synch_modified_on"])
+    assert pd.isna(first["last_synch_result"]) and first["last_synch_crm_result"] == "Failure"  # _x0020_ = blank: NULL
+    assert pd.isna(first["last_synch_job_id"]) and pd.isna(first["last_synch_modified_on"])
     assert first["skipped"] and first["table_id"] == 18
     assert c.loc["c5050000-0000-4000-8000-000000000001", "crm_id"] == "25a17064-1ae7-e611-80f4-e0071b661f01"
     assert r.watermark == pd.Timestamp("2026-03-02 08:30:01").to_pydatetime()
@@ -150,7 +150,7 @@ def test_api_pages_map_record_ids_blank_options_empty_guids_and_0001_dates(token
     assert e.loc[4312, "source_table"] == "Customer" and e.loc[4312, "source_key"] == "10000"
     assert e.loc[4312, "destination_table"] == "Dataverse Account"
     assert e.loc[4312, "destination_key"] == "{8B390C24-9C72-E511-80D4-00155D2A68D1}"
-    assert e.loc[4314, "destination_record_id"] is None and e.loc[4314, "destination_key"] is None
+    assert pd.isna(e.loc[4314, "destination_record_id"]) and pd.isna(e.loc[4314, "destination_key"])
     assert e.loc[4314, "job_id"] == "3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f02" and not e.loc[4314, "job_inferred"]
     assert "<Partners>" in e.loc[4314, "error_message"]
 
@@ -182,6 +182,12 @@ def test_an_unknown_option_value_or_a_missing_key_field_is_a_clear_error(bc_ws):
         del row["ID"]
     at(JOBS, json=no_key)
     with pytest.raises(ODataError, match=r"no field for \['job_id'\].*Start_Date_Time"):
+        bc_ws.read("jobs")
+    responses.reset()
+    bad = payload("ws_jobs_page2.json")
+    bad["value"][1]["Failed"] = "two"
+    at(JOBS, json=bad)
+    with pytest.raises(ODataError, match=r"field 'Failed' has 'two' \(row 2 of the feed\), which is not a whole number"):
         bc_ws.read("jobs")
 
 

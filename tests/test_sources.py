@@ -512,3 +512,16 @@ def test_a_load_inside_a_callers_transaction_takes_the_careful_path(monkeypatch,
     with ws.transaction():
         (r,) = load_files(ws, [path], progress=False)
     assert not r.one_pass and ws.count("job_errors") == 300
+
+
+def test_the_null_guid_of_a_table_export_is_blank_not_a_bad_value(tmp_path):
+    # BC writes a GUID field that was never set as the null GUID ({00000000-...} in RapidStart exports)
+    path = tmp_path / "crm_integration_record.csv"
+    path.write_text("Table ID,Integration ID,CRM ID,Last Synch. Job ID,Last Synch. CRM Job ID\n"
+                    "18,{A1000000-0000-4000-8000-000000000001},{8B390C24-9C72-E511-80D4-00155D2A68D1},"
+                    "{00000000-0000-0000-0000-000000000000},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01\n", encoding="utf-8")
+    ws = Workspace()
+    load_files(ws, [path], progress=False)
+    row = ws.query("couplings").iloc[0]
+    assert pd.isna(row["last_synch_job_id"])
+    assert str(row["last_synch_crm_job_id"]) == "3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01"

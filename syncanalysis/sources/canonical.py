@@ -64,7 +64,8 @@ def canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, comp
             cols["message"] = f"left(p.error_message, {cap.MESSAGE_LEN})"
         if not parsed.has("error_message") and parsed.has("message"):
             cols["error_message"] = "p.message"
-        cols["job_inferred"] = "CASE WHEN p.job_id IS NOT NULL THEN false END"
+        if parsed.has("job_id"):  # (a table export always has it; page 5339 over OData has not)
+            cols["job_inferred"] = "CASE WHEN p.job_id IS NOT NULL THEN false END"
         return _select(parsed, env, company, cols)
     if kind == "table-5331":
         return _select(parsed, env, company, cols)

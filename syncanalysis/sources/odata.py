@@ -10,8 +10,11 @@ entity set, recognised by their field names (see ``docs/odata.md``):
   ``integrationSynchJobId``, ``crmId``, ``lastSynchCrmJobId``).
 
 Fields are matched after lower-casing and dropping everything but letters and digits, so both shapes
-map to the same canonical columns. Only the columns a service exposes are written; the workspace
-keeps what it already knows for the others (page 5339 exposes no job id or record ids).
+map to the same canonical columns. From there a feed is a part like a file's sheet: read as text in
+DuckDB (:func:`.read.read_feed`), typed and made canonical by the stages files go through
+(:mod:`.typed`, :mod:`.canonical`), as the table export of the same table. Only the columns a service
+exposes are written; the workspace keeps what it already knows for the others (page 5339 exposes no
+job id or record ids).
 
 Secrets never leave this module: the access token is fetched per request from a token function and
 only ever placed in the ``Authorization`` header; URLs in messages and in ``loads.source`` carry no
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
+import duckdb
 import msal
 import pandas as pd
 import requests
@@ -41,7 +45,15 @@ from tqdm.auto import tqdm
 from .. import bc
 from ..errors import SyncAnalysisError
 from ..schema import TABLES
+from ..sql import create_macros, ident, lit
 from ..workspace import LoadReport, UpsertResult, Workspace
+from . import captions as cap
+from .canonical import canonical_sql
+from .errors import SourceError
+from .parse import mapped_sql
+from .read import Part, Temp, read_feed
+from .recognise import ColumnMatch, Match
+from .typed import typed
 
 log = logging.getLogger(__name__)
 
@@ -500,15 +512,11 @@ _UPDATE_ALIASES = {"senddataupdatetointegrationtable": "Send Update to Integrati
                    "getdataupdatefromintegrationtable": "Get Update from Integration",
                    "sendupdatetointegrationtable": "Send Update to Integration",
                    "getupdatefromintegrationtable": "Get Update from Integration"}
-_OPTIONS: dict[str, tuple[tuple[str, ...], str | None, dict[str, str]]] = {
-    # column: (allowed canonical values, value of the blank option, caption aliases)
-    "synch_direction": (bc.DIRECTIONS, None, {}),
-    "direction": (bc.DIRECTIONS, None, {}),
-    "type": (bc.JOB_TYPES, None, {}),
-    "last_synch_result": (bc.RESULT_NAMES, None, {}),  # blank: never synchronized that way -> NULL
-    "last_synch_crm_result": (bc.RESULT_NAMES, None, {}),
-    "deletion_conflict_resolution": (bc.DELETION_RESOLUTIONS, "None", _DELETION_ALIASES),
-    "update_conflict_resolution": (bc.UPDATE_RESOLUTIONS, "None", _UPDATE_ALIASES),
+_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {  # column: (allowed values, caption aliases)
+    "synch_direction": (bc.DIRECTIONS, {}), "direction": (bc.DIRECTIONS, {}), "type": (bc.JOB_TYPES, {}),
+    "last_synch_result": (bc.RESULT_NAMES, {}), "last_synch_crm_result": (bc.RESULT_NAMES, {}),
+    "deletion_conflict_resolution": (bc.DELETION_RESOLUTIONS, _DELETION_ALIASES),
+    "update_conflict_resolution": (bc.UPDATE_RESOLUTIONS, _UPDATE_ALIASES),
 }
 
 _XML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
@@ -548,84 +556,97 @@ def _err(url: str, msg: str) -> ODataError:
     return ODataError(f"{url}: {msg}", url=url)
 
 
-def _nullable(values: pd.Series) -> pd.Series:
-    """An object column with None for every missing value (DuckDB reads a float NaN as a value)."""
-    return values.astype(object).where(values.notna(), None)
-
-
-def _guids(values: pd.Series) -> pd.Series:
-    s = values.astype("string").str.strip().str.strip("{}").str.lower()
-    return _nullable(s.mask(s.isin(["", EMPTY_GUID])))
-
-
-def _datetimes(values: pd.Series, prop: str, url: str) -> pd.Series:
-    s = values.astype("string").str.strip()
-    s = s.mask(s.str.startswith("0001-01-01") | (s == ""))  # BC's blank DateTime (0DT)
-    parsed = pd.to_datetime(s, utc=True, format="ISO8601", errors="coerce")
-    bad = parsed.isna() & s.notna()
-    if bad.any():
-        raise _err(url, f"field {prop!r} has {s[bad].iloc[0]!r}, which is not an ISO 8601 date and time. "
-                        "Is the field mapped to the right column?")
-    return parsed.dt.tz_convert(None)
-
-
-def _integers(values: pd.Series, prop: str, url: str) -> pd.Series:
-    out = pd.to_numeric(values, errors="coerce")
-    bad = out.isna() & values.notna()
-    if bad.any():
-        raise _err(url, f"field {prop!r} has {values[bad].iloc[0]!r}, which is not a number.")
-    return out.astype("Int64")
-
-
-def _booleans(values: pd.Series, prop: str, url: str) -> pd.Series:
-    table = {True: True, False: False, "true": True, "false": False, "True": True, "False": False,
-             "Yes": True, "No": False}
-    out = values.map(table)
-    bad = out.isna() & values.notna()
-    if bad.any():
-        raise _err(url, f"field {prop!r} has {values[bad].iloc[0]!r}, which is not a Boolean.")
-    return out.astype("boolean")
-
-
-def _options(values: pd.Series, column: str, prop: str, url: str) -> pd.Series:
-    """Map BC option/enum names (decoded, any spacing/case, or their 0-based index) to canonical values."""
-    allowed, blank, aliases = _OPTIONS[column]
+def _option_values(values: Iterable[str | None], column: str, prop: str, url: str) -> dict[str, str]:
+    """Canonical name of each distinct option value (decoded, any spacing/case, or its 0-based index); '' for blank."""
+    allowed, aliases = _OPTIONS[column]
     lookup = {_norm(a): a for a in allowed if a} | aliases
-    mapping: dict[Any, Any] = {}
-    for raw in values.dropna().unique():  # distinct values only
-        text = _decode(str(raw)).strip()
+    mapping: dict[str, str] = {}
+    for raw in values:
+        if raw is None:
+            continue
+        text = _decode(raw).strip()
         if text in ("", "_blank_"):
-            mapping[raw] = blank
+            mapping[raw] = ""
         elif text.isdigit() and int(text) < len(allowed):
-            mapping[raw] = allowed[int(text)] if allowed[int(text)] else blank
+            mapping[raw] = allowed[int(text)]
         elif _norm(text) in lookup:
             mapping[raw] = lookup[_norm(text)]
         else:
             shown = [a or "(blank)" for a in allowed]
             raise _err(url, f"field {prop!r} has the value {raw!r}, which is not one of {shown}. "
                             "Is the field mapped to the right column?")
-    return _nullable(values.map(mapping))
+    return mapping
 
 
-def _convert(table: str, column: str, values: pd.Series, prop: str, url: str) -> pd.Series:
-    if column in _OPTIONS:
-        return _options(values, column, prop, url)
-    typ = TABLES[table].types[column]
-    if typ == "UUID":
-        return _guids(values)
-    if typ == "TIMESTAMP":
-        return _datetimes(values, prop, url)
-    if typ in ("INTEGER", "BIGINT", "SMALLINT"):
-        return _integers(values, prop, url)
-    if typ == "BOOLEAN":
-        return _booleans(values, prop, url)
-    return _nullable(values)
+# The layout of the table export each entity set is read as (its typed and canonical stages).
+_LAYOUT = {"jobs": "table-5338", "job_errors": "table-5339", "couplings": "table-5331", "mappings": "table-5335"}
+_PAGE_5335 = {"table_caption": "_table", "integration_table_caption": "_integration_table"}
 
 
-def _caption_ids(captions: pd.Series, table: Mapping[int, Any]) -> pd.Series:
-    """Table ids from (English) table captions, for page 5335, which shows captions only."""
-    rev = {(v[0] if isinstance(v, tuple) else v): k for k, v in table.items()}
-    return captions.map(rev).astype("Int64")
+def _layout_match(table: str, matched: dict[str, str], names: list[str], url: str,
+                  notes: list[str]) -> Match:
+    """The fields as a :class:`~.recognise.Match` of the table's export layout (page 5335's where it shows captions)."""
+    layout = cap.LAYOUTS[_LAYOUT[table]]
+    targets = dict(matched)
+    if table == "job_errors" and "error_message" not in targets and "message" in targets:
+        # page 5339's "Message" control shows the full Error Message; the table's Message is its first 250 characters
+        targets["error_message"] = targets.pop("message")
+    if table == "mappings" and not {"table_id", "integration_table_id"} <= targets.keys():
+        if not _PAGE_5335.keys() <= targets.keys():
+            raise _err(url, f"the entity set has no field for ['table_id', 'integration_table_id'] nor their captions "
+                            f"(it has {sorted(names)}). Add Table ID and Integration Table ID to the page.")
+        layout = cap.LAYOUTS["page-5335"]  # page 5335 shows captions, not ids
+        targets = {_PAGE_5335.get(c, c): p for c, p in targets.items() if c not in ("table_id", "integration_table_id")}
+        notes.append("table ids derived from the table captions")
+    by_target = {c.target: c for c in layout.columns}
+    column = {p: by_target.get(c) for c, p in targets.items()}
+    return Match(layout, [ColumnMatch(i, n, column.get(n), "field name" if column.get(n) else "unknown")
+                          for i, n in enumerate(names)], None, 0.0, [])
+
+
+def _cleaned(temp: Temp, part: Part, match: Match, table: str, extras: dict[str, str], url: str,
+             notes: list[str]) -> int:
+    """Point ``part.view`` at its rows as the typed stage reads them; returns the rows without a key.
+
+    Option values become their canonical names, BC's blank DateTime (0001-01-01) blank; temporary
+    mappings and rows without a key are left out, and of rows repeated with one key (a row that changed
+    between two pages) the later is kept.
+    """
+    con = temp.con
+    exprs, keys = [], []
+    key_cols = [k for k in TABLES[table].key if k not in ("environment", "company")]
+    for m in match.columns:
+        raw, c = f"c{m.index}", m.column
+        expr = raw
+        if c is not None and c.target in _OPTIONS:
+            vals = [r[0] for r in con.execute(f"SELECT DISTINCT {raw} FROM {part.view}").fetchall()]
+            mapping = _option_values(vals, c.target, m.header, url)
+            expr = mapped_sql(raw, mapping, "VARCHAR", blank="")
+        elif c is not None and c.kind == cap.DATETIME:
+            expr = f"CASE WHEN starts_with({raw}, '0001-01-01') THEN NULL ELSE {raw} END"
+        exprs.append(f"{expr} AS {raw}")
+        if c is not None and c.target in key_cols:
+            folded = f"lower(trim({raw}, ' {{}}'))"
+            keys.append(folded)
+    has_key = " AND ".join(f"coalesce({k}, '') NOT IN ('', {lit(EMPTY_GUID)})" for k in keys) or "true"
+    temporary = "false"
+    if table == "mappings" and "deleteaftersynchronization" in extras:
+        i = part.headers.index(extras["deleteaftersynchronization"])
+        temporary = f"coalesce(lower(c{i}), '') IN ('true', '1', 'yes')"
+    n_temp, n_keyless = con.execute(f"SELECT count(*) FILTER ({temporary}), count(*) FILTER (NOT {temporary} AND NOT "
+                                    f"({has_key})) FROM {part.view}").fetchall()[0]
+    if n_temp:
+        notes.append(f"{n_temp} temporary one-off mappings skipped")
+    if n_keyless:
+        notes.append(f"{n_keyless} rows without {key_cols} skipped")
+    latest = f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY _row DESC) = 1" if keys else ""
+    view = temp.view("feedv", f"SELECT _row, {', '.join(exprs)} FROM {part.view} "
+                              f"WHERE NOT {temporary} AND {has_key} {latest} ORDER BY _row")
+    n = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+    if n < part.rows - n_temp - n_keyless:
+        notes.append(f"{part.rows - n_temp - n_keyless - n} repeated rows dropped")
+    part.view, part.rows = view, n
+    return int(n_keyless)
 
 
 @dataclass
@@ -814,7 +835,8 @@ class BCODataSource:
                     notes.append("no timestamp field: read fully")
             if progress:
                 params["$count"] = "true"
-            frames: list[pd.DataFrame] = []
+            pages: list[str] = []
+            names: dict[str, None] = {}
             n_pages = 0
             with tqdm(desc=f"{self.entity_sets[table]}", unit="rows", disable=not progress) as bar:
                 for doc in self._http.pages(request_url, params):
@@ -823,109 +845,94 @@ class BCODataSource:
                     if n_pages == 0 and "@odata.count" in doc:
                         bar.total = int(doc["@odata.count"])
                     n_pages += 1
-                    if doc["value"]:
-                        frames.append(pd.DataFrame.from_records(doc["value"]))
+                    if doc["value"]:  # the page as JSON text, read in DuckDB; the first row names the fields
+                        pages.append(json.dumps(doc["value"]))
+                        names.update(dict.fromkeys(n for n in doc["value"][0] if not n.startswith("@")))
                     bar.update(len(doc["value"]))
         finally:
             self._current_table = None
-        raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        out = self._canonical(table, raw, url, since_field=since_field, since=since, notes=notes)
+        out = self._canonical(table, pages, list(names), url, since_field=since_field, since=since, notes=notes)
         out.details["pages"] = n_pages
         return out
 
-    def _canonical(self, table: str, raw: pd.DataFrame, url: str, *, since_field: str | None,
+    def _canonical(self, table: str, pages: list[str], names: list[str], url: str, *, since_field: str | None,
                    since: dt.datetime | None, notes: list[str]) -> _Read:
+        """The canonical rows of a feed: its fields matched, then the typed and canonical stages of a file's part."""
         spec = TABLES[table]
-        matched, extras = _match_fields(table, raw.columns)
+        matched, extras = _match_fields(table, names)
         details: dict[str, Any] = {
             "entity_set": self.entity_sets[table], "url": url, "shape": "api" if self.is_api else "web service",
-            "rows": len(raw), "since": _odata_literal(since) if since is not None and pd.notna(since) else None,
+            "rows": 0, "since": _odata_literal(since) if since is not None and pd.notna(since) else None,
             "fields": dict(matched),
-            "ignored_fields": sorted(c for c in raw.columns if not c.startswith("@")
-                                     and c not in matched.values() and c not in extras.values()),
+            "ignored_fields": sorted(n for n in names if n not in matched.values() and n not in extras.values()),
             "notes": notes,
         }
-        if raw.empty:
-            details["timestamp_field"] = since_field
+        by_norm = {_norm(n): n for n in names}
+        ts_field = since_field or next((by_norm[c] for c in _TIMESTAMPS[table] if c in by_norm), None)
+        details["timestamp_field"] = ts_field
+        if not pages:
             return _Read(table, url, pd.DataFrame(columns=list(spec.key)), None, 0, details)
         missing_keys = [k for k in spec.key if k not in ("environment", "company") and k not in matched]
         if missing_keys:
             wanted = {k: [c.lstrip("=") for c in _FIELDS[table][k]] for k in missing_keys}
             raise _err(url, f"the entity set has no field for {missing_keys} (looked for {wanted}; it has "
-                            f"{sorted(c for c in raw.columns if not c.startswith('@'))}). Add the field to the "
-                            f"published page / API page or point entity_sets[{table!r}] at the right entity set.")
-        if table == "mappings" and "deleteaftersynchronization" in extras:
-            temp = _booleans(raw[extras["deleteaftersynchronization"]], "Delete After Synchronization", url)
-            if temp.fillna(False).any():
-                notes.append(f"{int(temp.fillna(False).sum())} temporary one-off mappings skipped")
-                raw = raw[~temp.fillna(False).to_numpy()].reset_index(drop=True)
-        frame = pd.DataFrame({col: _convert(table, col, raw[prop], prop, url) for col, prop in matched.items()})
+                            f"{sorted(names)}). Add the field to the published page / API page or point "
+                            f"entity_sets[{table!r}] at the right entity set.")
+        con = duckdb.connect()
+        temp = Temp(con)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            create_macros(con)
+            part = read_feed(temp, url, pages, names)
+            details["rows"] = part.rows
+            watermark = self._watermark(table, con, part, ts_field, matched, url)
+            match = _layout_match(table, matched, names, url, notes)
+            rejected = _cleaned(temp, part, match, table, extras, url, notes)
+            try:
+                parsed = typed(con, part, match, temp)
+            except SourceError as exc:
+                shown = exc.problem.removeprefix("this value ")
+                raise _err(url, f"field {exc.column!r} has {exc.value!r} (row {exc.row} of the feed), which "
+                                f"{shown}. Is the field mapped to the right column?") from exc
+            query = canonical_sql(con, parsed, self.environment or "", self.company or "")
+            types = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {query})").fetchall()
+            cols = ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" if t == "UUID" else ident(c) for c, t in types)
+            frame = con.execute(f"SELECT {cols} FROM ({query})").df()
+        finally:
+            temp.close()
+            con.close()
         if table == "job_errors":
-            self._errors_columns(frame, details["fields"], notes)
-        elif table == "jobs":
-            frame["inferred"] = False  # a real job id from BC
-        elif table == "mappings":
-            for col, cap, ids in (("table_id", "table_caption", bc.BC_TABLES),
-                                  ("integration_table_id", "integration_table_caption", bc.CRM_TABLES)):
-                if col not in frame and cap in frame:  # page 5335 shows captions, not ids
-                    frame[col] = _caption_ids(frame[cap], ids)
-                    notes.append(f"{col} derived from {cap} (English captions of the default mappings)")
-        # watermark from the raw timestamp field (before rows are dropped)
-        by_norm = {_norm(c): c for c in raw.columns if not c.startswith("@")}
-        ts_field = since_field or next((by_norm[c] for c in _TIMESTAMPS[table] if c in by_norm), None)
-        watermark = self._watermark(table, raw, frame, ts_field, url)
-        details["timestamp_field"] = ts_field
-        keys = [k for k in spec.key if k not in ("environment", "company")]
-        null_key = frame[keys].isna().any(axis=1)
-        rejected = int(null_key.sum())
-        if rejected:
-            notes.append(f"{rejected} rows without {keys} skipped")
-            frame = frame[~null_key.to_numpy()]
-        dup = frame.duplicated(keys, keep="last")
-        if dup.any():  # a row that changed between two pages appears twice: keep the later one
-            notes.append(f"{int(dup.sum())} repeated rows dropped")
-            frame = frame[~dup.to_numpy()]
-        frame = frame.reset_index(drop=True)
-        frame.insert(0, "company", self.company)
-        frame.insert(0, "environment", self.environment)
+            if "error_message" not in matched and "message" in matched:
+                details["fields"]["error_message"] = details["fields"].pop("message")
+            if "job_id" not in matched:
+                notes.append("no job id (page 5339 does not expose it): errors are not linked to jobs; "
+                             "publish a custom API page over table 5339 to link them")
+            if "source_record_id" not in matched:
+                notes.append("no record ids (page 5339 shows only 'View'); errors are not linked to couplings")
+        frame["environment"], frame["company"] = self.environment, self.company
         return _Read(table, url, frame, watermark, rejected, details)
 
     @staticmethod
-    def _errors_columns(frame: pd.DataFrame, fields: dict[str, str], notes: list[str]) -> None:
-        # Page 5339's "Message" control shows the full Error Message (caption 'Error Message'); the
-        # table's Message is its first 250 characters.
-        if "error_message" not in frame and "message" in frame:
-            fields["error_message"] = fields["message"]
-            frame["error_message"] = frame["message"]
-            frame["message"] = _nullable(frame["message"].astype("string").str.slice(0, 250))
-        for side in ("source", "destination"):
-            col = f"{side}_record_id"
-            if col in frame:
-                frame[col] = frame[col].where(frame[col].astype("string").str.len() > 0, None)
-                t, k = bc.split_record_ids(frame[col])
-                frame[f"{side}_table"], frame[f"{side}_key"] = _nullable(t), _nullable(k)
-        if "job_id" in frame:
-            frame["job_inferred"] = False
-        else:
-            notes.append("no job id (page 5339 does not expose it): errors are not linked to jobs; "
-                         "publish a custom API page over table 5339 to link them")
-        if "source_record_id" not in frame:
-            notes.append("no record ids (page 5339 shows only 'View'); errors are not linked to couplings")
-
-    @staticmethod
-    def _watermark(table: str, raw: pd.DataFrame, frame: pd.DataFrame, ts_field: str | None,
-                   url: str) -> dt.datetime | None:
-        if ts_field is None or ts_field not in raw:
+    def _watermark(table: str, con: duckdb.DuckDBPyConnection, part: Part, ts_field: str | None,
+                   matched: dict[str, str], url: str) -> dt.datetime | None:
+        """The newest timestamp of every row read (held back to a job of the last day still running)."""
+        if ts_field is None:
             return None
-        ts = _datetimes(raw[ts_field], ts_field, url)
-        if ts.isna().all():
-            return None
-        newest = ts.max()
-        if table == "jobs" and _norm(ts_field) == "startdatetime" and "finish_datetime" in frame:
-            running = frame["finish_datetime"].isna() & (ts >= newest - _RUNNING_HORIZON)
-            if running.any():
-                newest = ts[running].min()
-        return newest.to_pydatetime()
+        cell = f"c{part.headers.index(ts_field)}"
+        ts = f"CASE WHEN starts_with({cell}, '0001-01-01') THEN NULL ELSE TRY_CAST({cell} AS TIMESTAMPTZ) END"
+        running = "false"
+        if table == "jobs" and _norm(ts_field) == "startdatetime" and "finish_datetime" in matched:
+            fin = f"c{part.headers.index(matched['finish_datetime'])}"
+            running = f"coalesce({fin}, '') = '' OR starts_with({fin}, '0001-01-01')"
+        bad, newest, oldest_running = con.execute(
+            f"WITH t AS (SELECT {cell} AS raw, {ts} AS ts, {running} AS running FROM {part.view}) "
+            f"SELECT (SELECT any_value(raw) FROM t WHERE ts IS NULL AND NOT starts_with(raw, '0001-01-01')), max(ts), "
+            f"min(ts) FILTER (running AND ts >= (SELECT max(ts) FROM t) - INTERVAL 1 DAY) FROM t").fetchall()[0]
+        if bad is not None:
+            raise _err(url, f"field {ts_field!r} has {bad!r}, which is not an ISO 8601 date and time. "
+                            "Is the field mapped to the right column?")
+        newest = oldest_running or newest
+        return None if newest is None else pd.Timestamp(newest).tz_convert(None).to_pydatetime()
 
 
 # ------------------------------------------------------------------------------------------------

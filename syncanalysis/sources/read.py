@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import itertools
+import json
 import re
 import tempfile
 import threading
@@ -41,7 +42,7 @@ class Part:
     ``view`` is a temp view with ``_row`` (the row number in the file/sheet) and VARCHAR columns ``c0..``.
     """
 
-    path: Path
+    path: Path | str  # a file, or the URL of an OData feed
     sheet: str | None
     headers: list[str]
     header_row: int
@@ -212,7 +213,7 @@ def _delimiter(text: str) -> str:
 class CsvSource:
     """What the first megabyte of a CSV told: delimiter, header, a sample, and what DuckDB should read."""
 
-    path: Path
+    path: Path | str  # a file, or the URL of an OData feed
     source: Path  # the file DuckDB reads (a UTF-8 copy when the file is in another encoding)
     compressed: bool
     delim: str
@@ -380,3 +381,21 @@ def _sheet_part(temp: Temp, path: Path, name: str, sheet: Any) -> Part | None:
     nrows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
     return Part(path, name, headers + [""] * (width - len(headers)), h + 1, view,
                 [["" if v is None else v for v in r] for r in sample], nrows, package)
+
+
+def read_feed(temp: Temp, source: str, pages: Sequence[str], names: Sequence[str]) -> Part:
+    """An OData feed's rows as a part: ``pages`` are the JSON texts of each page's ``value`` array.
+
+    Column ``c<i>`` is property ``names[i]`` as text (``true``/``false``, numbers as written);
+    ``_row`` numbers the rows of the whole feed from 1, in page order.
+    """
+    con = temp.con
+    docs = temp.frame(pd.DataFrame({"page": range(len(pages)), "doc": list(pages)}))
+    cols = ", ".join(f"json_extract_string(r, {lit('$.' + json.dumps(n))}) AS c{i}" for i, n in enumerate(names))
+    table = temp.table("feed", f"SELECT CAST(row_number() OVER (ORDER BY page, i) AS BIGINT) AS _row, {cols} FROM "
+                               f"(SELECT page, unnest(a) AS r, unnest(range(len(a))) AS i "
+                               f"FROM (SELECT page, CAST(doc AS JSON[]) AS a FROM {docs}))")
+    sample = con.execute(f"SELECT * EXCLUDE (_row) FROM {table} ORDER BY _row LIMIT {SAMPLE_ROWS}").fetchall()
+    nrows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    return Part(source, None, list(names), 0, table, [["" if v is None else v for v in r] for r in sample],
+                nrows)

@@ -35,6 +35,7 @@ from .parse import (
 from .read import Part, Temp
 from .recognise import Match
 
+NULL_GUID = "00000000-0000-0000-0000-000000000000"
 PROFILE_ROWS = 20_000  # rows that decide a big part's date forms first (checked on every row after)
 _MAX_CATEGORIES = 1000  # distinct values an option / Yes-No column may have
 
@@ -135,6 +136,7 @@ def typed(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: Temp, 
             expr = int_sql(raw)
         elif c.kind == cap.GUID:
             expr = guid_sql(raw)
+            blank = f"coalesce(trim({rv}, '{{}}'), '') IN ('', '{NULL_GUID}')"  # BC's blank GUID is the null GUID
         elif c.kind == cap.DURATION:
             expr = duration_sql(raw)
         elif c.kind == cap.TEXT:
