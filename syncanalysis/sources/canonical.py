@@ -23,6 +23,11 @@ DEFAULT_ENVIRONMENT = "default"
 DEFAULT_COMPANY = "default"
 
 
+# Message: the first 250 characters of the Error Message (strlen first: most messages are shorter)
+_MESSAGE = f"CASE WHEN strlen(p.error_message) <= {cap.MESSAGE_LEN} THEN p.error_message " \
+           f"ELSE left(p.error_message, {cap.MESSAGE_LEN}) END"
+
+
 def _select(parsed: Parsed, env: str, company: str, columns: dict[str, str]) -> str:
     cols = ", ".join(f"{e} AS {ident(c)}" for c, e in columns.items())
     return f"SELECT {lit(env)} AS environment, {lit(company)} AS company, {cols} FROM {parsed.table} p"
@@ -61,7 +66,7 @@ def canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, comp
                 cols[f"{side}_table"] = _record_split(f"p.{side}_record_id", 0)
                 cols[f"{side}_key"] = _record_split(f"p.{side}_record_id", 1)
         if not parsed.has("message") and parsed.has("error_message"):
-            cols["message"] = f"left(p.error_message, {cap.MESSAGE_LEN})"
+            cols["message"] = _MESSAGE
         if not parsed.has("error_message") and parsed.has("message"):
             cols["error_message"] = "p.message"
         if parsed.has("job_id"):  # (a table export always has it; page 5339 over OData has not)
@@ -88,7 +93,7 @@ def canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, comp
                                 "ELSE string_split(p.affected_keys, '|') END"
         return _select(parsed, env, company, cols)
     if kind == "page-5339":
-        cols["message"] = f"left(p.error_message, {cap.MESSAGE_LEN})"
+        cols["message"] = _MESSAGE
         if not con.execute(f"SELECT count(*) FROM jobs WHERE {scope}").fetchall()[0][0]:
             return _select(parsed, env, company, cols)  # no job to link to (yet): the relinking does it later
         spans = link.jobs_spanning_sql(f"(SELECT error_no, logged_at FROM {parsed.table})", env, company)

@@ -324,9 +324,9 @@ def _load_sheet_fast(ws: Workspace, part: Part, temp: Temp, *, environment: str 
     INSERT parses, checks and inserts every row; None sends the caller on to the careful path with
     the same part.
     """
-    first = dataclasses.replace(part, rows=_HEAD_ROWS,
-                                view=temp.view("head", f"SELECT * FROM {part.view} WHERE _row <= "
-                                                       f"{part.header_row + _HEAD_ROWS}"))
+    # the first rows copied (the sheet's view filters every row it reads), for the few queries on them
+    head = temp.table("head", f"SELECT * FROM {part.view} WHERE _row <= {part.header_row + _HEAD_ROWS}")
+    first = dataclasses.replace(part, rows=_HEAD_ROWS, view=temp.view("headv", f"SELECT * FROM {head}"))
 
     def feed(insert: Callable[[], int]) -> int:
         ws.con.execute(f"CREATE OR REPLACE TEMP VIEW {first.view} AS SELECT * FROM {part.view}")
