@@ -31,7 +31,8 @@ def recovered(ws: Workspace, findings: list) -> int:
     tol = pd.Timedelta(minutes=30)
     n = 0
     for inc in ws.sql('SELECT mapping, start, "end" FROM incidents').itertuples():
-        n += any(f.mapping == inc.mapping and f.start is not None and f.end is not None
+        n += any((f.mapping == inc.mapping or inc.mapping in f.evidence.get("per_mapping", {}))
+                 and f.start is not None and f.end is not None
                  and abs(pd.Timestamp(f.start) - inc.start) <= tol and abs(pd.Timestamp(f.end) - inc.end) <= tol
                  for f in findings)
     return n

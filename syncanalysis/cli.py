@@ -58,13 +58,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
+    from .analysis.coverage import coverage
     from .sources import format_report, load_files, report_json
 
     with Workspace(args.workspace) as ws:
         reports = load_files(ws, args.paths, environment=args.environment, company=args.company, kind=args.kind,
                              progress=not args.json, timezone=args.timezone)
-    print(report_json(reports) if args.json else format_report(reports))
+        scopes = dict.fromkeys((r.environment, r.company) for r in reports)
+        covered = [c for e, k in scopes for c in coverage(ws, environment=e, company=k)]
+    print(report_json(reports) if args.json else format_report(reports) + "\n\n" + format_coverage(covered))
     return 0
+
+
+def format_coverage(covered: list) -> str:
+    """Coverage (:func:`syncanalysis.analysis.coverage.coverage`) as text: what is loaded, missing, estimated."""
+    return "\n".join(["Coverage:"] + [line for c in covered for line in c.lines()])
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -87,13 +95,17 @@ def _when(ts: object) -> str:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
+    from .analysis.coverage import coverage
     from .analysis.findings import diagnose
 
     with Workspace(args.workspace) as ws:
         findings = diagnose(ws, environment=args.environment, company=args.company, progress=not args.json)
+        covered = coverage(ws, environment=args.environment, company=args.company)
     if args.json:
         print(json.dumps([f.to_dict() for f in findings], indent=2, default=str))
         return 0
+    if any(not c.complete for c in covered):
+        print(format_coverage(covered) + "\n")
     print(format_findings(findings))
     return 0
 

@@ -22,6 +22,7 @@ import pandas as pd
 from . import plots
 from .analysis import backlog, trends
 from .analysis.causes import cause_info
+from .analysis.coverage import coverage
 from .analysis.dependencies import dependency_graph
 from .analysis.findings import diagnose, kpis
 from .analysis.signatures import ensure_signatures
@@ -176,7 +177,9 @@ def _section(ws: Workspace, environment: str, company: str, findings: list[Any],
             and getattr(f, "company", company) == company]
     shown = [_finding(f) for f in mine[:MAX_FINDINGS]]
     counts = pd.Series([str(f.severity) for f in mine]).value_counts() if mine else pd.Series(dtype=int)
+    cov = coverage(ws, environment=environment, company=company)
     return {"environment": environment, "company": company, "anchor": anchor, "first": _when(first),
+            "coverage": cov[0] if cov else None,
             "last": _when(last), "kpis": _kpis(k, extra), "findings_total": len(mine),
             "summary": ", ".join(f"{n} {s}" for s, n in counts.items()),
             # critical and high findings as cards, the others as a compact table (remedy folded in)

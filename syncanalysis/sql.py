@@ -135,6 +135,12 @@ def _dataverse_captions() -> list[str]:
                    for cs in by.values() for c in cs})
 
 
+def _default_mappings() -> dict[int, str]:
+    from .sources import captions as cap
+
+    return cap.DEFAULT_MAPPINGS
+
+
 def create_macros(con: duckdb.DuckDBPyConnection) -> None:
     """Create the domain macros on ``con`` (temporary: per connection, also on read-only workspaces)."""
     known = ", ".join(lit(c) for c in _dataverse_captions()) or "''"
@@ -149,6 +155,11 @@ def create_macros(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TEMP MACRO sa_record_key(r) AS
             CASE WHEN strpos(r, ': ') > 0 THEN substr(r, strpos(r, ': ') + 2) END""")
     con.execute("CREATE OR REPLACE TEMP MACRO sa_record_id(t, k) AS t || ': ' || k")
+    # a coupling's mapping: the workspace's name for its table, else BC's default mapping of it (history from
+    # page exports has no mappings; its jobs carry the same default names)
+    defaults = " ".join(f"WHEN {t} THEN {lit(n)}" for t, n in _default_mappings().items())
+    con.execute(f"CREATE OR REPLACE TEMP MACRO sa_mapping_name(name, table_id) AS "
+                f"coalesce(name, CASE table_id {defaults} END, 'TABLE ' || table_id)")
     con.execute("""
         CREATE OR REPLACE TEMP MACRO sa_local_record(source_table, source_record_id, destination_record_id) AS
             nullif(CASE WHEN sa_is_dataverse_caption(coalesce(source_table, sa_record_table(source_record_id)))

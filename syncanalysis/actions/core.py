@@ -323,7 +323,7 @@ def _resolve(ws: Workspace, sel: Selection, with_errors: bool = False) -> pd.Dat
         with registered(ws.con, keys, "action_keys") as name:
             missing = ws.con.execute(
                 "SELECT k.environment, k.company, k.table_id, k.integration_id, "
-                "coalesce(m.name, 'TABLE ' || k.table_id) AS mapping_name, false AS found "
+                "sa_mapping_name(m.name, k.table_id) AS mapping_name, false AS found "
                 f"FROM {name} k LEFT JOIN (SELECT environment, company, table_id, min(name) AS name "
                 "FROM mappings GROUP BY ALL) m USING (environment, company, table_id) "
                 "WHERE NOT EXISTS (SELECT 1 FROM couplings c WHERE c.environment = k.environment "

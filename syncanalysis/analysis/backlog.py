@@ -204,10 +204,10 @@ def _build_snapshot(ws: Workspace, environment: str | None, company: str | None,
     Also the records audited actions named, and the end of the history per environment and company.
     """
     w, params = where(environment, company, time_col="start_datetime", prefix="c.")
-    mw = " AND m.name = ?" if mapping is not None else ""
+    mw = " AND sa_mapping_name(m.name, c.table_id) = ?" if mapping is not None else ""
     ws.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _bk_couplings AS
-        SELECT c.environment, c.company, c.bc_record_id AS record_id, m.name AS mapping_name,
+        SELECT c.environment, c.company, c.bc_record_id AS record_id, sa_mapping_name(m.name, c.table_id) AS mapping_name,
                CAST(c.integration_id AS VARCHAR) AS integration_id, CAST(c.crm_id AS VARCHAR) AS crm_id,
                coalesce(c.skipped, false) AS skipped,
                least(CASE WHEN c.last_synch_result = 'Success' THEN jf.start_datetime END,

@@ -8,8 +8,8 @@ code                         what it means
 ``CONNECTION_DISABLED``      every mapping stopped right after a privilege error: BC disabled the connection
 ``SYNC_STOPPED_ALL``         every mapping stopped, with no privilege error to explain it (job queue down)
 ``SYNC_STOPPED``             one mapping's job queue entry stopped running (e.g. set On Hold by someone)
-``PARENT_NOT_COUPLED``       a parent record (salesperson, currency, unit, company…) blocks its children
-``BROKEN_PARENTS``           many children blocked by parents that were deleted or lost their coupling
+``PARENT_NOT_COUPLED``       parent records (salesperson, currency, unit, company…) block their children: one
+                             finding per child mapping, parent table and parent state
 ``DELETED_BURST``            a burst of "coupled to a deleted record" failures (mass deletion in one app)
 ``CONFLICT_BURST``           a burst of update conflicts (the same records edited in both apps)
 ``FIELD_LENGTH_BURST``       a burst of values too long for the other app's field (an import)
@@ -19,10 +19,10 @@ code                         what it means
 ``CHRONIC_ERRORS``           a cause that fails records steadily, week after week
 ``NO_DELETION_RULE``         deletions keep failing because Resolve Deletion Conflicts is blank
 ``NO_CONFLICT_RULE``         conflicts keep failing because Resolve Update Conflicts is blank
-``SKIPPED_BACKLOG``          couplings excluded from synchronization (Skipped) waiting for an admin
-``BROKEN_COUPLINGS``         couplings whose record in one app no longer exists
+``SKIPPED_BACKLOG``          couplings excluded from synchronization (Skipped) waiting for an admin (per company)
+``BROKEN_COUPLINGS``         couplings whose record in one app no longer exists (per company)
 ``RETRY_WITHOUT_FIX``        records retried again and again that fail the same way each time
-``HIGH_FAILURE_RATE``        a mapping fails a large share of what it processes
+``HIGH_FAILURE_RATE``        a mapping fails a large share of what it processes (where no other finding explains it)
 ``SLOW_RUNS``                a mapping's runs are much slower than usual at times
 ``UNFINISHED_JOBS``          jobs with no finish time (crashed or still running)
 ===========================  =================================================================================
@@ -59,6 +59,7 @@ _ACTIONS = frozenset({"Retry", "Retry All", "Synchronize", "Remove Coupling", "R
 _PARENT_STATE = {"ok": "coupled since", "not coupled": "still not coupled", "broken": "deleted in one app",
                  "skipped": "itself skipped", "failed": "itself failing", "unknown": "not in a mapping"}
 MIN_STOP_MINUTES = 180  # shorter pauses are listed by health.gaps but are not worth a finding
+_NO_RECORD = "error "  # record_id of an error that names no record (errors_with_signatures_sql)
 _EPISODE_CODES = {"deleted": "DELETED_BURST", "conflict": "CONFLICT_BURST", "field-length": "FIELD_LENGTH_BURST",
                   "permission": "PERMISSION_ERRORS"}
 
@@ -128,9 +129,44 @@ def diagnose(ws: Workspace, *, environment: str | None = None, company: str | No
     ctx = _Context(ws, environment, company)
     for step in tqdm(steps, desc="diagnosing", disable=not progress):
         findings += step(ctx)
+    findings = _merge_transient(findings)
+    # a mapping's failure rate is a symptom: say it only where no finding of that mapping gives a cause
+    explained = {(f.environment, f.company, f.mapping) for f in findings if f.code != "HIGH_FAILURE_RATE"}
+    findings = [f for f in findings if f.code != "HIGH_FAILURE_RATE"
+                or (f.environment, f.company, f.mapping) not in explained]
     order = {s: i for i, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: (order[f.severity], f.start or dt.datetime.max, f.code, f.mapping or ""))
     return findings
+
+
+def _merge_transient(findings: list[Finding]) -> list[Finding]:
+    """Dataverse time-outs / limits hitting several mappings at once: one finding (one cause, one window)."""
+    transient = sorted((f for f in findings if f.code == "TRANSIENT_ERRORS" and f.start and f.end),
+                       key=lambda f: (f.environment, f.company, f.start))
+    groups: list[list[Finding]] = []
+    for f in transient:
+        g = groups[-1] if groups else None
+        if g and (g[0].environment, g[0].company) == (f.environment, f.company) and f.start <= max(x.end for x in g):
+            g.append(f)
+        else:
+            groups.append([f])
+    out = [f for f in findings if f not in transient]
+    for g in groups:
+        if len(g) == 1:
+            out.append(g[0])
+            continue
+        n = sum(f.affected for f in g)
+        start, end = min(f.start for f in g), max(f.end for f in g)
+        hours = (end - start).total_seconds() / 3600
+        per = {f.mapping: f.affected for f in sorted(g, key=lambda f: -f.affected)}
+        first = g[0]
+        out.append(dataclasses.replace(
+            first, mapping=None, start=start, end=end, ongoing=any(f.ongoing for f in g), affected=n,
+            title=f"{n} records of {len(g)} mappings hit Dataverse time-outs or service limits for {hours:.1f} h "
+                  f"({', '.join(f'{m} {k}' for m, k in per.items())})",
+            evidence={**first.evidence, "per_mapping": per, "errors": sum(f.evidence.get("errors", 0) for f in g)},
+            selection=dataclasses.replace(first.selection, mapping=None) if first.selection else None))
+    return out
 
 
 def findings_frame(findings: list[Finding]) -> pd.DataFrame:
@@ -250,49 +286,46 @@ def _stops(ctx: _Context) -> list[Finding]:
 
 
 def _parents(ctx: _Context) -> list[Finding]:
-    """PARENT_NOT_COUPLED per parent with several children; BROKEN_PARENTS for the many small ones."""
+    """PARENT_NOT_COUPLED: one per child mapping, parent table and parent state (one root cause, many parents)."""
     g = dependency_graph(ctx.ws, environment=ctx.environment, company=ctx.company)
     out: list[Finding] = []
     if g.empty:
         return out
     end = ctx.history_end
-    # a parent blocking a few children because it was itself deleted belongs to the aggregate finding
-    big = (g["blocked_records"] >= 10) | ((g["blocked_records"] >= 3) & (g["parent_state"] != "broken"))
-    for r in g[big].itertuples():
-        ongoing = r.still_blocking > 0 and r.parent_state != "ok" and end is not None and \
-            (end - pd.Timestamp(r.last_seen).to_pydatetime()) < dt.timedelta(days=2)
-        sev = "high" if r.blocked_records >= 20 else "medium"
-        info = cause_info(r.cause)
-        out.append(Finding(
-            "PARENT_NOT_COUPLED", sev,
-            f"{r.parent_record_id} blocked {r.blocked_records} {r.child_mapping} record(s)"
-            f" ({_PARENT_STATE.get(r.parent_state, r.parent_state)})",
-            r.environment, r.company, r.child_mapping, _ts(r.first_seen), _ts(r.last_seen), bool(ongoing),
-            int(r.blocked_records),
-            {"parent": r.parent_record_id, "parent_mapping": r.parent_mapping, "parent_state": r.parent_state,
-             "errors": int(r.errors), "still_blocking": int(r.still_blocking), "fix_order": int(r.fix_order),
-             "cause": r.cause},
-            f"Couple or synchronize {r.parent_record_id} first (Set Up Coupling or Synchronize on it"
-            f"{' in ' + r.parent_mapping if isinstance(r.parent_mapping, str) else ''}), then Retry its "
-            f"{r.child_mapping} records. {info.remedy}",
-            "Retry", Selection(environment=r.environment, company=r.company, mapping=r.child_mapping,
-                               parent=r.parent_record_id)))
-    small = g[~big]
-    for (env, comp, child), grp in small.groupby(["environment", "company", "child_mapping"]):
+    for (env, comp, table, state), grp in g.groupby(["environment", "company", "parent_table", "parent_state"],
+                                                    sort=False):
+        # the children of one kind of parent, whatever their mapping (errors no job names are '(unknown)')
+        per_child = grp.groupby("child_mapping")["blocked_records"].sum().sort_values(ascending=False)
+        known = per_child.drop("(unknown)", errors="ignore")
+        child = str((known if len(known) else per_child).index[0])
         blocked = int(grp["blocked_records"].sum())
-        if blocked < 10:
+        if blocked < 3 or (blocked < 10 and state == "broken"):  # a few children of deleted parents: noise
             continue
-        states = grp["parent_state"].value_counts().to_dict()
+        grp = grp.sort_values(["fix_order"])
+        last = grp["last_seen"].max()
+        still = int(grp["still_blocking"].sum())
+        ongoing = still > 0 and state != "ok" and end is not None and \
+            (end - pd.Timestamp(last).to_pydatetime()) < dt.timedelta(days=2)
+        cause = str(grp["cause"].mode().iat[0])
+        info = cause_info(cause)
+        one = grp["parent_record_id"].nunique() == 1
+        parent = grp["parent_record_id"].iat[0]
+        parents = parent if one else f"{grp['parent_record_id'].nunique()} {table} records"
+        mapping = grp["parent_mapping"].dropna()
+        where = f" in {mapping.iat[0]}" if len(mapping) else ""
         out.append(Finding(
-            "BROKEN_PARENTS", "medium",
-            f"{blocked} {child} record(s) blocked by {len(grp)} parent records that are deleted or not coupled",
-            env, comp, child, _ts(grp["first_seen"].min()), _ts(grp["last_seen"].max()),
-            bool((grp["still_blocking"] > 0).any()), blocked,
-            {"parents": len(grp), "parent_states": states,
+            "PARENT_NOT_COUPLED", "high" if blocked >= 20 else "medium",
+            f"{parents} blocked {blocked} {child} record(s) ({_PARENT_STATE.get(state, state)})",
+            env, comp, child, _ts(grp["first_seen"].min()), _ts(last), bool(ongoing), blocked,
+            {"parent": parent if one else None, "parents": int(grp["parent_record_id"].nunique()), "parent_table": table, "parent_state": state,
+             "children": {str(k): int(v) for k, v in per_child.items()},
+             "parent_mapping": mapping.iat[0] if len(mapping) else None, "errors": int(grp["errors"].sum()),
+             "still_blocking": still, "fix_order": int(grp["fix_order"].min()), "cause": cause,
              "examples": grp.sort_values("blocked_records", ascending=False)["parent_record_id"].head(5).tolist()},
-            "The parents themselves fail (deleted in one app, skipped): resolve them first (Restore Records or "
-            "Delete Records for deleted ones), then Retry the children.",
-            "Retry", Selection(environment=env, company=comp, mapping=child, cause=str(grp["cause"].mode().iat[0]))))
+            f"Couple or synchronize {'the parent' if one else f'the {table} records'} first (Set Up Coupling or "
+            f"Synchronize{where}), then Retry the {child} records. {info.remedy}",
+            "Retry", Selection(environment=env, company=comp, mapping=child, parent=parent) if one
+            else Selection(environment=env, company=comp, mapping=child, cause=cause)))
     return out
 
 
@@ -349,6 +382,17 @@ def _episodes(ctx: _Context) -> list[Finding]:
         cause = str(o["cause"].mode().iat[0])
         info = cause_info(cause)
         e_pos = np.clip(np.searchsorted(starts, errs["logged_at"].to_numpy(), side="right") - 1, 0, len(runs) - 1)
+        if episodes and errs["record_id"].str.startswith(_NO_RECORD).all():
+            # page 5339 errors name no record: a record's later failures cannot be told from new ones, so the
+            # bursts of one cause are one finding, from the first burst to the cause's last error; its
+            # records are at least the most that failed in one run
+            first = episodes[0][0]
+            during = e_pos >= first
+            n = int(np.bincount(e_pos[during]).max())
+            out.append(_episode_finding(env, comp, mapping, group, cause, info, n, errs[during],
+                                        errs.loc[during, "logged_at"].min(), errs.loc[during, "logged_at"].max(),
+                                        end_of_history, estimated=True))
+            continue
         for first, last in episodes:
             sel = (o_pos >= first) & (o_pos <= last)
             in_episode |= sel
@@ -396,7 +440,8 @@ def _recent(ts: Any, end: dt.datetime | None) -> bool:
 
 
 def _episode_finding(env: str, comp: str, mapping: str, group: str, cause: str, info: Any, n: int,
-                     errs: pd.DataFrame, start: Any, stop: Any, end_of_history: dt.datetime | None) -> Finding:
+                     errs: pd.DataFrame, start: Any, stop: Any, end_of_history: dt.datetime | None, *,
+                     estimated: bool = False) -> Finding:
     code = "TRANSIENT_ERRORS" if group == "transient" else _EPISODE_CODES.get(cause, "ERROR_BURST")
     severity = {"TRANSIENT_ERRORS": "low", "PERMISSION_ERRORS": "critical"}.get(code, "high" if n >= 50 else "medium")
     hours = (pd.Timestamp(stop) - pd.Timestamp(start)).total_seconds() / 3600
@@ -416,7 +461,9 @@ def _episode_finding(env: str, comp: str, mapping: str, group: str, cause: str, 
     return Finding(
         code, severity, title, env, comp, mapping, _ts(start), _ts(stop), _recent(stop, end_of_history), n,
         {"cause": cause, "signature": group, "errors": len(errs), "examples": examples,
-         **({"note": healed} if healed else {})},
+         **({"note": healed} if healed else {}),
+         **({"records": "estimated: the most that failed in one run (page exports name no records)"}
+            if estimated else {})},
         info.remedy, _runnable(info),
         Selection(environment=env, company=comp, mapping=mapping, cause=None if sig else cause, signature=sig,
                   since=_ts(start), until=None))
@@ -543,7 +590,7 @@ def _configuration(ctx: _Context) -> list[Finding]:
 
 
 def _backlog(ctx: _Context) -> list[Finding]:
-    """SKIPPED_BACKLOG and BROKEN_COUPLINGS from the couplings as they are now."""
+    """SKIPPED_BACKLOG and BROKEN_COUPLINGS from the couplings as they are now, one of each per company."""
     sql, params = records_relation(ctx.ws, Selection(environment=ctx.environment, company=ctx.company))
     df = ctx.ws.con.execute(f"""
         SELECT environment, company, mapping_name AS mapping, count(*) FILTER (skipped) AS skipped,
@@ -551,32 +598,36 @@ def _backlog(ctx: _Context) -> list[Finding]:
                count(*) FILTER (bc_record_exists IS false OR crm_record_exists IS false) AS broken,
                count(*) FILTER (bc_record_exists IS false) AS bc_gone,
                count(*) FILTER (crm_record_exists IS false) AS crm_gone, count(*) AS couplings
-        FROM ({sql}) GROUP BY ALL""", params).df()
+        FROM ({sql}) GROUP BY ALL ORDER BY skipped DESC, broken DESC, mapping""", params).df()
     end = ctx.history_end
     out = []
-    for r in df.itertuples():
-        if r.skipped:
+    for (env, comp), d in df.groupby(["environment", "company"], sort=False):
+        skipped, broken, couplings = int(d["skipped"].sum()), int(d["broken"].sum()), int(d["couplings"].sum())
+        top = lambda col, d=d: ", ".join(f"{r.mapping} {getattr(r, col):,}" for r in d[d[col] > 0].itertuples())  # noqa: E731
+        only = lambda col, d=d: str(d.loc[d[col] > 0, "mapping"].iat[0]) if (d[col] > 0).sum() == 1 else None  # noqa: E731
+        if skipped:
             # since the oldest failure that left a coupling skipped (as page 5333's Failed On shows it)
             out.append(Finding(
-                "SKIPPED_BACKLOG", "high" if r.skipped >= 100 else "medium",
-                f"{r.skipped} {r.mapping} couplings are skipped (excluded from synchronization)",
-                r.environment, r.company, r.mapping, _ts(r.skipped_since), end, True, int(r.skipped),
-                {"skipped": int(r.skipped), "couplings": int(r.couplings),
-                 "share": round(r.skipped / r.couplings, 4) if r.couplings else 0},
+                "SKIPPED_BACKLOG", "high" if skipped >= 100 else "medium",
+                f"{skipped:,} couplings are skipped (excluded from synchronization): {top('skipped')}",
+                env, comp, only("skipped"), _ts(d["skipped_since"].min()), end, True, skipped,
+                {"skipped": skipped, "couplings": couplings, "share": round(skipped / couplings, 4) if couplings else 0,
+                 "per_mapping": {str(r.mapping): int(r.skipped) for r in d[d["skipped"] > 0].itertuples()}},
                 "BC stops synchronizing a record after the same error twice. Fix the causes (see the other "
                 "findings), then Retry them (or Retry All); Retry alone only repeats the failure.",
-                "Retry", Selection(environment=r.environment, company=r.company, mapping=r.mapping, state="skipped")))
-        if r.broken:
+                "Retry", Selection(environment=env, company=comp, mapping=only("skipped"), state="skipped")))
+        if broken:
+            crm_gone, bc_gone = int(d["crm_gone"].sum()), int(d["bc_gone"].sum())
             out.append(Finding(
                 "BROKEN_COUPLINGS", "medium",
-                f"{r.broken} {r.mapping} couplings point to a record that no longer exists "
-                f"({r.crm_gone} deleted in Dataverse, {r.bc_gone} in Business Central)",
-                r.environment, r.company, r.mapping, None, end, True, int(r.broken),
-                {"crm_deleted": int(r.crm_gone), "bc_deleted": int(r.bc_gone)},
+                f"{broken:,} couplings point to a record that no longer exists ({crm_gone:,} deleted in Dataverse, "
+                f"{bc_gone:,} in Business Central): {top('broken')}",
+                env, comp, only("broken"), None, end, True, broken,
+                {"crm_deleted": crm_gone, "bc_deleted": bc_gone,
+                 "per_mapping": {str(r.mapping): int(r.broken) for r in d[d["broken"] > 0].itertuples()}},
                 "Restore Records re-creates the deleted record from the surviving one and couples it again; "
                 "Delete Records deletes the survivor too. Choose per record, or set Resolve Deletion Conflicts.",
-                "Restore Records", Selection(environment=r.environment, company=r.company, mapping=r.mapping,
-                                             state="broken")))
+                "Restore Records", Selection(environment=env, company=comp, mapping=only("broken"), state="broken")))
     return out
 
 

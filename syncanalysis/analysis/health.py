@@ -25,15 +25,19 @@ LONGEST_INACTIVITY_MIN = 1440  # the longest inactivity timeout BC sets on them 
 def runs_sql(environment: str | None = None, company: str | None = None, mapping: str | None = None) -> tuple[str, list]:
     """SQL (and params) of one row per job-queue run of a mapping (foreground jobs are runs of their own).
 
+    A job whose trigger is unknown (page exports) is a run of its own, taken for a job-queue run.
+
     Columns: environment, company, mapping_name, run_key, job_queue_log_entry_no, trigger, run_start,
     run_end, jobs, processed, written, failed, busy.
     """
     where, params = trends_where(environment, company, mapping, time_col="start_datetime")
     sql = f"""
         SELECT environment, company, mapping_name,
-               CASE WHEN job_queue_log_entry_no = 0 THEN CAST(job_id AS VARCHAR)
+               CASE WHEN coalesce(job_queue_log_entry_no, 0) = 0 THEN CAST(job_id AS VARCHAR)
                     ELSE CAST(job_queue_log_entry_no AS VARCHAR) END AS run_key,
-               any_value(job_queue_log_entry_no) AS job_queue_log_entry_no, any_value(trigger) AS trigger,
+               -- page 5338 exports show no Job Queue Log Entry No.: each job is taken for a job-queue run
+               any_value(job_queue_log_entry_no) AS job_queue_log_entry_no,
+               coalesce(any_value(trigger), 'job queue') AS trigger,
                min(start_datetime) AS run_start, max(coalesce(finish_datetime, start_datetime)) AS run_end,
                count(*) AS jobs,
                sum(inserted + modified + deleted + unchanged + skipped + failed) AS processed,

@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from ..errors import SchemaError
+from ..schema import FIDELITY_PAGE
 from ..sql import COUPLING_STATES, scope
 from ..workspace import Workspace
 from .signatures import error_text_sql
@@ -45,7 +46,7 @@ LOCAL_RECORD_SQL = local_record_sql()  # unqualified, for queries over job_error
 
 _COLUMNS = """
     c.environment, c.company, c.table_id, c.integration_id, c.crm_id,
-    coalesce(m.name, 'TABLE ' || c.table_id) AS mapping_name,
+    sa_mapping_name(m.name, c.table_id) AS mapping_name,
     c.bc_record_id, c.crm_description, coalesce(c.skipped, false) AS skipped,
     c.bc_record_exists, c.crm_record_exists, c.last_synch_result, c.last_synch_crm_result,
     c.last_synch_job_id, c.last_synch_crm_job_id, c.inferred,
@@ -197,6 +198,33 @@ def _build_latest_errors(ws: Workspace) -> tuple[str, str]:
          AND (e.job_id IN (c.last_synch_crm_job_id, c.last_synch_job_id)
               OR (c.last_synch_crm_job_id IS NULL AND c.last_synch_job_id IS NULL))
         GROUP BY ALL""")
+    if ws.con.execute(f"SELECT count(*) FROM couplings WHERE fidelity = {FIDELITY_PAGE}").fetchall()[0][0]:
+        # couplings made from page 5333 lines (no record ids, no job ids): the line's error, and the page 5339
+        # error it shows (same second, same first 250 characters) for the full text and the job
+        ws.con.execute(f"""
+            INSERT INTO _latest_errors
+            WITH pm AS (
+                SELECT c.environment, c.company, c.table_id, c.integration_id, s.error_message AS text, s.failed_on
+                FROM couplings c JOIN skipped_records s ON s.environment = c.environment AND s.company = c.company
+                 AND s.table_id = c.table_id AND s.integration_id = c.integration_id
+                WHERE c.fidelity = {FIDELITY_PAGE} AND coalesce(s.error_message, '') <> ''),
+            e AS (
+                SELECT je.environment, je.company, je.error_no, je.logged_at, je.job_id, {text} AS error_message,
+                       coalesce(je.signature, g.signature) AS signature, coalesce(je.cause, g.cause) AS cause,
+                       sa_record_id(g.parent_table, g.parent_key) AS parent
+                FROM job_errors je LEFT JOIN signatures g ON g.error_message = {text}
+                WHERE je.logged_at IN (SELECT failed_on FROM pm))
+            SELECT pm.environment, pm.company, pm.table_id, pm.integration_id, max(e.error_no),
+                   coalesce(arg_max(e.logged_at, e.error_no), any_value(pm.failed_on)),
+                   coalesce(arg_max(e.error_message, e.error_no), any_value(pm.text)),
+                   coalesce(arg_max(e.signature, e.error_no), any_value(g.signature)),
+                   coalesce(arg_max(e.cause, e.error_no), any_value(g.cause)),
+                   coalesce(arg_max(e.parent, e.error_no), any_value(sa_record_id(g.parent_table, g.parent_key))),
+                   arg_max(e.job_id, e.error_no)
+            FROM pm LEFT JOIN e ON e.environment = pm.environment AND e.company = pm.company
+             AND e.logged_at = pm.failed_on AND left(e.error_message, 250) = left(pm.text, 250)
+            LEFT JOIN signatures g ON g.error_message = pm.text
+            GROUP BY ALL""")
     return "_latest_errors", "_page_errors"
 
 
@@ -204,7 +232,7 @@ def _where(sel: Selection) -> tuple[str, list[Any]]:
     """WHERE clause and parameters of a selection (couplings ``c``, latest errors ``e``, mappings ``m``)."""
     extra, params = [], []
     for col, value in (("c.table_id", sel.table_id), ("e.cause", sel.cause), ("e.signature", sel.signature),
-                       ("e.parent", sel.parent), ("coalesce(m.name, 'TABLE ' || c.table_id)", sel.mapping)):
+                       ("e.parent", sel.parent), ("sa_mapping_name(m.name, c.table_id)", sel.mapping)):
         if value is not None:
             extra.append(f"{col} = ?")
             params.append(value)

@@ -110,7 +110,10 @@ def canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, comp
         # keys: BC leaves Description blank when the BC record is gone, Coupled To when the Dataverse row is
         for c in ("description", "coupled_to"):
             cols[c] = f"coalesce(p.{ident(c)}, '')" if parsed.has(c) else "''"
-        cols["integration_id"] = "coalesce(c.integration_id, d.integration_id)"
+        # a line of a table no table export has couplings of stands for its own (made-up) coupling
+        made = link.page_coupling_id_sql(env, company, "p.table_id", cols["description"], cols["coupled_to"])
+        cols["integration_id"] = (f"coalesce(c.integration_id, d.integration_id, CASE WHEN p.table_id NOT IN "
+                                  f"{link.tables_with_couplings_sql(env, company)} THEN {made} END)")
         cols["crm_id"] = "coalesce(c.crm_id, d.crm_id)"
         cols["link_inferred"] = "CASE WHEN coalesce(c.integration_id, d.integration_id) IS NOT NULL THEN true END"
         parsed.joined = True

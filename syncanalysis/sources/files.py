@@ -189,14 +189,19 @@ def _relink(load: Any, report: FileLoadReport, env: str, company: str, kinds: se
     if n:
         _updated(load.report, "couplings", n)
         _link_count(report, "coupling BC record ids from errors", n)
-    linked, filled = link.link_skipped_records(con, env, company) \
-        if kinds & {"table-5339", "table-5331", "page-5333"} else (0, 0)
-    if linked:
-        _updated(load.report, "skipped_records", linked)
-        _link_count(report, "skipped records linked to couplings", linked)
-    if filled:
-        _updated(load.report, "couplings", filled)
-        _link_count(report, "couplings filled from skipped records", filled)
+    if not kinds & {"table-5339", "table-5331", "page-5333"}:
+        return
+    n = link.couple_skipped_records(con, env, company)
+    _updated(load.report, "skipped_records", n["linked"])
+    _updated(load.report, "couplings", n["filled"])
+    if n["made"]:
+        load.report.tables.setdefault("couplings", UpsertResult("couplings")).inserted += n["made"]
+    if n["replaced"]:
+        load.count_deleted("couplings", n["replaced"])
+    for what, key in (("skipped records linked to couplings", "linked"), ("couplings filled from skipped records",
+                      "filled"), ("couplings made from page 5333 lines", "made"),
+                      ("page-made couplings replaced by table couplings", "replaced")):
+        _link_count(report, what, n[key])
 
 
 _FAST_KINDS = ("table-5339", "table-5338", "table-5331")

@@ -8,7 +8,10 @@
 * couplings of a table 5331 export learn their BC record id from table 5339 errors whose Dataverse-side
   record id carries their CRM ID (``couplings.inferred``);
 * page 5333 lines are linked to couplings by table and description (``skipped_records.link_inferred``),
-  and fill the couplings' Skipped / record-exists flags that are still empty.
+  and fill the couplings' Skipped / record-exists flags that are still empty;
+* page 5333 lines of a table no table 5331 export has couplings of become couplings themselves (page
+  fidelity, a uuid5 Integration ID, ``inferred``), so the triage lists them; they give way to the table's
+  couplings once an export of table 5331 is loaded (:func:`couple_skipped_records`).
 
 Every statement only fills what is empty, so running the linking again changes nothing.
 """
@@ -19,12 +22,17 @@ import uuid
 
 import duckdb
 
+from ..schema import FIDELITY_PAGE
 from ..sql import lit, scope
 from . import captions as cap
 
 # Namespace of the job IDs made up for page 5338 rows (uuid5 of environment|company|mapping|direction|
 # type|start second|ordinal): the same page row always gets the same ID, in any language.
 JOB_NAMESPACE = uuid.UUID("6f1b1c2e-1f3a-5e0b-9a57-3c5e1d1a7b10")
+
+# Namespace of the Integration IDs made up for page 5333 lines (uuid5 of environment|company|table|description|
+# coupled to): reloading the page gives the same records.
+RECORD_NAMESPACE = uuid.UUID("2c9d4b7e-8a61-5f3c-b0d2-71e5a9c3f4d8")
 
 _COUNTERS = ("inserted", "modified", "deleted", "unchanged", "failed", "skipped", "uncoupled", "coupled")
 
@@ -175,12 +183,15 @@ def derive_bc_record_ids(con: duckdb.DuckDBPyConnection, env: str, company: str)
     return int(con.execute(sql).fetchall()[0][0])
 
 
+_FROM_TABLE = f"fidelity <> {FIDELITY_PAGE}"  # a coupling of a table 5331 export (or the twin), not of a page line
+
+
 def couplings_by_description_sql(env: str, company: str) -> str:
     """SQL of couplings unique per (table_id, key of bc_record_id): ``(table_id, description, integration_id, crm_id)``."""
     return (
         "SELECT table_id, sa_record_key(bc_record_id) AS description, "
         "any_value(integration_id) AS integration_id, any_value(crm_id) AS crm_id FROM couplings "
-        f"WHERE {scope_sql(env, company)} AND bc_record_id IS NOT NULL "
+        f"WHERE {scope_sql(env, company)} AND {_FROM_TABLE} AND bc_record_id IS NOT NULL "
         "AND sa_record_key(bc_record_id) IS NOT NULL GROUP BY ALL HAVING count(*) = 1"
     )
 
@@ -193,7 +204,7 @@ def couplings_by_coupled_to_sql(env: str, company: str) -> str:
     return (
         "SELECT table_id, crm_description AS coupled_to, any_value(integration_id) AS integration_id, "
         "any_value(crm_id) AS crm_id FROM couplings "
-        f"WHERE {scope_sql(env, company)} AND coalesce(crm_description, '') <> '' "
+        f"WHERE {scope_sql(env, company)} AND {_FROM_TABLE} AND coalesce(crm_description, '') <> '' "
         "GROUP BY ALL HAVING count(*) = 1"
     )
 
@@ -231,3 +242,52 @@ def link_skipped_records(con: duckdb.DuckDBPyConnection, env: str, company: str)
                OR (c.crm_description IS NULL AND nullif(s.coupled_to, '') IS NOT NULL))
     """).fetchall()[0][0]
     return int(linked), int(filled)
+
+
+def page_coupling_id_sql(env: str, company: str, table_id: str, description: str, coupled_to: str) -> str:
+    """SQL of the Integration ID made up for a page 5333 line (uuid5 of its scope, table, description, coupled to)."""
+    name = f"concat_ws('|', {lit(env)}, {lit(company)}, CAST({table_id} AS VARCHAR), {description}, {coupled_to})"
+    return uuid5_sql(name, RECORD_NAMESPACE)
+
+
+def tables_with_couplings_sql(env: str, company: str) -> str:
+    """SQL of the table ids that have couplings of a table export (page lines of the others make their own)."""
+    return f"(SELECT DISTINCT table_id FROM couplings WHERE {scope_sql(env, company)} AND {_FROM_TABLE})"
+
+
+def couple_skipped_records(con: duckdb.DuckDBPyConnection, env: str, company: str) -> dict[str, int]:
+    """Link page 5333 lines to couplings; make couplings of the lines of tables no table export has.
+
+    A page line stands for a coupling BC has (Skipped, or one side deleted) but the page shows no GUIDs:
+    where no table 5331 export has couplings of its table, the line becomes a coupling of page fidelity
+    (Integration ID a uuid5 of the line, ``crm_id`` unknown, BC record id from table and description,
+    Skipped, the page's record-exists flags, ``inferred``). Such couplings are made again on each load,
+    so a table export loaded later replaces them: its couplings take the lines over and the made-up
+    ones are deleted. Returns the counts of what changed: lines ``linked`` to table couplings, table
+    couplings ``filled`` from lines, couplings ``made`` and ``replaced`` (net of those made again).
+    """
+    scope = scope_sql(env, company)
+    made_before = con.execute(f"SELECT count(*) FROM couplings WHERE {scope} AND NOT {_FROM_TABLE}").fetchall()[0][0]
+    if made_before:  # release the lines of made-up couplings, so they link to table couplings where there are some now
+        con.execute(f"""
+            UPDATE skipped_records s SET integration_id = NULL, crm_id = NULL, link_inferred = NULL FROM couplings c
+            WHERE {scope_sql(env, company, 's')} AND {scope_sql(env, company, 'c')} AND c.fidelity = {FIDELITY_PAGE}
+              AND c.table_id = s.table_id AND c.integration_id = s.integration_id""")
+        con.execute(f"DELETE FROM couplings WHERE {scope} AND NOT {_FROM_TABLE}")
+    linked, filled = link_skipped_records(con, env, company)
+    made_id = page_coupling_id_sql(env, company, "s.table_id", "s.description", "s.coupled_to")
+    lonely = (f"WHERE {scope_sql(env, company, 's')} AND coalesce(s.integration_id = {made_id}, true) "
+              f"AND s.table_id NOT IN {tables_with_couplings_sql(env, company)}")
+    made = con.execute(f"""
+        INSERT INTO couplings BY NAME
+        SELECT s.environment, s.company, s.table_id, {made_id} AS integration_id,
+               CASE WHEN s.description <> '' THEN sa_record_id(coalesce(s.table_name, 'Table ' || s.table_id),
+                                                               s.description) END AS bc_record_id,
+               nullif(s.coupled_to, '') AS crm_description, true AS skipped, s.record_exists AS bc_record_exists,
+               s.coupled_record_exists AS crm_record_exists, true AS inferred,
+               CAST({FIDELITY_PAGE} AS SMALLINT) AS fidelity FROM skipped_records s {lonely}""").fetchall()[0][0]
+    if made:
+        con.execute(f"UPDATE skipped_records s SET integration_id = {made_id} {lonely} AND s.integration_id IS NULL")
+    # made again each time: what changed is the difference
+    return {"linked": int(linked), "filled": int(filled), "made": max(int(made) - int(made_before), 0),
+            "replaced": max(int(made_before) - int(made), 0)}
