@@ -134,7 +134,10 @@ def sync_log(ws: Workspace, *, environment: str, company: str, bc_record_id: str
                                               AND j.job_id = e.job_id
             WHERE e.environment = ? AND e.company = ?
               AND ({local_record_sql("e")} = ?
-                   OR e.source_record_id = ? OR e.destination_record_id = ?)),
+                   OR e.source_record_id = ? OR e.destination_record_id = ?
+                   -- a record of page exports: the page 5339 error that page 5333 shows for it (same second,
+                   -- same first 250 characters); page errors name no record, so its earlier ones are unknown
+                   OR (e.source_record_id IS NULL AND e.logged_at = ? AND left(e.message, 250) = left(?, 250)))),
         p AS (
             SELECT *, lag(message) OVER w AS prev_message, lag(job_start) OVER w AS prev_start
             FROM e WINDOW w AS (PARTITION BY synch_direction ORDER BY error_no))
@@ -145,7 +148,8 @@ def sync_log(ws: Workspace, *, environment: str, company: str, bc_record_id: str
                       AND r.synch_direction = p.synch_direction AND r.job_queue_log_entry_no > 0
                       AND r.start_datetime > p.prev_start AND r.start_datetime < p.job_start), true) AS run_between
         FROM p ORDER BY error_no DESC
-        """, [environment, company, bc_rid, dv_rid, dv_rid, environment, company]).df()
+        """, [environment, company, bc_rid, dv_rid, dv_rid, record.get("failed_on"), record.get("error_message"),
+              environment, company]).df()
     actions = _actions(ws, environment, company, record.get("integration_id"))
     why = pd.DataFrame({"job_id": errors["job_id"].astype(str), "why": "error for this record"})
     extra = [(record.get("last_synch_job_id"), "Last Synch. Job ID"),
