@@ -12,7 +12,9 @@ Every analysis, source and action module writes these facts through this module,
   about: its source, unless the source is a Dataverse table (spec §2);
 * ``sa_coupling_state(bc_exists, crm_exists, skipped, last_synch_result, last_synch_crm_result)`` — the
   state of a coupling in one vocabulary: ``broken`` (one side's record is gone), ``skipped``, ``failed``
-  or ``ok`` (spec §6.5).
+  or ``ok`` (spec §6.5);
+* ``sa_mapping_name(name, table_id)`` — a coupling's mapping: the workspace's mapping of its table, else
+  BC's default mapping name of it (``CUSTOMER``), else ``TABLE <id>``.
 """
 
 from __future__ import annotations

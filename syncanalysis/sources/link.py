@@ -137,13 +137,6 @@ def link_errors_to_jobs(con: duckdb.DuckDBPyConnection, env: str, company: str) 
         "AND t.job_id IS NULL").fetchall()[0][0])
 
 
-def _dataverse_caption_sql(col: str) -> str:
-    known = sorted({cap.normalize(c) for tid, by in cap.table_captions().items() if cap.is_dataverse_table(tid)
-                    for cs in by.values() for c in cs})
-    return (f"({col} ILIKE 'Dataverse%' OR {col} ILIKE 'CRM %' OR {col} ILIKE '% Dataverse' "
-            f"OR lower({col}) IN ({', '.join(lit(k) for k in known)}))")
-
-
 def caption_table_sql() -> str:
     """SQL VALUES of (normalized caption, table id) for the known BC tables in every language."""
     rows = [(k, v) for k, v in cap.caption_to_table().items() if not cap.is_dataverse_table(v)]
@@ -160,7 +153,7 @@ def derive_bc_record_ids(con: duckdb.DuckDBPyConnection, env: str, company: str)
     todo = con.execute(f"SELECT count(*) FROM couplings WHERE {scope} AND bc_record_id IS NULL").fetchall()[0][0]
     if not todo:
         return 0
-    src_dv, dst_dv = _dataverse_caption_sql("source_table"), _dataverse_caption_sql("destination_table")
+    src_dv, dst_dv = "sa_is_dataverse_caption(source_table)", "sa_is_dataverse_caption(destination_table)"
     sql = f"""
         WITH e AS (
             SELECT error_no,
