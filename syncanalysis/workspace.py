@@ -754,8 +754,9 @@ class Workspace:
                 params.append(value)
         if search:
             text_cols = [c for c, t in spec.columns if t == "VARCHAR"]
-            clauses.append("(" + " OR ".join(f'"{c}" ILIKE ?' for c in text_cols) + ")")
-            params.extend([f"%{search}%"] * len(text_cols))
+            # literal text in any case: '%' and '_' are characters, not LIKE wildcards
+            clauses.append("coalesce(" + " OR ".join(f'contains(lower("{c}"), lower(?))' for c in text_cols) + ", false)")
+            params.extend([search] * len(text_cols))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def query(

@@ -117,7 +117,8 @@ class PlanFileBackend(Backend):
                 steps.step()
                 _write_atomic(paths["md"], plan_markdown(document))
                 steps.step()
-                _write_atomic(paths["csv"], plan_csv(document).to_csv(index=False))
+                # CRLF (RFC 4180): a field holding a line break of either kind is quoted, so it cannot start a row
+                _write_atomic(paths["csv"], plan_csv(document).to_csv(index=False, lineterminator="\r\n"))
                 steps.step()
         finally:
             steps.close()
@@ -128,7 +129,7 @@ class PlanFileBackend(Backend):
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8", newline="")  # line ends as written (the CSV's CRLF on every OS)
     os.replace(tmp, path)
 
 
@@ -254,8 +255,31 @@ def plan_markdown(document: dict[str, Any]) -> str:
     return render_markdown("plan.md.j2", d={**document, "not_applied": not_applied}, batch=BATCH)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula, prefixed with ``'`` (OWASP's CSV injection advice).
+
+    A record description such as ``=HYPERLINK(...)`` or ``=cmd|' /C calc'!A0`` becomes ``'=HYPERLINK(...)``:
+    Excel shows the text and runs nothing.
+
+    Examples
+    --------
+    >>> neutralise_formulas(pd.DataFrame({"d": ["=1+1", "C10000", "-x", "a=b"], "n": [1, 2, 3, 4]}))["d"].tolist()
+    ["'=1+1", 'C10000', "'-x", 'a=b']
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            text = out[col].astype(object)
+            risky = text.map(lambda v: isinstance(v, str) and v.startswith(_FORMULA_START)).astype(bool)
+            out[col] = text.where(~risky, "'" + text[risky].astype(str))
+    return out
+
+
 def plan_csv(document: dict[str, Any]) -> pd.DataFrame:
-    """Every target of the plan file, one row each, with its step, batch and filter."""
+    """Every target of the plan file, one row each, with its step, batch and filter (formulas neutralised)."""
     rows = []
     for i, s in enumerate(document["steps"], 1):
         for j, b in enumerate(s["batches"], 1):
@@ -266,6 +290,6 @@ def plan_csv(document: dict[str, Any]) -> pd.DataFrame:
         for r in g["records"]:
             rows.append({"step": None, "page": None, "mapping": None, "bc_action": None, "choose": None, "batch": None,
                          "filter": None, "status": g["status"], **r})
-    return pd.DataFrame(rows)
+    return neutralise_formulas(pd.DataFrame(rows))
 
 

@@ -239,9 +239,11 @@ def _where(sel: Selection) -> tuple[str, list[Any]]:
     # the state filters as the Selection defines them (a Skipped coupling is "skipped" even if a record is gone)
     extra += [_STATE_FILTERS[sel.state]] if sel.state is not None else []
     if sel.search:
-        extra.append("(c.bc_record_id ILIKE ? OR c.crm_description ILIKE ? OR e.error_message ILIKE ? "
-                     "OR p.error_message ILIKE ?)")
-        params += [f"%{sel.search}%"] * 4
+        # literal text, any case ('%' and '_' are characters here, not LIKE wildcards)
+        extra.append("coalesce(contains(lower(c.bc_record_id), lower(?)) "
+                     "OR contains(lower(c.crm_description), lower(?)) OR contains(lower(e.error_message), lower(?)) "
+                     "OR contains(lower(p.error_message), lower(?)), false)")
+        params += [sel.search] * 4
     cond, scoped = scope("c", environment=sel.environment, company=sel.company)
     times, timed = scope("e", time_column="logged_at", since=sel.since, until=sel.until)
     clauses = [c for c in (cond, times) if c != "true"] + extra

