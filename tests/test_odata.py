@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pandas as pd
 import pytest
 import responses
+from requests import exceptions as requests_exc
 from responses import matchers
 
 from syncanalysis import Workspace
@@ -251,6 +252,37 @@ def test_secret_query_values_are_masked_in_messages_and_sources(token, sleeps):
         src.read("jobs")
     assert "abc123" not in str(exc.value) and "tenant=default" in str(exc.value)
     assert "sig=abc123" in responses.calls[0].request.url  # but the request itself carries it
+
+
+@responses.activate
+def test_the_token_is_never_sent_over_plain_http(bc_ws, token, sleeps):
+    page = payload("ws_jobs_page2.json") | {"@odata.nextLink": JOBS.replace("https://", "http://") + "?$skiptoken=1"}
+    at(JOBS, json=page)
+    with pytest.raises(ODataError, match="not an https URL"):
+        bc_ws.read("jobs")
+    assert len(responses.calls) == 1  # the http page was never asked for
+    plain = BCODataSource(ROOT.replace("https://", "http://"), company=COMPANY, token=token, sleep=sleeps.append)
+    with pytest.raises(ODataError, match="Refusing to send the access token"):
+        plain.read("jobs")
+    assert len(responses.calls) == 1
+
+
+@pytest.mark.parametrize("body", [requests_exc.ChunkedEncodingError("IncompleteRead"),
+                                  requests_exc.ContentDecodingError("bad gzip"),
+                                  requests_exc.TooManyRedirects("30 redirects"),
+                                  requests_exc.InvalidURL("no host")], ids=lambda e: type(e).__name__)
+@responses.activate
+def test_transport_failures_are_clear_errors_not_tracebacks(bc_ws, body):
+    at(JOBS, body=body)
+    with pytest.raises(ODataError, match=f"integrationSynchJobs.*{type(body).__name__}"):
+        bc_ws.read("jobs")
+
+
+@responses.activate
+def test_a_next_link_that_is_not_text_is_refused(bc_ws):
+    at(JOBS, json=payload("ws_jobs_page2.json") | {"@odata.nextLink": {"href": "x"}})
+    with pytest.raises(ODataError, match="next page link that is not a URL"):
+        bc_ws.read("jobs")
 
 
 @responses.activate

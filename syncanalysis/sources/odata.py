@@ -315,6 +315,7 @@ class _Http:
     sleep: Callable[[float], Any] = time.sleep
     extra_headers: dict[str, str] = field(default_factory=dict)
     hint: Callable[[int, str], str] = lambda status, url: ""
+    allow_local_http: bool = False  # tests against a server on this machine only: never a token over http elsewhere
 
     def __repr__(self) -> str:
         return f"_Http(service={self.service!r}, max_page_size={self.max_page_size})"
@@ -337,6 +338,11 @@ class _Http:
             url = url + ("&" if "?" in url else "?") + urlencode(list(params.items()), quote_via=quote,
                                                                  safe="$'(),:/")
         safe = _redact(url)
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not (self.allow_local_http and parts.scheme == "http"
+                                            and parts.hostname in ("localhost", "127.0.0.1", "::1")):
+            raise ODataError(f"Refusing to send the access token to {safe}: it is not an https URL. Use the "
+                             f"service's https address.", url=safe)
         refreshed = False
         attempt = 0
         while True:
@@ -353,6 +359,9 @@ class _Http:
                                      f"{attempt} attempts. Check the URL and the network.", url=safe) from None
                 self.sleep(min(self.max_wait, 2.0 ** (attempt - 1)))
                 continue
+            except requests.RequestException as exc:  # too many redirects, a broken or undecodable body, ...
+                raise ODataError(f"{self.service} at {safe}: the request failed ({type(exc).__name__}). Check the "
+                                 "URL (a proxy or gateway may be in the way) and try again.", url=safe) from None
             status = resp.status_code
             log.debug("GET %s -> %s", safe, status)
             if status in _RETRY_STATUS and attempt < self.max_attempts:
@@ -412,6 +421,9 @@ class _Http:
             nxt = doc.get("@odata.nextLink")
             if not nxt:
                 return
+            if not isinstance(nxt, str):
+                raise ODataError(f"{self.service} returned a next page link that is not a URL ({type(nxt).__name__}) "
+                                 f"after {_redact(url)}; is this an OData service?", url=_redact(url))
             nxt = urljoin(url, nxt)
             if urlsplit(nxt).netloc != host:  # never send the token to another host
                 raise ODataError(f"{self.service} returned a next page on another host ({_redact(nxt)}); "
