@@ -59,3 +59,18 @@ def test_search_is_literal_text_not_a_like_pattern(hostile):
 def test_workspace_query_search_is_literal_too(hostile):
     got = hostile.query("skipped_records", search="_", limit=None)
     assert got["description"].tolist() == ["50%_off"]
+
+
+def test_an_unknown_extra_column_is_ignored_not_taken_for_the_company(tmp_path):
+    path = tmp_path / "Integration Synchronization Errors.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["No.", "Date/Time", "Error Message", "Help Link", "Source", "Destination", "Notes"])
+        for i in range(5):
+            w.writerow([i + 1, f"11/2{i}/2026 8:00:00 AM", f"Customer C{i} must be coupled.", "", "View", "View",
+                        f"call Bob {i}"])
+    ws = Workspace()
+    (report,) = load_files(ws, [path], environment="E", company="C", progress=False)
+    assert ws.sql("SELECT DISTINCT environment, company FROM job_errors").values.tolist() == [["E", "C"]]
+    notes = [c for p in report.parts for c in p["columns"] if c["header"] == "Notes"]
+    assert notes and notes[0]["column"] is None and notes[0]["matched_by"] == "unknown"

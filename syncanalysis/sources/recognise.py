@@ -15,6 +15,9 @@ from .parse import looks_like
 from .read import Part
 
 
+_KEYS = ("_environment", "_company")
+
+
 @dataclass
 class ColumnMatch:
     """One column of a part: its index and header, the canonical column it matched (or ``None``) and how."""
@@ -102,7 +105,8 @@ def _match(layout: cap.Layout, part: Part, kinds: list[set[str]]) -> Match:
             for i in range(fa + 1, fb):
                 if i not in files:
                     matches[i].how = "ignored (empty)"
-            slots = [j for j in range(la + 1, lb) if j not in used]
+            # the toolkit's environment/company columns are keys: matched by their header only, never by position
+            slots = [j for j in range(la + 1, lb) if j not in used and lookups[j][0].target not in _KEYS]
             for i, j in _align(files, slots, lambda i, j: _accepts(lookups[j][0], kinds[i], values[i]),
                                lambda j: 1 if lookups[j][0].hidden else 2):
                 matches[i].column, matches[i].how = lookups[j][0], "column signature"
