@@ -26,6 +26,10 @@ from .sql import create_macros
 # Columns the analysis derives from another column of the row: kept across reloads, cleared when
 # that column changes (so they get recomputed).
 _ANALYSIS: dict[str, dict[str, str]] = {"job_errors": {"signature": "error_message", "cause": "error_message"}}
+# Texts that exports cut (Message is the first 250 characters of Error Message; a page shows fewer fields):
+# a value that is a prefix of the stored one is the same text cut, and keeps the stored one.
+_NO_PREFIX: dict[str, tuple[str, ...]] = {"job_errors": ("error_message", "message", "exception_detail"),
+                                         "skipped_records": ("error_message",), "jobs": ("message",)}
 
 # Columns the workspace derives itself from other columns of the same row (always recomputed).
 _DERIVED: dict[str, dict[str, str]] = {
@@ -390,6 +394,10 @@ class Workspace:
         wins = "s.fidelity >= t.fidelity" if has_fidelity else "TRUE"
 
         def merged_value(col: str) -> str:  # a provided column after the merge
+            if col in _NO_PREFIX.get(table, ()):  # a narrower export's cut text never replaces the whole one
+                return (f'CASE WHEN NOT {is_new} AND strlen(s."{col}") < strlen(t."{col}") AND '
+                        f'starts_with(t."{col}", s."{col}") THEN t."{col}" WHEN {is_new} OR {wins} THEN s."{col}" '
+                        f'ELSE coalesce(t."{col}", s."{col}") END')
             return f'CASE WHEN {is_new} OR {wins} THEN s."{col}" ELSE coalesce(t."{col}", s."{col}") END'
 
         select = []

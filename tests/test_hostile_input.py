@@ -74,3 +74,43 @@ def test_an_unknown_extra_column_is_ignored_not_taken_for_the_company(tmp_path):
     assert ws.sql("SELECT DISTINCT environment, company FROM job_errors").values.tolist() == [["E", "C"]]
     notes = [c for p in report.parts for c in p["columns"] if c["header"] == "Notes"]
     assert notes and notes[0]["column"] is None and notes[0]["matched_by"] == "unknown"
+
+
+def test_a_narrower_export_never_cuts_a_stored_message_to_its_prefix(tmp_path):
+    long = "The Customer C10000 cannot be synchronized: " + "details " * 200 + "end."  # well over 250 characters
+    job = "3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01"
+    full, narrow = tmp_path / "Integration Synch. Job Errors.csv", tmp_path / "narrow.csv"
+    with full.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["No.", "Integration Synch. Job ID", "Source Record ID", "Destination Record ID", "Message",
+                    "Date/Time", "Exception Detail", "Error Message"])
+        w.writerow([7, job, "Customer: C10000", "", long[:250], "2026-11-20 08:00:00", "", long])
+    with narrow.open("w", newline="", encoding="utf-8") as fh:  # the same table without Error Message
+        w = csv.writer(fh)
+        w.writerow(["No.", "Integration Synch. Job ID", "Source Record ID", "Destination Record ID", "Message",
+                    "Date/Time"])
+        w.writerow([7, job, "Customer: C10000", "", long[:250], "2026-11-20 08:00:00"])
+    ws = Workspace()
+    load_files(ws, [full], environment="E", company="C", progress=False)
+    load_files(ws, [narrow], environment="E", company="C", progress=False)
+    row = ws.query("job_errors").iloc[0]
+    assert row["error_message"] == long and row["message"] == long[:250]
+
+
+def test_an_empty_folder_or_a_named_pipe_is_refused_with_a_message(tmp_path, capsys):
+    import os
+
+    from syncanalysis.cli import main
+    from syncanalysis.sources import UnreadableFileError
+
+    empty = tmp_path / "exports"
+    empty.mkdir()
+    (empty / "readme.md").write_text("not an export", encoding="utf-8")
+    with pytest.raises(UnreadableFileError, match="exports: the folder holds no export files"):
+        load_files(Workspace(), [empty], progress=False)
+    assert main(["load", str(empty), "--workspace", str(tmp_path / "w.duckdb")]) != 0
+    assert "holds no export files" in capsys.readouterr().err
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(UnreadableFileError, match="not a regular file"):  # instead of waiting for a writer forever
+        load_files(Workspace(), [fifo], progress=False)

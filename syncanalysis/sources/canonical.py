@@ -67,8 +67,6 @@ def canonical_sql(con: duckdb.DuckDBPyConnection, parsed: Parsed, env: str, comp
                 cols[f"{side}_key"] = _record_split(f"p.{side}_record_id", 1)
         if not parsed.has("message") and parsed.has("error_message"):
             cols["message"] = _MESSAGE
-        if not parsed.has("error_message") and parsed.has("message"):
-            cols["error_message"] = "p.message"
         if parsed.has("job_id"):  # (a table export always has it; page 5339 over OData has not)
             cols["job_inferred"] = "CASE WHEN p.job_id IS NOT NULL THEN false END"
         return _select(parsed, env, company, cols)

@@ -569,7 +569,13 @@ def _expand(paths: str | Path | Sequence[str | Path]) -> list[Path]:
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and re.search(r"\.(xlsx|xls|csv|csv\.gz|txt)$",
                                                                                 f.name, re.I))
+            if not found:
+                raise UnreadableFileError("the folder holds no export files (.xlsx, .xls, .csv, .csv.gz, .txt)", path=p,
+                                          hint="Give the folder the exports were saved to, or the files themselves")
             out.extend(sorted(found, key=lambda f: ("pages" in f.parts, str(f))))
+        elif p.exists() and not p.is_file():  # a named pipe or a device would block the reader forever
+            raise UnreadableFileError("this is not a regular file (a pipe, socket or device)", path=p,
+                                      hint="Save the export to a file and load that")
         else:
             out.append(p)
     return out

@@ -14,7 +14,6 @@ from .errors import UnrecognisedFileError
 from .parse import looks_like
 from .read import Part
 
-
 _KEYS = ("_environment", "_company")
 
 
