@@ -114,3 +114,47 @@ def test_an_empty_folder_or_a_named_pipe_is_refused_with_a_message(tmp_path, cap
     os.mkfifo(fifo)
     with pytest.raises(UnreadableFileError, match="not a regular file"):  # instead of waiting for a writer forever
         load_files(Workspace(), [fifo], progress=False)
+
+
+def _far_cell_workbook(path: Path, lie: bool) -> Path:
+    """A 5 KB page 5339 export with one value at XFD1048576 (with ``lie``: its <dimension> says A1:C3)."""
+    import zipfile
+
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("Errors")
+    ws.write_row(0, 0, ["No.", "Date/Time", "Error Message"])
+    ws.write_row(1, 0, [1, "11/20/2026 8:00:00 AM", "Customer C1 must be coupled."])
+    ws.write(1048575, 16383, "x")
+    wb.close()
+    if lie:
+        src = zipfile.ZipFile(path)
+        parts = {i.filename: src.read(i) for i in src.infolist()}
+        src.close()
+        sheet = "xl/worksheets/sheet1.xml"
+        parts[sheet] = parts[sheet].replace(b'<dimension ref="A1:XFD1048576"/>', b'<dimension ref="A1:C3"/>')
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+            for name, data in parts.items():
+                out.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("lie", [False, True], ids=["true-dimension", "lying-dimension"])
+def test_a_sheet_with_a_far_away_cell_is_refused_instead_of_killing_the_process(tmp_path, lie):
+    import resource
+    import subprocess
+    import sys
+
+    path = _far_cell_workbook(tmp_path / "Integration Synchronization Errors.xlsx", lie)
+    code = ("from syncanalysis import Workspace\nfrom syncanalysis.sources import load_files, UnreadableFileError\n"
+            f"try:\n    load_files(Workspace(), [{str(path)!r}], progress=False)\n"
+            "except UnreadableFileError as e:\n    print('refused:', e)\n")
+
+    def limit() -> None:  # a regression must fail this test, not take the machine's memory
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert "refused:" in run.stdout and "1,048,576 rows x 16,384 columns" in run.stdout
+    assert "Integration Synchronization Errors.xlsx" in run.stdout

@@ -17,6 +17,7 @@ import json
 import re
 import tempfile
 import threading
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,8 +313,52 @@ def _csv_error(path: Path, delim: str, exc: duckdb.Error) -> UnreadableFileError
                                f"(separator {delim!r}) and that quotes are closed")
 
 
+MAX_CELLS = 50_000_000  # a sheet's row x column extent above this is refused (the reader allocates all of it)
+_SCAN_BYTES = 8 << 20  # sheets smaller than this are scanned for their real extent; bigger ones trust <dimension>
+_REF = re.compile(rb'<c r="([A-Z]{1,3})(\d{1,7})"')
+_DIMENSION = re.compile(rb'<dimension ref="(?:[A-Z]+\d+:)?([A-Z]{1,3})(\d{1,7})"')
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def check_extent(path: Path) -> None:
+    """Refuse an xlsx whose sheet spans more than :data:`MAX_CELLS` cells (one cell at XFD1048576 is enough).
+
+    calamine allocates the rectangle from A1 to the farthest cell, so a 5 KB file can ask for hundreds of
+    GB and kill the process (a notebook's kernel). The extent is the sheet's ``<dimension>``, and for a
+    sheet under 8 MB of XML (where a scan costs little) the farthest cell reference actually present.
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            parts = [i for i in z.infolist() if re.fullmatch(r"xl/worksheets/[^/]+\.xml", i.filename)]
+            for info in parts:
+                with z.open(info) as fh:
+                    head = fh.read(4096)
+                dim = _DIMENSION.search(head)
+                extents = [(_column_number(dim.group(1)), int(dim.group(2)))] if dim else []
+                if info.file_size < _SCAN_BYTES or not dim:
+                    refs = _REF.findall(z.read(info))
+                    if refs:
+                        extents.append((max(_column_number(c) for c, _ in refs), max(int(r) for _, r in refs)))
+                for cols, rows in extents:
+                    if cols * rows > MAX_CELLS:
+                        raise UnreadableFileError(
+                            f"the sheet {info.filename.rsplit('/', 1)[-1]!r} reaches {rows:,} rows x {cols:,} columns "
+                            f"(a cell far out, e.g. at column {cols:,} row {rows:,}); reading it would need more memory "
+                            "than the machine has", path=path,
+                            hint="Delete the cells outside the exported table (or export the page again) and load again")
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip (an .xls) or unreadable: fastexcel says what is wrong
+
+
 def read_workbook(path: Path, temp: Temp) -> list[Part]:
     """Every sheet with a header row as a part: fastexcel reads the cells as text (Arrow), DuckDB takes them."""
+    check_extent(path)
     try:
         book = fastexcel.read_excel(str(path))
         names = book.sheet_names
