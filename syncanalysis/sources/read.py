@@ -352,8 +352,8 @@ def check_extent(path: Path) -> None:
                             f"(a cell far out, e.g. at column {cols:,} row {rows:,}); reading it would need more memory "
                             "than the machine has", path=path,
                             hint="Delete the cells outside the exported table (or export the page again) and load again")
-    except (zipfile.BadZipFile, OSError):
-        return  # not a zip (an .xls) or unreadable: fastexcel says what is wrong
+    except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, ValueError, EOFError):
+        return  # not a zip (an .xls), or a zip feature Python's zipfile lacks: fastexcel reads or refuses it
 
 
 def read_workbook(path: Path, temp: Temp) -> list[Part]:
