@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,42 @@ def test_a_sheet_with_a_far_away_cell_is_refused_instead_of_killing_the_process(
     assert run.returncode == 0, run.stderr[-500:]
     assert "refused:" in run.stdout and "1,048,576 rows x 16,384 columns" in run.stdout
     assert "Integration Synchronization Errors.xlsx" in run.stdout
+
+
+def test_a_plan_file_never_exists_without_its_audit_row_nor_the_reverse(tmp_path):
+    import subprocess
+    import sys
+
+    from syncanalysis.actions import ActionError
+
+    ws_path = tmp_path / "w.duckdb"
+    with Workspace(ws_path) as ws:
+        load_files(ws, [_page_5333(tmp_path / "Coupled Data Synchronization Errors.csv", ["C1", "C2"])],
+                   environment="E", company="C", progress=False)
+    # killed while writing the files: the JSON is written, the kill comes before the Markdown (in the transaction)
+    code = (
+        "import os\nfrom syncanalysis import Workspace\nfrom syncanalysis.actions import plan, execute\n"
+        "from syncanalysis.actions import planfile\nfrom syncanalysis.actions.planfile import PlanFileBackend\n"
+        "from syncanalysis.analysis.records import Selection\n"
+        "real, calls = planfile._stage, []\n"
+        "def stage(path, text):\n    calls.append(path)\n    return real(path, text) if len(calls) == 1 else os._exit(9)\n"
+        "planfile._stage = stage\n"
+        f"ws = Workspace({str(ws_path)!r})\np = plan(ws, 'retry', Selection())\n"
+        f"p.backend_impl = PlanFileBackend({str(tmp_path / 'killed.json')!r})\nexecute(ws, p, who='t')\n")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 9
+    assert not (tmp_path / "killed.json").exists() and not (tmp_path / "killed.md").exists()
+    with Workspace(ws_path) as ws:
+        assert ws.count("actions") == 0
+        # a write error: a clear message, no audit row, and the next action's plan is its own
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("x", encoding="utf-8")
+        p = plan(ws, "retry", Selection())
+        p.backend_impl = PlanFileBackend(blocker / "plan.json")
+        with pytest.raises(ActionError, match="Cannot write the plan file.*nothing was recorded"):
+            execute(ws, p, who="t")
+        assert ws.count("actions") == 0
+        p.backend_impl = PlanFileBackend(tmp_path / "ok.json")
+        result = execute(ws, p, who="t")
+        doc = json.loads((tmp_path / "ok.json").read_text(encoding="utf-8"))
+        assert doc["action_id"] == result.action_id == 1 and ws.count("actions") == 1
+    assert not list(tmp_path.glob(".ok.json.*.tmp"))  # what was staged was published

@@ -30,7 +30,7 @@ from ..workspace import Workspace
 from .audit import current_user, write_audit
 from .backends import backend_for
 from .base import ActionError
-from .planfile import _write_atomic, default_plan_path
+from .planfile import default_plan_path, write_with_audit
 
 ACTION = "delete-entries"
 CAPTION = {7: "Delete Entries Older Than 7 Days", 0: "Delete All Entries"}
@@ -198,14 +198,17 @@ def delete_entries(ws: Workspace, days_old: int = 7, *, environment: str | None 
     if impl_name == "plan":
         path = Path(plan_file) if plan_file else default_plan_path(audit_plan, ws)  # type: ignore[arg-type]
         path = path.with_suffix(".md")
-        with ws.transaction() as con:
-            result.action_id = write_audit(con, plan=audit_plan, who=who, dry_run=False, outcome=outcome,
-                                           counts=counts, plan_file=str(path), notes=notes)
-            _write_atomic(path, _markdown(result))
-            _write_atomic(path.with_suffix(".json"), json.dumps(
-                {"format": "syncanalysis-delete-entries/1", "action_id": result.action_id, **params,
+
+        def texts(action_id: int) -> dict[Path, str]:
+            result.action_id = action_id
+            return {path: _markdown(result), path.with_suffix(".json"): json.dumps(
+                {"format": "syncanalysis-delete-entries/1", "action_id": action_id, **params,
                  "environment": env, "company": comp, "delete": deleted.to_dict("records"),
-                 "keep": kept.to_dict("records")}, indent=1, default=str))
+                 "keep": kept.to_dict("records")}, indent=1, default=str)}
+
+        result.action_id = write_with_audit(ws, lambda con: write_audit(
+            con, plan=audit_plan, who=who, dry_run=False, outcome=outcome, counts=counts, plan_file=str(path),
+            notes=notes), texts)
         result.plan_file = path
         result.notes.append(f"Apply it in Business Central ({path}); nothing was changed here.")
         return result

@@ -23,7 +23,7 @@ from ..twin.state import twin_summary
 from ..workspace import Workspace, project_root
 from .audit import write_audit
 from .backends import Backend, _counts, _initial_outcome, _Steps
-from .base import ActionResult, Plan, Progress, bc_notification
+from .base import ActionError, ActionResult, Plan, Progress, bc_notification
 
 _PAGE_5333 = ("Coupled Data Synchronization Errors", 5333)
 _PAGE_5339 = ("Integration Synchronization Errors", 5339)
@@ -108,29 +108,69 @@ class PlanFileBackend(Backend):
         counts = _counts(result, planned=int(change.sum()))
         paths = self.files(plan, ws)
         steps = _Steps(progress, 3, "writing plan")
+
+        def audit(con: Any) -> int:
+            return write_audit(con, plan=plan, who=who, dry_run=False, outcome=outcome, counts=counts,
+                               plan_file=str(paths["json"]), notes=plan.notes)
+
+        def texts(action_id: int) -> dict[Path, str]:
+            document = plan_document(plan, action_id=action_id, who=who)
+            # CRLF (RFC 4180) for the CSV: a field holding a line break of either kind is quoted
+            return {paths["json"]: json.dumps(document, indent=1, default=str, ensure_ascii=False),
+                    paths["md"]: plan_markdown(document),
+                    paths["csv"]: plan_csv(document).to_csv(index=False, lineterminator="\r\n")}
+
         try:
-            with ws.transaction() as con:
-                action_id = write_audit(con, plan=plan, who=who, dry_run=False, outcome=outcome, counts=counts,
-                                        plan_file=str(paths["json"]), notes=plan.notes)
-                document = plan_document(plan, action_id=action_id, who=who)
-                _write_atomic(paths["json"], json.dumps(document, indent=1, default=str, ensure_ascii=False))
-                steps.step()
-                _write_atomic(paths["md"], plan_markdown(document))
-                steps.step()
-                # CRLF (RFC 4180): a field holding a line break of either kind is quoted, so it cannot start a row
-                _write_atomic(paths["csv"], plan_csv(document).to_csv(index=False, lineterminator="\r\n"))
-                steps.step()
+            action_id = write_with_audit(ws, audit, texts, steps.step)
         finally:
             steps.close()
         return ActionResult(action_id, plan, False, outcome, counts, twin_summary([]), [], paths["json"],
                             [f"Apply the steps in {paths['md']} in Business Central; nothing was changed here."])
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_with_audit(ws: Workspace, audit: Any, texts: Any, step: Any = None) -> int:
+    """Write an action's audit row and its plan files so that neither exists without the other.
+
+    ``audit(con)`` writes the row in the transaction and returns the action id; ``texts(action_id)`` gives
+    each file's text. The files are written under temporary names inside the transaction and renamed
+    into place once it committed: a failed write rolls the audit row back (and leaves no file), a failed
+    commit leaves no plan file.
+
+    Raises
+    ------
+    ActionError
+        When a file cannot be written (nothing was recorded).
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        with ws.transaction() as con:
+            action_id = audit(con)
+            for path, text in texts(action_id).items():
+                staged.append((_stage(path, text), path))
+                if step is not None:
+                    step()
+    except BaseException as exc:
+        for tmp, _ in staged:  # never published: the audit row was rolled back
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ActionError(f"Cannot write the plan file {exc.filename or ''} ({exc.strerror or exc}); nothing was "
+                              "recorded. Choose a folder you can write to (plan_file=..., --plan-file).") from None
+        raise
+    for tmp, path in staged:
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # pragma: no cover - a rename in the folder just written to
+            raise ActionError(f"Action #{action_id} is recorded, but its plan could not be published as {path} "
+                              f"({exc.strerror or exc}); it is in {tmp}.") from None
+    return action_id
+
+
+def _stage(path: Path, text: str) -> Path:
+    """Write ``text`` next to ``path`` under a temporary name (published by renaming it); return that name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8", newline="")  # line ends as written (the CSV's CRLF on every OS)
-    os.replace(tmp, path)
+    return tmp
 
 
 def _page_of(plan: Plan, frame: pd.DataFrame) -> pd.Series:
