@@ -587,3 +587,51 @@ def test_unknown_dataverse_tables_are_looked_up_in_entity_definitions(sleeps):
     dv = DataverseSource(DV, token=Token(), sleep=sleeps.append)
     assert dv.existing_ids("pricelevel", [ACCOUNTS[0].upper(), "{" + ACCOUNTS[1] + "}"]) == {ACCOUNTS[0]}
     assert dv.entity("pricelevel") == ("pricelevels", "pricelevelid") and len(responses.calls) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# secrets that must not leak (issue 15)
+
+
+@responses.activate
+def test_an_expired_lowercased_or_cut_token_echoed_by_the_server_is_masked(sleeps):
+    tokens = iter(["eyJhbGciOiJSUzI1NiJ9.OLD-EXPIRED-TOKEN.c2ln", TOKEN])
+    src = BCODataSource(ROOT, company=COMPANY, token=lambda: next(tokens), sleep=sleeps.append)
+    at(JOBS, status=401, json={"error": {"code": "Unauthorized", "message": "expired"}})
+    echo = (f"Bad header 'Bearer {TOKEN.lower()}'; previous eyJhbGciOiJSUzI1NiJ9.OLD-EXPIRED-TOKEN.c2ln; "
+            f"starts {TOKEN[:16]}")
+    at(JOBS, status=400, json={"error": {"code": "BadRequest", "message": echo}})
+    with pytest.raises(ODataError) as exc:
+        src.read("jobs")
+    text = str(exc.value)
+    assert "Bad header 'Bearer ***'" in text and "previous ***" in text and "starts ***" in text
+    for secret in ("OLD-EXPIRED-TOKEN", TOKEN.lower(), TOKEN[:16], "secret-access-token"):
+        assert secret.lower() not in text.lower()
+
+
+def test_a_failing_token_function_leaves_no_trace_of_its_text(sleeps):
+    import traceback
+
+    def token() -> str:
+        raise RuntimeError("login failed for password=hunter2")
+
+    src = BCODataSource(ROOT, company=COMPANY, token=token, sleep=sleeps.append)
+    with pytest.raises(AuthError) as exc:
+        src.read("jobs")
+    assert exc.value.__context__ is None and exc.value.__cause__ is None
+    assert "hunter2" not in "".join(traceback.format_exception(exc.value))
+    with pytest.raises(AuthError, match="space or line break"):
+        BCODataSource(ROOT, company=COMPANY, token=lambda: TOKEN[:20] + "\n" + TOKEN[20:]).read("jobs")
+
+
+@responses.activate
+def test_secret_looking_parameters_are_masked_in_messages_and_loads(token, sleeps, tmp_path):
+    query = "refresh_token=r3fr3sh&client-secret=cl13nt&x-api-key=ap1k3y&pwd=pa55&tenant=default"
+    src = BCODataSource(ROOT + "?" + query, company=COMPANY, token=token, sleep=sleeps.append)
+    url = src.entity_url("jobs")
+    assert "tenant=default" in url and not any(s in url for s in ("r3fr3sh", "cl13nt", "ap1k3y", "pa55"))
+    responses.get(JOBS, json=payload("ws_jobs_page2.json"))
+    with Workspace(tmp_path / "w.duckdb") as ws:
+        load_odata(ws, src, environment="Production", tables=("jobs",))
+        stored = ws.sql("SELECT source, CAST(details AS VARCHAR) AS d FROM loads").to_string()
+    assert not any(s in stored for s in ("r3fr3sh", "cl13nt", "ap1k3y", "pa55")) and "tenant=default" in stored

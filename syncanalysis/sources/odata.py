@@ -100,9 +100,13 @@ DATAVERSE_ENTITIES = {
     "uomschedule": ("uomschedules", "uomscheduleid"),
 }
 
-# Query parameters whose values must never reach a message or the workspace.
-_SECRET_PARAMS = {"access_token", "token", "code", "client_secret", "secret", "password", "sig", "signature",
-                  "key", "apikey", "api_key", "subscription-key"}
+# Query parameters whose values must never reach a message, a log or the workspace: these names, and any whose
+# name (letters only) says token, secret, password, key, signature or credential.
+_SECRET_PARAMS = {"code", "sig", "pwd", "pass", "auth", "authorization", "session", "sid", "sas"}
+_SECRET_WORDS = re.compile(r"token|secret|passw|pwd|key|signature|credential|auth", re.I)
+# What a service may echo of a token: a JWT (or its start), a bearer header, in any case.
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[a-z0-9._~+/=\-]+")
+_TOKEN_TEXT = re.compile(r"(?i)\beyj[a-z0-9_\-]{6,}(?:\.[a-z0-9_\-]*){0,2}")
 _RETRY_STATUS = (429, 503, 504)
 _GUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
@@ -274,11 +278,33 @@ class DeviceCode:
 # HTTP
 
 
+def _secret_param(name: str) -> bool:
+    """Whether a query parameter's value is to be masked (``refresh_token``, ``client-secret``, ``x-api-key``, ...)."""
+    if name.startswith("$"):  # OData's own options ($skiptoken, $filter) are not secrets
+        return False
+    return name.lower() in _SECRET_PARAMS or bool(_SECRET_WORDS.search(name))
+
+
+def mask_tokens(text: str, token: str | None = None) -> str:
+    """Mask what looks like an access token in ``text`` (a service may echo an expired, cut or lower-cased one).
+
+    The token itself in any case, any JWT or JWT start, and what follows ``Bearer``.
+
+    Examples
+    --------
+    >>> mask_tokens("Bad header 'Bearer abc.def' for EYJ0EXAIOIJKV1QI")
+    "Bad header 'Bearer ***' for ***"
+    """
+    if token:
+        text = re.sub(re.escape(token), "***", text, flags=re.I)
+    return _TOKEN_TEXT.sub("***", _BEARER.sub(lambda m: f"{m.group(1)} ***", text))
+
+
 def _redact(url: str) -> str:
     """Return ``url`` without user info and with secret-looking query values masked."""
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [(k, "***" if _secret_param(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, quote_via=quote, safe="$'(),:/*"),
                        parts.fragment))
 
@@ -321,16 +347,22 @@ class _Http:
         return f"_Http(service={self.service!r}, max_page_size={self.max_page_size})"
 
     def _bearer(self) -> str:
+        failed = None
         try:
             value = self.token()
         except SyncAnalysisError:
             raise
-        except Exception as exc:  # a caller's token function: keep its text out, it may hold secrets
-            raise AuthError(f"The token function for {self.service} raised {type(exc).__name__}. "
-                            "Check the credentials it uses.") from None
+        except Exception as exc:  # a caller's token function: its text (and context) may hold secrets
+            failed = type(exc).__name__
+        if failed is not None:  # raised outside the handler: the original is not even the context
+            raise AuthError(f"The token function for {self.service} raised {failed}. Check the credentials it uses.")
         if not isinstance(value, str) or not value.strip():
             raise AuthError(f"The token function for {self.service} returned no access token.")
-        return value.strip()
+        value = value.strip()
+        if any(c.isspace() or ord(c) < 32 for c in value):  # it would end up whole in a header error
+            raise AuthError(f"The token function for {self.service} returned a token with a space or line break; "
+                            "an access token has neither.")
+        return value
 
     def get(self, url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET one JSON document, retrying throttling and transient failures."""
@@ -391,8 +423,7 @@ class _Http:
             said = str(err.get("message") or "").strip() if isinstance(err, dict) else ""
         except ValueError:
             pass
-        if token:
-            said = said.replace(token, "***")
+        said = mask_tokens(said, token)
         if status == 401:
             what = ("refused the credentials (HTTP 401). Check the tenant, client id and secret (or sign in again), "
                     "and that the token's scope is this service's (Business Central: "
