@@ -183,24 +183,28 @@ class ClientCredentials:
         self.scope = scope
         self.secret_env = secret_env
         self.authority = _authority(tenant_id, authority)
-        self._app: Any = None
+        # what msal may keep between calls: its token cache and the authority's metadata, never the secret
+        self._cache = msal.TokenCache()
+        self._http_cache: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
         return (f"ClientCredentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, "
                 f"scope={self.scope!r}, secret_env={self.secret_env!r})")
 
     def __call__(self) -> str:
-        """Return an access token (msal serves it from its in-memory cache until it expires)."""
-        if self._app is None:
-            secret = os.environ.get(self.secret_env)
-            if not secret:
-                raise AuthError(
-                    f"The environment variable {self.secret_env} holding the client secret of app {self.client_id} "
-                    "is not set. Set it in the shell that starts Python (never in a notebook cell)."
-                )
-            self._app = msal.ConfidentialClientApplication(
-                self.client_id, client_credential=secret, authority=self.authority)
-        result = self._app.acquire_token_for_client(scopes=[self.scope])
+        """Return an access token (served from the token cache until it expires).
+
+        The msal application holding the secret lives for this call only.
+        """
+        secret = os.environ.get(self.secret_env)
+        if not secret:
+            raise AuthError(
+                f"The environment variable {self.secret_env} holding the client secret of app {self.client_id} "
+                "is not set. Set it in the shell that starts Python (never in a notebook cell)."
+            )
+        app = msal.ConfidentialClientApplication(self.client_id, client_credential=secret, authority=self.authority,
+                                                 token_cache=self._cache, http_cache=self._http_cache)
+        result = app.acquire_token_for_client(scopes=[self.scope])
         return _token_from(result, f"Getting a token for app {self.client_id} (client credentials)")
 
 
