@@ -198,3 +198,23 @@ def test_a_plan_file_never_exists_without_its_audit_row_nor_the_reverse(tmp_path
         doc = json.loads((tmp_path / "ok.json").read_text(encoding="utf-8"))
         assert doc["action_id"] == result.action_id == 1 and ws.count("actions") == 1
     assert not list(tmp_path.glob(".ok.json.*.tmp"))  # what was staged was published
+
+
+def test_one_stray_byte_in_a_utf8_file_is_refused_not_read_as_windows_1252(tmp_path):
+    from syncanalysis.sources import UnreadableFileError
+
+    rows = ["Table ID,Table Name,Description,Record Exists,Coupled To,Coupled Record Exists,Error Message,Failed On"]
+    rows += [f"18,Customer,C{i},Yes,Société Générale {i},Yes,Le champ Nom est trop long,11/20/2026 8:00:00 AM"
+             for i in range(20)]
+    data = ("\r\n".join(rows) + "\r\n").encode("utf-8")
+    stray = data.replace(b"C7,", b"C7\xa0,", 1)  # one Windows-1252 no-break space among UTF-8 text
+    path = tmp_path / "Coupled Data Synchronization Errors.csv"
+    path.write_bytes(stray)
+    ws = Workspace()
+    with pytest.raises(UnreadableFileError, match=r"row 9.*UTF-8 but has a byte that is not \(0xA0"):
+        load_files(ws, [path], environment="E", company="C", progress=False)
+    assert ws.count("skipped_records") == 0
+    # a real Windows-1252 file (no UTF-8 in it) is still read as such
+    path.write_bytes(("\r\n".join(rows) + "\r\n").encode("cp1252"))
+    load_files(ws, [path], environment="E", company="C", progress=False)
+    assert set(ws.sql("SELECT coupled_to FROM skipped_records")["coupled_to"].str[:16]) == {"Société Générale"}

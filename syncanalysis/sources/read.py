@@ -177,6 +177,10 @@ def sniff_bytes(path: Path, data: bytes) -> str:
     return "text"
 
 
+# a UTF-8 multi-byte character (é = C3 A9): in a Windows-1252 file these pairs are themselves garbled text
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
 def _decode_sample(path: Path, raw: bytes, complete: bool) -> tuple[str, str]:
     """Decode the start of a text file: ``(text, encoding)``; refuses binary data."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -187,6 +191,12 @@ def _decode_sample(path: Path, raw: bytes, complete: bool) -> tuple[str, str]:
             raw.decode(enc)
         except UnicodeDecodeError as exc:
             if complete or exc.start < len(raw) - 4:
+                if _UTF8_SEQUENCE.search(raw):  # UTF-8 text with a byte that is not: mixed, not cp1252
+                    row = raw.count(b"\n", 0, exc.start) + 1
+                    raise UnreadableFileError(
+                        f"the file is UTF-8 but has a byte that is not (0x{raw[exc.start]:02X} at byte {exc.start:,}); "
+                        "reading it as Windows-1252 would garble every accented letter", path=path, row=row,
+                        hint="Correct that character (or save the file again as UTF-8) and load again") from None
                 enc = "cp1252"
     text = raw.decode(enc, errors="replace")
     bad = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\r\n")
