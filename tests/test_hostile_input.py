@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from syncanalysis import Workspace
@@ -218,3 +219,23 @@ def test_one_stray_byte_in_a_utf8_file_is_refused_not_read_as_windows_1252(tmp_p
     path.write_bytes(("\r\n".join(rows) + "\r\n").encode("cp1252"))
     load_files(ws, [path], environment="E", company="C", progress=False)
     assert set(ws.sql("SELECT coupled_to FROM skipped_records")["coupled_to"].str[:16]) == {"Société Générale"}
+
+
+@pytest.mark.parametrize("cut", [12, 40, 71], ids=["inside-a-quoted-message", "after-a-separator", "inside-a-date"])
+def test_a_csv_cut_off_in_its_last_row_is_refused_and_changes_nothing(tmp_path, cut):
+    from syncanalysis.sources import UnreadableFileError
+
+    rows = ["No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,Exception Detail,"
+            "Error Message"]
+    rows += [f'{i},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C{i},,"The Customer C{i} failed, x",'
+             f'2026-11-20 08:00:{i:02d},,"The Customer C{i} failed, x"' for i in range(1, 30)]
+    full = ("\r\n".join(rows) + "\r\n").encode("utf-8")
+    path = tmp_path / "Integration Synch. Job Errors.csv"
+    path.write_bytes(full)
+    ws = Workspace()
+    load_files(ws, [path], environment="E", company="C", progress=False)
+    before = ws.sql("SELECT * FROM job_errors ORDER BY error_no")
+    path.write_bytes(full[:-cut])
+    with pytest.raises(UnreadableFileError, match="ends without a line break.*cut off"):
+        load_files(ws, [path], environment="E", company="C", progress=False)
+    pd.testing.assert_frame_equal(ws.sql("SELECT * FROM job_errors ORDER BY error_no"), before)

@@ -352,7 +352,7 @@ def test_csv_in_cp1252_with_semicolons_and_french_captions(tmp_path):
              "1 234;21/11/2026 23:51:15;Échec de la mise à jour – 5 €;;Afficher;",
              "1235;05/11/2026 07:44:49;\"Texte; avec point-virgule\";;;"]
     path = tmp_path / "erreurs.csv"
-    path.write_bytes("\r\n".join(lines).encode("cp1252"))
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
     ws = Workspace()
     (r,) = load_files(ws, [path], progress=False)
     assert r.kind == "page-5339" and r.parts[0]["language"] == "fr"
@@ -425,7 +425,7 @@ def test_a_failed_load_leaves_a_file_workspace_byte_for_byte_unchanged(small, tm
     _errors_csv(bad, range(1, 3000))
     text = bad.read_text().splitlines()
     text[2500] = text[2500].replace("2026-03", "2026-13")  # a month that does not exist, late in the file
-    bad.write_text("\n".join(text))
+    bad.write_text("\n".join(text) + "\n")
     with Workspace(path) as ws:
         with pytest.raises(ValueParseError, match="row 2501"):
             load_files(ws, [bad], progress=False)

@@ -288,6 +288,8 @@ def sniff_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> CsvSour
     if not sample:
         raise UnreadableFileError("the file has a header but no data rows; there is nothing to load", path=path,
                                   row=h + 1, hint="Check the page's filters and export again")
+    if not compressed:
+        _check_complete(path, enc)
     # DuckDB reads UTF-8 (with or without BOM); other encodings are transcoded to a temporary file first.
     source = path
     if enc not in ("utf-8-sig",):
@@ -296,6 +298,27 @@ def sniff_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> CsvSour
         source.write_bytes(body.decode(enc, errors="replace").encode("utf-8"))
         compressed = False
     return CsvSource(path, source, compressed, delim, line_after[h], headers, h, len(rows[h]), sample)
+
+
+def _check_complete(path: Path, enc: str) -> None:
+    """Refuse a CSV that does not end with a line break: it was cut off, maybe inside its last field.
+
+    BC and Excel end every row with one. A cut after a separator even parses (the last field is then
+    blank), so a truncated copy would overwrite good values with blanks or a message's first words.
+    """
+    width = 2 if enc == "utf-16" else 1
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(size - 4096, 0))
+        tail = fh.read()
+    end = tail.decode(enc, errors="replace")[-1:] if width == 2 else tail[-1:].decode("latin-1")
+    if end not in ("\n", "\r"):
+        last = tail.decode(enc, errors="replace").rsplit("\n", 1)[-1]
+        shown = last if len(last) <= 60 else "..." + last[-57:]
+        raise UnreadableFileError(
+            f"the file ends without a line break, in the middle of a row (it ends with {shown!r}): it was cut off",
+            path=path, hint="Copy or export the file again (a complete export ends with a line break)")
 
 
 def read_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> list[Part]:
