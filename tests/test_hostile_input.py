@@ -239,3 +239,19 @@ def test_a_csv_cut_off_in_its_last_row_is_refused_and_changes_nothing(tmp_path, 
     with pytest.raises(UnreadableFileError, match="ends without a line break.*cut off"):
         load_files(ws, [path], environment="E", company="C", progress=False)
     pd.testing.assert_frame_equal(ws.sql("SELECT * FROM job_errors ORDER BY error_no"), before)
+
+
+def test_reloading_a_page_5338_export_with_its_time_zone_replaces_its_jobs(tmp_path):
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "pages" / "en"
+    jobs = next(sample.glob("*Jobs*.xlsx"))
+    errors = next(sample.glob("*Errors*.xlsx"))
+    ws = Workspace()
+    load_files(ws, [jobs, errors], environment="E", company="C", progress=False)  # read as UTC, with a warning
+    n, linked = ws.count("jobs"), ws.count("job_errors", filters={"job_inferred": True})
+    first = ws.sql("SELECT min(start_datetime) AS t FROM jobs")["t"][0]
+    again, _ = load_files(ws, [jobs, errors], environment="E", company="C", progress=False, timezone="Europe/Paris")
+    assert ws.count("jobs") == n and again.tables["jobs"].deleted == n  # the same jobs, not twice as many
+    assert ws.sql("SELECT min(start_datetime) AS t FROM jobs")["t"][0] == first - pd.Timedelta(hours=2)  # CEST
+    assert ws.count("job_errors", filters={"job_inferred": True}) == linked  # the errors follow their jobs
+    load_files(ws, [jobs], environment="E", company="C", progress=False, timezone="Europe/Paris")
+    assert ws.count("jobs") == n  # and again: nothing new

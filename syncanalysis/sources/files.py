@@ -417,6 +417,8 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
         with ws.loading(source=str(path), kind=load_kind, content_hash=digest, environment=env, company=comp,
                         fidelity=FIDELITY_TABLE) as load:
             for p in sorted(parsed, key=lambda p: _ORDER.index(p.layout.kind)):
+                if p.layout.kind == "page-5338":
+                    _replace_other_zone(load, report, p, temp, digest, timezone, env, comp)
                 sql = canonical_sql(con, p, env, comp)
                 _add_links(report, p)
                 if p.joined:  # joins with the workspace: computed once, not at every scan of the upsert
@@ -450,6 +452,32 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
             con.execute(f"DROP TABLE IF EXISTS {t}")
         temp.close()
         hasher.join()
+
+
+def _replace_other_zone(load: Any, report: FileLoadReport, parsed: Parsed, temp: Temp, digest: str,
+                        timezone: str | None, env: str, company: str) -> None:
+    """Delete the jobs this same page 5338 export gave when it was loaded in another time zone.
+
+    Page jobs have no key but their (inferred) id, made of their start time: the same file read in another
+    zone would add every job a second time. Its rows as read in that zone pair with those jobs, which go;
+    their errors are linked again by time.
+    """
+    con = load.con
+    zone = timezone or "UTC"
+    others = [z for (z,) in con.execute(
+        "SELECT DISTINCT coalesce(details->>'timezone', 'UTC') FROM loads WHERE content_hash = ? AND environment = ? "
+        "AND company = ? AND kind = 'page-5338'", [digest, env, company]).fetchall() if z != zone]
+    for other in others:
+        old = typed(con, parsed.part, parsed.match, temp, timezone=None if other == "UTC" else other)
+        ids = temp.table("oldjobs", f"SELECT job_id FROM ({canonical_sql(con, old, env, company)})")
+        scope = link.scope_sql(env, company)
+        con.execute(f"UPDATE job_errors SET job_id = NULL, job_inferred = NULL WHERE {scope} AND job_inferred "
+                    f"AND job_id IN (SELECT job_id FROM {ids})")
+        n = con.execute(f"DELETE FROM jobs WHERE {scope} AND inferred AND job_id IN (SELECT job_id FROM {ids})"
+                        ).fetchall()[0][0]
+        if n:
+            load.count_deleted("jobs", int(n))
+            _link_count(report, f"jobs of this export read in {other} before, replaced", int(n))
 
 
 def _first_rows(ws: Workspace, table: str, sql: str, env: str, company: str) -> bool:
