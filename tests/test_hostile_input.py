@@ -255,3 +255,21 @@ def test_reloading_a_page_5338_export_with_its_time_zone_replaces_its_jobs(tmp_p
     assert ws.count("job_errors", filters={"job_inferred": True}) == linked  # the errors follow their jobs
     load_files(ws, [jobs], environment="E", company="C", progress=False, timezone="Europe/Paris")
     assert ws.count("jobs") == n  # and again: nothing new
+
+
+@pytest.mark.parametrize("bad", ["2026-11-20T08:00:00+25:00", "2026-11-20 19:32:26 PM", "46000.5"],
+                         ids=["offset-beyond-14h", "24h-time-with-PM", "serial-among-ISO"])
+def test_an_impossible_date_in_an_iso_column_is_refused_naming_its_row(tmp_path, bad):
+    from syncanalysis.sources import ValueParseError
+
+    rows = ["No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,Exception Detail,"
+            "Error Message"]
+    rows += [f"{i},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C{i},,m{i},2026-11-20T08:00:{i:02d}Z,,m{i}"
+             for i in range(1, 10)]
+    rows.append(f"10,3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C10,,m10,{bad},,m10")
+    path = tmp_path / "Integration Synch. Job Errors.csv"
+    path.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    ws = Workspace()
+    with pytest.raises(ValueParseError, match=r"row 11, column 'Date/Time': this value is not a date/time"):
+        load_files(ws, [path], environment="E", company="C", progress=False)
+    assert ws.count("job_errors") == 0

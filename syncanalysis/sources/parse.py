@@ -41,7 +41,10 @@ def _v(col: str) -> str:
 # -- dates ----------------------------------------------------------------------------------------
 _LOCAL = r"^(\d{1,2})([./-])(\d{1,2})[./-](\d{2}|\d{4})(\D|$)"
 _SERIAL = r"\d{1,7}([.,]\d+)?"
-_TZ = r"^\d{4}-\d\d-\d\d[T ].*(Z|[+-]\d\d(:?\d\d)?)$"  # Z, +hh:mm, +hhmm or +hh, maybe after a space
+# Z, +hh:mm, +hhmm or +hh (a real offset: -14:00 .. +14:00), maybe after a space
+_TZ = r"^\d{4}-\d\d-\d\d[T ].*(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)$"
+# what is read as ISO: a date, a 24-hour time, a fraction, a real offset (DuckDB's cast also takes '19:32:26 PM')
+_ISO = r"\d{4}-\d\d-\d\d([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?)?\s?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?"
 
 DATE_FORMS = ("dd/mm/yyyy, dd.mm.yyyy, m/d/yyyy (with h:mm:ss AM/PM), yyyy-mm-dd hh:mm:ss (ISO) "
               "or an Excel serial date")
@@ -117,7 +120,8 @@ def profile_datetimes(con: duckdb.DuckDBPyConnection, table: str, columns: Mappi
     cols = list(columns)
     non_iso = [f"count(*) FILTER ({_v(c)} <> '' AND {_iso_sql(_v(c))} IS NULL)" for c in cols]
     tz = [f"bool_or({_v(c)} LIKE '____-__-__%' AND regexp_matches({_v(c)}, {lit(_TZ)}))" for c in cols]
-    row = con.execute(f"SELECT {', '.join(non_iso + tz)} FROM {table}").fetchall()[0]
+    filled = [f"count(*) FILTER ({_v(c)} <> '')" for c in cols]
+    row = con.execute(f"SELECT {', '.join(non_iso + tz + filled)} FROM {table}").fetchall()[0]
     out = {c: DateProfile(c, tz=bool(row[len(cols) + i])) for i, c in enumerate(cols)}
     for i, c in enumerate(cols):
         if not row[i]:
@@ -136,7 +140,8 @@ def profile_datetimes(con: duckdb.DuckDBPyConnection, table: str, columns: Mappi
         a_max, b_max, a_row, b_row, seps, ampm, n_serial, yy = stats
         p = out[c]
         p.two_digit_years = bool(yy)
-        p.serial = bool(n_serial)
+        # serial numbers only where no value is ISO (a number among ISO date/times is no date)
+        p.serial = bool(n_serial) and row[i] == row[2 * len(cols) + i]
         p.ampm = bool(ampm)
         p.separators = tuple(sorted(s for s in (seps or []) if s))
         if a_max is None:  # no local dates at all (serial numbers or garbage)
@@ -187,7 +192,7 @@ def unforeseen_sql(col: str, profile: DateProfile) -> list[str]:
 
 def _iso_sql(v: str) -> str:
     # only text that starts like yyyy-... is tried as ISO: a failing cast costs more than the test
-    return f"CASE WHEN substr({v}, 5, 1) = '-' THEN TRY_CAST({v} AS TIMESTAMP) END"
+    return f"CASE WHEN substr({v}, 5, 1) = '-' AND regexp_full_match({v}, {lit(_ISO)}) THEN TRY_CAST({v} AS TIMESTAMP) END"
 
 
 def datetime_sql(col: str, profile: DateProfile | None = None, zone: str | None = None) -> str:
