@@ -273,3 +273,42 @@ def test_an_impossible_date_in_an_iso_column_is_refused_naming_its_row(tmp_path,
     with pytest.raises(ValueParseError, match=r"row 11, column 'Date/Time': this value is not a date/time"):
         load_files(ws, [path], environment="E", company="C", progress=False)
     assert ws.count("job_errors") == 0
+
+
+def test_a_nul_byte_after_the_first_megabyte_is_refused(tmp_path):
+    from syncanalysis.sources import UnreadableFileError
+
+    rows = ["No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,Exception Detail,"
+            "Error Message"]
+    rows += [f"{i},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C{i},,The Customer C{i} failed {'x' * 100},"
+             f"2026-11-20T08:00:00Z,,The Customer C{i} failed" for i in range(1, 12001)]
+    rows[11000] = rows[11000].replace("failed", "fai\x00led", 1)
+    path = tmp_path / "Integration Synch. Job Errors.csv"
+    path.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    assert path.stat().st_size > 1 << 20
+    ws = Workspace()
+    with pytest.raises(UnreadableFileError, match=r"row 11001: the file has a NUL byte"):
+        load_files(ws, [path], environment="E", company="C", progress=False)
+    assert ws.count("job_errors") == 0
+
+
+def test_a_header_separated_otherwise_than_its_rows_is_refused(tmp_path):
+    from syncanalysis.sources import UnreadableFileError
+
+    path = tmp_path / "errors.csv"
+    path.write_text("No.;Date/Time;Error Message\r\n" + "".join(
+        f"{i},11/2{i % 9}/2026 8:00:00 AM,msg {i}\r\n" for i in range(10)), encoding="utf-8")
+    with pytest.raises(UnreadableFileError, match="header row is separated by ';' but the rows by ','"):
+        load_files(Workspace(), [path], progress=False)
+
+
+def test_a_field_longer_than_128_kb_near_the_start_is_read(tmp_path):
+    stack = "Call stack line\\n" * 10_000  # 160 KB: more than Python's csv allows by default
+    path = tmp_path / "Integration Synch. Job Errors.csv"
+    path.write_text("No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,"
+                    "Exception Detail,Error Message\r\n"
+                    f'1,3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C1,,m,2026-11-20 08:00:00,"{stack}",m\r\n',
+                    encoding="utf-8")
+    ws = Workspace()
+    load_files(ws, [path], environment="E", company="C", progress=False)
+    assert ws.query("job_errors")["exception_detail"][0] == stack

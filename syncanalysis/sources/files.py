@@ -366,6 +366,7 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
     try:
         stage("read")
         form = sniff_bytes(path, head)
+        hasher.text = form == "text" and not head.startswith((b"\xff\xfe", b"\xfe\xff"))  # (UTF-16 is full of NULs)
         # not inside a caller's transaction: a failed attempt there could not be rolled back on its own
         if form != "workbook" and path.stat().st_size >= _FAST_MIN_BYTES and not ws.in_transaction:
             fast = _load_csv_fast(ws, path, head, form == "gzip", temp, environment=environment, company=company,

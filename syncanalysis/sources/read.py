@@ -146,23 +146,38 @@ class Hasher(threading.Thread):
     def __init__(self, path: Path) -> None:
         super().__init__(daemon=True)
         self.path, self.digest, self.error = path, None, None
+        self.nul: int | None = None  # offset of the first NUL byte (binary data, unless a workbook or UTF-16)
+        self.text = False  # set once the file is known to be a UTF-8/8-bit text: a NUL in it is refused
 
     def run(self) -> None:
-        """Hash the file (on the thread); an error is kept for :meth:`result`."""
+        """Hash the file (on the thread), noting its first NUL byte; an error is kept for :meth:`result`."""
         try:
             h = hashlib.sha256()
+            offset = 0
             with open(self.path, "rb") as fh:
                 while chunk := fh.read(1 << 23):
                     h.update(chunk)
+                    if self.nul is None and (i := chunk.find(b"\x00")) >= 0:
+                        self.nul = offset + i
+                    offset += len(chunk)
             self.digest = h.hexdigest()
         except OSError as exc:  # pragma: no cover - the file vanished while loading
             self.error = exc
 
     def result(self) -> str:
-        """Wait for the hash and return its hex digest; raises :class:`UnreadableFileError` if reading failed."""
+        """Wait for the hash and return its hex digest.
+
+        Raises :class:`UnreadableFileError` if reading failed, or for a NUL byte in a text file (the first
+        megabyte's check sees only the start of the file).
+        """
         self.join()
         if self.error is not None:  # pragma: no cover
             raise UnreadableFileError(f"cannot read the file ({self.error})", path=self.path)
+        if self.text and self.nul is not None:
+            with open(self.path, "rb") as fh:
+                row = fh.read(self.nul).count(b"\n") + 1
+            raise UnreadableFileError(f"the file has a NUL byte (binary data) at byte {self.nul:,}", path=self.path,
+                                      row=row, hint="This is not a clean text export: export the file again")
         return self.digest or ""
 
 
@@ -206,17 +221,28 @@ def _decode_sample(path: Path, raw: bytes, complete: bool) -> tuple[str, str]:
     return text, enc
 
 
-def _delimiter(text: str) -> str:
+csv.field_size_limit(2 << 20)  # a field as long as DuckDB's longest line (a call stack can exceed csv's 128 KB)
+
+
+def _delimiter(text: str, path: Path) -> str:
 
     lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
     best, best_n = ",", 0
+    widths: dict[str, list[int]] = {}
     for d in (",", ";", "\t", "|"):
         counts = [len(r) for r in csv.reader(lines[:20], delimiter=d)]
         if not counts:
             continue
+        widths[d] = counts
         n = max(set(counts), key=counts.count)  # the usual field count
         if n > best_n:
             best, best_n = d, n
+    # a header with one separator over rows with another: the rows would be one field each
+    head = max(widths, key=lambda d: widths[d][0]) if widths else best
+    if len(lines) > 2 and head != best and widths[head][0] > 1 and widths[best][0] == 1 \
+            and all(n == 1 for n in widths[head][1:]):
+        raise UnreadableFileError(f"the header row is separated by {head!r} but the rows by {best!r}", path=path,
+                                  row=1, hint="Save the file again with one separator throughout")
     return best
 
 
@@ -262,7 +288,7 @@ def sniff_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> CsvSour
     text, enc = _decode_sample(path, raw, complete)
     if not text.strip():
         raise UnreadableFileError("the file is empty", path=path, hint="Export the page or table again")
-    delim = _delimiter(text)
+    delim = _delimiter(text, path)
     reader = csv.reader(io.StringIO(text), delimiter=delim)
     rows: list[list[str]] = []
     line_after: list[int] = []
