@@ -312,3 +312,23 @@ def test_a_field_longer_than_128_kb_near_the_start_is_read(tmp_path):
     ws = Workspace()
     load_files(ws, [path], environment="E", company="C", progress=False)
     assert ws.query("job_errors")["exception_detail"][0] == stack
+
+
+@pytest.mark.parametrize("second", ["other", "same"])
+def test_a_repeated_column_is_refused_when_it_differs_and_named_when_it_does_not(tmp_path, second):
+    from syncanalysis.sources import UnrecognisedFileError
+
+    path = tmp_path / "errors.csv"
+    path.write_text("No.,Date/Time,Error Message,No.\r\n" + "".join(
+        f"{i},11/2{i % 9}/2026 8:00:00 AM,msg {i},{i + 100 if second == 'other' else i}\r\n" for i in range(1, 11)),
+        encoding="utf-8")
+    ws = Workspace()
+    if second == "other":
+        with pytest.raises(UnrecognisedFileError, match=r"row 2, column 'No.': the column 'No.' appears twice "
+                                                         r"\(columns 1 and 4\) with different values in 10 row"):
+            load_files(ws, [path], progress=False)
+        assert ws.count("job_errors") == 0
+    else:
+        (report,) = load_files(ws, [path], progress=False)
+        assert any("appears twice" in w and "ignored" in w for w in report.warnings)
+        assert ws.count("job_errors") == 10

@@ -15,7 +15,7 @@ import duckdb
 from ..schema import TABLES
 from ..sql import ident, lit
 from . import captions as cap
-from .errors import DuplicateRowError, EnvironmentConflictError, ValueParseError
+from .errors import DuplicateRowError, EnvironmentConflictError, UnrecognisedFileError, ValueParseError
 from .parse import (
     DATE_FORMS,
     DateProfile,
@@ -112,7 +112,7 @@ def typed(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: Temp, 
     """
     exprs: dict[str, str] = {}
     checks: list[tuple[str, str, str, str]] = []  # (flag sql, raw col, header, problem)
-    warnings: list[str] = []
+    warnings: list[str] = _repeated_columns(con, part, match)
     dates = {f"c{m.index}": m.header for m in match.columns if m.column is not None and m.column.kind == cap.DATETIME}
     sampled = not full_profile and part.rows > PROFILE_ROWS
     profiles = profile_datetimes(con, part.view, dates, lang=match.language, where=part.where(header_row=0),
@@ -221,6 +221,27 @@ def typed(con: duckdb.DuckDBPyConnection, part: Part, match: Match, temp: Temp, 
     _dedupe(con, parsed, temp)
     _environment(con, parsed)
     return parsed
+
+
+def _repeated_columns(con: duckdb.DuckDBPyConnection, part: Part, match: Match) -> list[str]:
+    """A header that repeats a matched column's: refused when its values differ, else a warning (it is ignored)."""
+    by_header = {cap.normalize(m.header): m for m in match.columns if m.column is not None and m.header.strip()}
+    out = []
+    for m in match.columns:
+        first = by_header.get(cap.normalize(m.header)) if m.column is None and m.header.strip() else None
+        if first is None:
+            continue
+        a, b = ident(f"c{first.index}"), ident(f"c{m.index}")
+        n, row = con.execute(f"SELECT count(*), min(_row) FROM {part.view} WHERE coalesce(trim({a}), '') <> "
+                             f"coalesce(trim({b}), '')").fetchall()[0]
+        if n:
+            raise UnrecognisedFileError(
+                f"the column {m.header!r} appears twice (columns {first.index + 1} and {m.index + 1}) with different "
+                f"values in {n:,} row(s)", path=part.path, sheet=part.sheet, row=row, column=m.header,
+                hint="Remove the column that is not BC's (or rename it) and load again")
+        out.append(f"the column {m.header!r} appears twice (columns {first.index + 1} and {m.index + 1}) with the same "
+                   "values; the second is ignored")
+    return out
 
 
 def _key_columns(parsed: Parsed) -> list[str]:
