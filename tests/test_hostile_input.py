@@ -332,3 +332,17 @@ def test_a_repeated_column_is_refused_when_it_differs_and_named_when_it_does_not
         (report,) = load_files(ws, [path], progress=False)
         assert any("appears twice" in w and "ignored" in w for w in report.warnings)
         assert ws.count("job_errors") == 10
+
+
+def test_reloading_an_unchanged_file_leaves_the_workspace_file_byte_for_byte_untouched(tmp_path):
+    import hashlib
+
+    src = _page_5333(tmp_path / "Coupled Data Synchronization Errors.csv", ["C1", "C2", "C3"])
+    path = tmp_path / "w.duckdb"
+    with Workspace(path) as ws:
+        load_files(ws, [src], environment="E", company="C", progress=False)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with Workspace(path) as ws:
+        (again,) = load_files(ws, [src], environment="E", company="C", progress=False)
+    assert again.load_id is None and any("loaded before, unchanged" in w for w in again.warnings)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before

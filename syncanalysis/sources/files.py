@@ -414,6 +414,13 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
         report = FileLoadReport(source=str(path), kind=load_kind, path=str(path), environment=env, company=comp,
                                 environment_from=env_from, content_hash=digest,
                                 timezone=timezone if any(p.layout.page for p in parsed) else None)
+        zone = timezone if any(p.layout.page for p in parsed) else None
+        earlier = _same_load(ws, digest, load_kind, env, comp, zone)
+        if earlier is not None:  # the same bytes, read the same way: nothing to write (the file stays untouched)
+            report.parts = [_part_details(p) for p in parsed]
+            report.warnings = [f"this file was loaded before, unchanged (load #{earlier}): nothing was written"]
+            report.seconds = time.perf_counter() - started
+            return report
         stage("merge")
         with ws.loading(source=str(path), kind=load_kind, content_hash=digest, environment=env, company=comp,
                         fidelity=FIDELITY_TABLE) as load:
@@ -453,6 +460,14 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
             con.execute(f"DROP TABLE IF EXISTS {t}")
         temp.close()
         hasher.join()
+
+
+def _same_load(ws: Workspace, digest: str, kind: str, env: str, company: str, zone: str | None) -> int | None:
+    """The load id of an earlier load of the same bytes as the same kind, scope and time zone, if any."""
+    row = ws.con.execute(
+        "SELECT max(load_id) FROM loads WHERE content_hash = ? AND kind = ? AND environment = ? AND company = ? "
+        "AND coalesce(details->>'timezone', 'UTC') = ?", [digest, kind, env, company, zone or "UTC"]).fetchall()
+    return row[0][0] if row else None
 
 
 def _replace_other_zone(load: Any, report: FileLoadReport, parsed: Parsed, temp: Temp, digest: str,
