@@ -346,3 +346,17 @@ def test_reloading_an_unchanged_file_leaves_the_workspace_file_byte_for_byte_unt
         (again,) = load_files(ws, [src], environment="E", company="C", progress=False)
     assert again.load_id is None and any("loaded before, unchanged" in w for w in again.warnings)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+@pytest.mark.parametrize("header, row, missing", [
+    ("Name,Integration Table ID,Direction,Table Filter", "CUSTOMER,5341,Bidirectional,", "'Table ID'"),
+    ("CRM ID,Table ID,Last Synch. Result,Skipped", "8b390c24-9c72-e511-80d4-00155d2a68d1,18,Success,No",
+     "'Integration ID'"),
+], ids=["mappings-without-table-id", "couplings-without-integration-id"])
+def test_an_export_without_a_key_column_is_named_for_what_it_is(tmp_path, header, row, missing):
+    from syncanalysis.sources import UnrecognisedFileError
+
+    path = tmp_path / "export.csv"
+    path.write_text(f"{header}\r\n{row}\r\n", encoding="utf-8")
+    with pytest.raises(UnrecognisedFileError, match=f"looks like a .* export .* but lacks the column\\(s\\) {missing}"):
+        load_files(Workspace(), [path], progress=False)
