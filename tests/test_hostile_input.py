@@ -360,3 +360,15 @@ def test_an_export_without_a_key_column_is_named_for_what_it_is(tmp_path, header
     path.write_text(f"{header}\r\n{row}\r\n", encoding="utf-8")
     with pytest.raises(UnrecognisedFileError, match=f"looks like a .* export .* but lacks the column\\(s\\) {missing}"):
         load_files(Workspace(), [path], progress=False)
+
+
+def test_a_gzip_export_that_ends_early_is_refused_as_truncated(tmp_path):
+    from syncanalysis.sources import UnreadableFileError
+
+    real = Path(__file__).resolve().parents[1] / "sample_data" / "tables" / "Integration Synch. Job Errors.csv.gz"
+    cut = tmp_path / "Integration Synch. Job Errors.csv.gz"
+    cut.write_bytes(real.read_bytes()[: real.stat().st_size // 2])  # well past the first megabyte read up front
+    ws = Workspace()
+    with pytest.raises(UnreadableFileError, match="gzip file is truncated or corrupt.*Copy or download the file again"):
+        load_files(ws, [cut], environment="E", company="C", progress=False)
+    assert ws.count("job_errors") == 0

@@ -366,6 +366,9 @@ def read_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> list[Par
 
 
 def _csv_error(path: Path, delim: str, exc: duckdb.Error) -> UnreadableFileError:
+    if "gzip" in str(exc).lower():  # a gzip cut off (or damaged) after its first megabyte
+        return UnreadableFileError(f"the gzip file is truncated or corrupt ({_first_line(exc)})", path=path,
+                                   hint="Copy or download the file again")
     msg = str(exc).split("\n")
     return UnreadableFileError(f"the CSV cannot be read: {' '.join(m.strip() for m in msg[:3] if m.strip())}",
                                path=path, hint="Check that every row has the header's number of fields "
