@@ -372,3 +372,25 @@ def test_a_gzip_export_that_ends_early_is_refused_as_truncated(tmp_path):
     with pytest.raises(UnreadableFileError, match="gzip file is truncated or corrupt.*Copy or download the file again"):
         load_files(ws, [cut], environment="E", company="C", progress=False)
     assert ws.count("job_errors") == 0
+
+
+def test_a_stray_byte_after_the_first_megabyte_is_refused_naming_its_line(tmp_path):
+    from syncanalysis.sources import UnreadableFileError
+
+    rows = ["No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,Exception Detail,"
+            "Error Message"]
+    rows += [f"{i},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C{i},,Société {i} {'x' * 100},2026-11-20T08:00:00Z,,"
+             f"Société {i}" for i in range(1, 12001)]
+    data = ("\r\n".join(rows) + "\r\n").encode("utf-8")
+    at = data.find(b"Customer: C11000,")
+    path = tmp_path / "Integration Synch. Job Errors.csv"
+    path.write_bytes(data[:at] + b"\xe9" + data[at:])  # a Windows-1252 byte deep inside a UTF-8 file
+    ws = Workspace()
+    with pytest.raises(UnreadableFileError, match="cannot be read.*Line: 11001"):
+        load_files(ws, [path], environment="E", company="C", progress=False)
+    assert ws.count("job_errors") == 0
+
+
+def test_selection_keys_that_are_not_guids_select_nothing_instead_of_failing(hostile):
+    keys = (("E", "C", 18, "not-a-guid"), ("E", "C", 18, "{also not}"))
+    assert count_records(hostile, Selection(keys=keys)) == 0

@@ -22,7 +22,7 @@ import uuid
 
 import duckdb
 
-from ..schema import FIDELITY_PAGE
+from ..schema import FIDELITY_PAGE, FIDELITY_TABLE
 from ..sql import lit, scope
 from . import captions as cap
 
@@ -176,7 +176,8 @@ def derive_bc_record_ids(con: duckdb.DuckDBPyConnection, env: str, company: str)
     return int(con.execute(sql).fetchall()[0][0])
 
 
-_FROM_TABLE = f"fidelity <> {FIDELITY_PAGE}"  # a coupling of a table 5331 export (or the twin), not of a page line
+# a coupling of a table 5331 export (or the twin), not one made from a page 5333 line
+_FROM_TABLE = f"coalesce(fidelity, {FIDELITY_TABLE}) <> {FIDELITY_PAGE}"
 
 
 def couplings_by_description_sql(env: str, company: str) -> str:
