@@ -255,6 +255,8 @@ def test_reloading_a_page_5338_export_with_its_time_zone_replaces_its_jobs(tmp_p
     assert ws.count("job_errors", filters={"job_inferred": True}) == linked  # the errors follow their jobs
     load_files(ws, [jobs], environment="E", company="C", progress=False, timezone="Europe/Paris")
     assert ws.count("jobs") == n  # and again: nothing new
+    load_files(ws, [jobs], environment="E", company="C", progress=False)  # back to UTC: its jobs again, once
+    assert ws.count("jobs") == n and ws.sql("SELECT min(start_datetime) AS t FROM jobs")["t"][0] == first
 
 
 @pytest.mark.parametrize("bad", ["2026-11-20T08:00:00+25:00", "2026-11-20 19:32:26 PM", "46000.5"],
@@ -412,3 +414,24 @@ def test_act_keys_file_with_environment_and_company_columns(tmp_path, capsys):
     with Workspace(ws_path) as ws:
         targets = ws.sql("SELECT count(*) AS n FROM action_targets")["n"][0]
     assert targets == 2
+
+
+def test_a_big_endian_utf16_export_is_read(tmp_path):
+    rows = ["No.,Date/Time,Error Message"] + [f"{i},11/2{i % 9}/2026 8:00:00 AM,Société {i} {'x' * 200}"
+                                               for i in range(1, 40)]
+    path = tmp_path / "errors.csv"
+    path.write_bytes(b"\xfe\xff" + ("\r\n".join(rows) + "\r\n").encode("utf-16-be"))
+    assert path.stat().st_size > 4096
+    ws = Workspace()
+    load_files(ws, [path], environment="E", company="C", progress=False)
+    assert ws.count("job_errors") == 39
+
+
+def test_a_plan_file_action_inside_a_callers_transaction_is_refused(hostile, tmp_path):
+    from syncanalysis.actions import ActionError
+
+    p = plan(hostile, "retry", Selection())
+    p.backend_impl = PlanFileBackend(tmp_path / "plan.json")
+    with pytest.raises(ActionError, match="its own transaction"), hostile.transaction():
+        execute(hostile, p, who="t")
+    assert not (tmp_path / "plan.json").exists() and hostile.count("actions") == 0

@@ -651,3 +651,22 @@ def test_secret_looking_parameters_are_masked_in_messages_and_loads(token, sleep
         load_odata(ws, src, environment="Production", tables=("jobs",))
         stored = ws.sql("SELECT source, CAST(details AS VARCHAR) AS d FROM loads").to_string()
     assert not any(s in stored for s in ("r3fr3sh", "cl13nt", "ap1k3y", "pa55")) and "tenant=default" in stored
+
+
+@responses.activate
+def test_couplings_read_over_odata_replace_the_ones_made_from_page_lines(token, sleeps, tmp_path):
+    from syncanalysis.sources import load_files
+
+    page = tmp_path / "Coupled Data Synchronization Errors.csv"
+    page.write_text("Table ID,Table Name,Description,Record Exists,Coupled To,Coupled Record Exists,Error Message,"
+                    "Failed On\r\n18,Customer,10000,Yes,Adatum,Yes,The Customer 10000 failed,3/2/2026 8:00:00 AM\r\n",
+                    encoding="utf-8")
+    at(API + "/companies?$select=id,name", json=payload("api_companies.json"))
+    at(API_CO + "/crmIntegrationRecords", json=payload("api_couplings.json"))
+    with Workspace() as ws:
+        load_files(ws, [page], environment="Production", company=COMPANY, progress=False)
+        assert ws.sql("SELECT count(*) AS n FROM couplings WHERE fidelity = 1")["n"][0] == 1  # made from the line
+        src = BCODataSource(API, company=COMPANY, token=token, sleep=sleeps.append)
+        load_odata(ws, src, environment="Production", tables=("couplings",))
+        assert ws.sql("SELECT count(*) AS n FROM couplings WHERE fidelity = 1")["n"][0] == 0  # gave way
+        assert ws.count("couplings") == 3

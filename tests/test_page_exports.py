@@ -147,3 +147,12 @@ def test_table_exports_after_the_pages_refine_the_same_records(tmp_path):
     key = lambda f: set(zip(f["table_id"], f["bc_record_id"].fillna(f["crm_description"]), f["state"]))  # noqa: E731
     assert key(from_pages) == key(after)
     assert coverage(first)[0].complete
+
+
+def test_page_records_with_a_table_5339_export_but_no_5331_are_listed_once():
+    ws = Workspace()
+    load_files(ws, [next((SAMPLE / "pages" / "en").glob("*Coupled*.xlsx")),
+                    SAMPLE / "tables" / "Integration Synch. Job Errors.csv.gz"], progress=False, **SCOPE)
+    r = records(ws, limit=None)
+    assert len(r) == _page_lines("en") == len(r.drop_duplicates(["table_id", "integration_id"]))
+    assert r["error_no"].notna().sum() > 2000  # the table's errors, found by record id, give the latest error

@@ -141,6 +141,8 @@ def write_with_audit(ws: Workspace, audit: Any, texts: Any, step: Any = None) ->
     ActionError
         When a file cannot be written (nothing was recorded).
     """
+    if ws.in_transaction:  # the files are published after the commit: it must be this function's own
+        raise ActionError("A plan-file action runs in its own transaction; run it outside ws.transaction().")
     staged: list[tuple[Path, Path]] = []
     try:
         with ws.transaction() as con:

@@ -135,9 +135,9 @@ def sync_log(ws: Workspace, *, environment: str, company: str, bc_record_id: str
             WHERE e.environment = ? AND e.company = ?
               AND ({local_record_sql("e")} = ?
                    OR e.source_record_id = ? OR e.destination_record_id = ?
-                   -- a record of page exports: the page 5339 error that page 5333 shows for it (same second,
-                   -- same first 250 characters); page errors name no record, so its earlier ones are unknown
-                   OR (e.source_record_id IS NULL AND e.logged_at = ? AND left(e.message, 250) = left(?, 250)))),
+                   -- a record of page exports: the page 5339 error its latest error is (page 5333's, matched by
+                   -- second and text); page errors name no record, so its earlier ones are unknown
+                   OR (e.source_record_id IS NULL AND e.destination_record_id IS NULL AND e.error_no = ?))),
         p AS (
             SELECT *, lag(message) OVER w AS prev_message, lag(job_start) OVER w AS prev_start
             FROM e WINDOW w AS (PARTITION BY synch_direction ORDER BY error_no))
@@ -145,10 +145,10 @@ def sync_log(ws: Workspace, *, environment: str, company: str, bc_record_id: str
                coalesce(message = prev_message, false) AS same_as_previous,
                coalesce(EXISTS (
                    SELECT 1 FROM jobs r WHERE r.environment = ? AND r.company = ? AND r.mapping_name = p.mapping_name
-                      AND r.synch_direction = p.synch_direction AND r.job_queue_log_entry_no > 0
+                      AND r.synch_direction = p.synch_direction AND coalesce(r.job_queue_log_entry_no, 1) > 0
                       AND r.start_datetime > p.prev_start AND r.start_datetime < p.job_start), true) AS run_between
         FROM p ORDER BY error_no DESC
-        """, [environment, company, bc_rid, dv_rid, dv_rid, record.get("failed_on"), record.get("error_message"),
+        """, [environment, company, bc_rid, dv_rid, dv_rid, record.get("error_no") if record.get("inferred") else None,
               environment, company]).df()
     actions = _actions(ws, environment, company, record.get("integration_id"))
     why = pd.DataFrame({"job_id": errors["job_id"].astype(str), "why": "error for this record"})

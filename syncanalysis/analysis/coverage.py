@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..schema import FIDELITY_PAGE
+from ..schema import FIDELITY_PAGE, FIDELITY_TABLE
 from ..sql import scope
 from ..workspace import Workspace
 
@@ -104,7 +104,7 @@ def coverage(ws: Workspace, *, environment: str | None = None, company: str | No
                (job_id IS NOT NULL OR source_record_id IS NOT NULL)), count(*) FILTER (job_inferred IS true OR
                (job_id IS NULL AND source_record_id IS NULL)) FROM job_errors WHERE {cond} GROUP BY ALL
         UNION ALL
-        SELECT environment, company, 'couplings', count(*) FILTER (fidelity <> {FIDELITY_PAGE}),
+        SELECT environment, company, 'couplings', count(*) FILTER (coalesce(fidelity, {FIDELITY_TABLE}) <> {FIDELITY_PAGE}),
                count(*) FILTER (fidelity = {FIDELITY_PAGE}) FROM couplings WHERE {cond} GROUP BY ALL
         UNION ALL
         SELECT environment, company, 'skipped_records', 0, count(*) FROM skipped_records WHERE {cond} GROUP BY ALL

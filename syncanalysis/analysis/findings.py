@@ -9,7 +9,7 @@ code                         what it means
 ``SYNC_STOPPED_ALL``         every mapping stopped, with no privilege error to explain it (job queue down)
 ``SYNC_STOPPED``             one mapping's job queue entry stopped running (e.g. set On Hold by someone)
 ``PARENT_NOT_COUPLED``       parent records (salesperson, currency, unit, company…) block their children: one
-                             finding per child mapping, parent table and parent state
+                             finding per parent table and parent state, its children in every mapping
 ``DELETED_BURST``            a burst of "coupled to a deleted record" failures (mass deletion in one app)
 ``CONFLICT_BURST``           a burst of update conflicts (the same records edited in both apps)
 ``FIELD_LENGTH_BURST``       a burst of values too long for the other app's field (an import)
@@ -59,6 +59,7 @@ _ACTIONS = frozenset({"Retry", "Retry All", "Synchronize", "Remove Coupling", "R
 _PARENT_STATE = {"ok": "coupled since", "not coupled": "still not coupled", "broken": "deleted in one app",
                  "skipped": "itself skipped", "failed": "itself failing", "unknown": "not in a mapping"}
 MIN_STOP_MINUTES = 180  # shorter pauses are listed by health.gaps but are not worth a finding
+_SYMPTOMS = {"HIGH_FAILURE_RATE", "SLOW_RUNS", "UNFINISHED_JOBS"}  # findings that name no cause of failures
 _NO_RECORD = "error "  # record_id of an error that names no record (errors_with_signatures_sql)
 _EPISODE_CODES = {"deleted": "DELETED_BURST", "conflict": "CONFLICT_BURST", "field-length": "FIELD_LENGTH_BURST",
                   "permission": "PERMISSION_ERRORS"}
@@ -129,11 +130,12 @@ def diagnose(ws: Workspace, *, environment: str | None = None, company: str | No
     ctx = _Context(ws, environment, company)
     for step in tqdm(steps, desc="diagnosing", disable=not progress):
         findings += step(ctx)
-    findings = _merge_transient(findings)
-    # a mapping's failure rate is a symptom: say it only where no finding of that mapping gives a cause
-    explained = {(f.environment, f.company, f.mapping) for f in findings if f.code != "HIGH_FAILURE_RATE"}
+    # a mapping's failure rate is a symptom: said only where no finding gives a cause of that mapping's failures
+    explained = {(f.environment, f.company, m) for f in findings if f.code not in _SYMPTOMS
+                 for m in [f.mapping, *f.evidence.get("per_mapping", {}), *f.evidence.get("children", {})]}
     findings = [f for f in findings if f.code != "HIGH_FAILURE_RATE"
                 or (f.environment, f.company, f.mapping) not in explained]
+    findings = _merge_transient(findings)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: (order[f.severity], f.start or dt.datetime.max, f.code, f.mapping or ""))
     return findings
@@ -286,7 +288,7 @@ def _stops(ctx: _Context) -> list[Finding]:
 
 
 def _parents(ctx: _Context) -> list[Finding]:
-    """PARENT_NOT_COUPLED: one per child mapping, parent table and parent state (one root cause, many parents)."""
+    """PARENT_NOT_COUPLED: one per parent table and parent state (one root cause, many parents and children)."""
     g = dependency_graph(ctx.ws, environment=ctx.environment, company=ctx.company)
     out: list[Finding] = []
     if g.empty:
@@ -324,8 +326,9 @@ def _parents(ctx: _Context) -> list[Finding]:
              "examples": grp.sort_values("blocked_records", ascending=False)["parent_record_id"].head(5).tolist()},
             f"Couple or synchronize {'the parent' if one else f'the {table} records'} first (Set Up Coupling or "
             f"Synchronize{where}), then Retry the {child} records. {info.remedy}",
-            "Retry", Selection(environment=env, company=comp, mapping=child, parent=parent) if one
-            else Selection(environment=env, company=comp, mapping=child, cause=cause)))
+            # the children of every mapping (one parent: exactly its children; several: their cause)
+            "Retry", Selection(environment=env, company=comp, parent=parent) if one
+            else Selection(environment=env, company=comp, mapping=child if len(known) <= 1 else None, cause=cause)))
     return out
 
 

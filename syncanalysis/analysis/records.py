@@ -207,7 +207,10 @@ def _build_latest_errors(ws: Workspace) -> tuple[str, str]:
                 SELECT c.environment, c.company, c.table_id, c.integration_id, s.error_message AS text, s.failed_on
                 FROM couplings c JOIN skipped_records s ON s.environment = c.environment AND s.company = c.company
                  AND s.table_id = c.table_id AND s.integration_id = c.integration_id
-                WHERE c.fidelity = {FIDELITY_PAGE} AND coalesce(s.error_message, '') <> ''),
+                WHERE c.fidelity = {FIDELITY_PAGE} AND coalesce(s.error_message, '') <> ''
+                  AND NOT EXISTS (SELECT 1 FROM _latest_errors l WHERE l.environment = c.environment  -- (one each)
+                                  AND l.company = c.company AND l.table_id = c.table_id
+                                  AND l.integration_id = c.integration_id)),
             e AS (
                 SELECT je.environment, je.company, je.error_no, je.logged_at, je.job_id, {text} AS error_message,
                        coalesce(je.signature, g.signature) AS signature, coalesce(je.cause, g.cause) AS cause,

@@ -463,11 +463,11 @@ def load_file(ws: Workspace, path: str | Path, *, environment: str | None = None
 
 
 def _same_load(ws: Workspace, digest: str, kind: str, env: str, company: str, zone: str | None) -> int | None:
-    """The load id of an earlier load of the same bytes as the same kind, scope and time zone, if any."""
+    """The newest load of the same bytes as the same kind and scope, if it read them in the same time zone."""
     row = ws.con.execute(
-        "SELECT max(load_id) FROM loads WHERE content_hash = ? AND kind = ? AND environment = ? AND company = ? "
-        "AND coalesce(details->>'timezone', 'UTC') = ?", [digest, kind, env, company, zone or "UTC"]).fetchall()
-    return row[0][0] if row else None
+        "SELECT load_id, coalesce(details->>'timezone', 'UTC') FROM loads WHERE content_hash = ? AND kind = ? "
+        "AND environment = ? AND company = ? ORDER BY load_id DESC LIMIT 1", [digest, kind, env, company]).fetchall()
+    return row[0][0] if row and row[0][1] == (zone or "UTC") else None
 
 
 def _replace_other_zone(load: Any, report: FileLoadReport, parsed: Parsed, temp: Temp, digest: str,

@@ -963,18 +963,20 @@ class BCODataSource:
     def _watermark(table: str, con: duckdb.DuckDBPyConnection, part: Part, ts_field: str | None,
                    matched: dict[str, str], url: str) -> dt.datetime | None:
         """The newest timestamp of every row read (held back to a job of the last day still running)."""
-        if ts_field is None:
+        if ts_field is None or ts_field not in part.headers:  # (a field the previous load used may be gone)
             return None
         cell = f"c{part.headers.index(ts_field)}"
-        ts = f"CASE WHEN starts_with({cell}, '0001-01-01') THEN NULL ELSE TRY_CAST({cell} AS TIMESTAMPTZ) END"
+        blank = f"(coalesce(trim({cell}), '') = '' OR starts_with({cell}, '0001-01-01'))"  # BC's blank DateTime
+        ts = f"CASE WHEN {blank} THEN NULL ELSE TRY_CAST({cell} AS TIMESTAMPTZ) END"
         running = "false"
         if table == "jobs" and _norm(ts_field) == "startdatetime" and "finish_datetime" in matched:
             fin = f"c{part.headers.index(matched['finish_datetime'])}"
             running = f"coalesce({fin}, '') = '' OR starts_with({fin}, '0001-01-01')"
         bad, newest, oldest_running = con.execute(
             f"WITH t AS (SELECT {cell} AS raw, {ts} AS ts, {running} AS running FROM {part.view}) "
-            f"SELECT (SELECT any_value(raw) FROM t WHERE ts IS NULL AND NOT starts_with(raw, '0001-01-01')), max(ts), "
-            f"min(ts) FILTER (running AND ts >= (SELECT max(ts) FROM t) - INTERVAL 1 DAY) FROM t").fetchall()[0]
+            f"SELECT (SELECT any_value(raw) FROM t WHERE ts IS NULL AND NOT {blank.replace(cell, 'raw')}), max(ts), "
+            f"min(ts) FILTER (running AND ts >= (SELECT max(ts) FROM t) - INTERVAL {_RUNNING_HORIZON.days} DAY) "
+            "FROM t").fetchall()[0]
         if bad is not None:
             raise _err(url, f"field {ts_field!r} has {bad!r}, which is not an ISO 8601 date and time. "
                             "Is the field mapped to the right column?")
@@ -1051,7 +1053,14 @@ def load_odata(ws: Workspace, source: BCODataSource, *, environment: str, compan
         elif r.watermark is not None and since is not None and r.watermark < since:
             r.watermark = since
         reads.append(r)
+    from .files import FileLoadReport, _relink  # (files builds on the stages this module shares)
+
     report = LoadReport(source=source.service_root, kind="odata")
+    # the links a file load makes, as the exports of the same tables would: inferred page jobs and page-made
+    # couplings give way to the real ones, errors without a job are linked by time
+    kinds = {_LAYOUT[r.table] for r in reads if len(r.frame)}
+    if any(r.table == "job_errors" and len(r.frame) and "job_id" not in r.frame for r in reads):
+        kinds.add("page-5339")
     with ws.transaction():
         for r in reads:
             with ws.loading(source=r.source, kind="odata", environment=environment, company=company) as load:
@@ -1059,6 +1068,10 @@ def load_odata(ws: Workspace, source: BCODataSource, *, environment: str, compan
                     load.upsert(r.table, r.frame.assign(environment=environment, company=company))
                 else:
                     load.report.tables[r.table] = UpsertResult(r.table)
+                if r is reads[-1] and kinds:
+                    links = FileLoadReport(source=r.source, kind="odata")
+                    _relink(load, links, environment, company, kinds)
+                    r.details["links"] = links.links
                 load.rows_rejected = r.rejected
                 load.watermark = r.watermark
                 load.details = r.details

@@ -174,8 +174,11 @@ class Hasher(threading.Thread):
         if self.error is not None:  # pragma: no cover
             raise UnreadableFileError(f"cannot read the file ({self.error})", path=self.path)
         if self.text and self.nul is not None:
-            with open(self.path, "rb") as fh:
-                row = fh.read(self.nul).count(b"\n") + 1
+            row, left = 1, self.nul
+            with open(self.path, "rb") as fh:  # the line of the NUL, counted in chunks (the file may be big)
+                while left > 0 and (chunk := fh.read(min(left, 1 << 23))):
+                    row += chunk.count(b"\n")
+                    left -= len(chunk)
             raise UnreadableFileError(f"the file has a NUL byte (binary data) at byte {self.nul:,}", path=self.path,
                                       row=row, hint="This is not a clean text export: export the file again")
         return self.digest or ""
@@ -332,14 +335,16 @@ def _check_complete(path: Path, enc: str) -> None:
     BC and Excel end every row with one. A cut after a separator even parses (the last field is then
     blank), so a truncated copy would overwrite good values with blanks or a message's first words.
     """
-    width = 2 if enc == "utf-16" else 1
     with open(path, "rb") as fh:
+        bom = fh.read(2)
         fh.seek(0, 2)
         size = fh.tell()
-        fh.seek(max(size - 4096, 0))
+        fh.seek(max(size - 4096, 0))  # an even offset: a UTF-16 tail starts on a character
         tail = fh.read()
-    end = tail.decode(enc, errors="replace")[-1:] if width == 2 else tail[-1:].decode("latin-1")
-    if end not in ("\n", "\r"):
+    if enc == "utf-16":  # the tail has no byte-order mark of its own
+        enc = "utf-16-be" if bom == b"\xfe\xff" else "utf-16-le"
+    text = tail.decode(enc, errors="replace") if enc.startswith("utf-16") else tail.decode("latin-1")
+    if text[-1:] not in ("\n", "\r"):
         last = tail.decode(enc, errors="replace").rsplit("\n", 1)[-1]
         shown = last if len(last) <= 60 else "..." + last[-57:]
         raise UnreadableFileError(
@@ -377,8 +382,8 @@ def _csv_error(path: Path, delim: str, exc: duckdb.Error) -> UnreadableFileError
 
 MAX_CELLS = 50_000_000  # a sheet's row x column extent above this is refused (the reader allocates all of it)
 _SCAN_BYTES = 8 << 20  # sheets smaller than this are scanned for their real extent; bigger ones trust <dimension>
-_REF = re.compile(rb'<c r="([A-Z]{1,3})(\d{1,7})"')
-_DIMENSION = re.compile(rb'<dimension ref="(?:[A-Z]+\d+:)?([A-Z]{1,3})(\d{1,7})"')
+_REF = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,3})(\d{1,7})"')  # any attribute order, any prefix
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\b[^>]*?\bref="(?:[A-Z]+\d+:)?([A-Z]{1,3})(\d{1,7})"')
 
 
 def _column_number(letters: bytes) -> int:
