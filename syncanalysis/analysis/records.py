@@ -181,13 +181,15 @@ def _build_latest_errors(ws: Workspace) -> tuple[str, str]:
          AND c.table_id = s.table_id AND c.integration_id = s.integration_id
         WHERE c.last_synch_crm_job_id IS NULL AND c.last_synch_job_id IS NULL
         GROUP BY ALL""")
-    ws.con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _latest_errors AS
-        WITH e AS (
+    # every error with its text, signature, cause and parent (both queries below read it)
+    errors = f"""
             SELECT je.environment, je.company, je.error_no, je.logged_at, je.job_id, {text} AS error_message,
                    coalesce(je.signature, s.signature) AS signature, coalesce(je.cause, s.cause) AS cause,
                    sa_record_id(s.parent_table, s.parent_key) AS parent, {local_record_sql("je")} AS record_id
-            FROM job_errors je LEFT JOIN signatures s ON s.error_message = {text})
+            FROM job_errors je LEFT JOIN signatures s ON s.error_message = {text}"""
+    ws.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _latest_errors AS
+        WITH e AS ({errors})
         SELECT c.environment, c.company, c.table_id, c.integration_id,
                max(e.error_no) AS error_no, arg_max(e.logged_at, e.error_no) AS logged_at,
                arg_max(e.error_message, e.error_no) AS error_message, arg_max(e.signature, e.error_no) AS signature,
@@ -211,12 +213,7 @@ def _build_latest_errors(ws: Workspace) -> tuple[str, str]:
                   AND NOT EXISTS (SELECT 1 FROM _latest_errors l WHERE l.environment = c.environment  -- (one each)
                                   AND l.company = c.company AND l.table_id = c.table_id
                                   AND l.integration_id = c.integration_id)),
-            e AS (
-                SELECT je.environment, je.company, je.error_no, je.logged_at, je.job_id, {text} AS error_message,
-                       coalesce(je.signature, g.signature) AS signature, coalesce(je.cause, g.cause) AS cause,
-                       sa_record_id(g.parent_table, g.parent_key) AS parent
-                FROM job_errors je LEFT JOIN signatures g ON g.error_message = {text}
-                WHERE je.logged_at IN (SELECT failed_on FROM pm))
+            e AS (SELECT * FROM ({errors}) WHERE logged_at IN (SELECT failed_on FROM pm))
             SELECT pm.environment, pm.company, pm.table_id, pm.integration_id, max(e.error_no),
                    coalesce(arg_max(e.logged_at, e.error_no), any_value(pm.failed_on)),
                    coalesce(arg_max(e.error_message, e.error_no), any_value(pm.text)),

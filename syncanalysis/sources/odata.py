@@ -625,6 +625,11 @@ def _option_values(values: Iterable[str | None], column: str, prop: str, url: st
     return mapping
 
 
+def _blank_datetime(col: str) -> str:
+    """SQL: text column ``col`` is blank or BC's blank DateTime (0001-01-01, what OData shows for 0DT)."""
+    return f"(coalesce(trim({col}), '') = '' OR starts_with({col}, '0001-01-01'))"
+
+
 # The layout of the table export each entity set is read as (its typed and canonical stages).
 _LAYOUT = {"jobs": "table-5338", "job_errors": "table-5339", "couplings": "table-5331", "mappings": "table-5335"}
 _PAGE_5335 = {"table_caption": "_table", "integration_table_caption": "_integration_table"}
@@ -670,7 +675,7 @@ def _cleaned(temp: Temp, part: Part, match: Match, table: str, extras: dict[str,
             mapping = _option_values(vals, c.target, m.header, url)
             expr = mapped_sql(raw, mapping, "VARCHAR", blank="")
         elif c is not None and c.kind == cap.DATETIME:
-            expr = f"CASE WHEN starts_with({raw}, '0001-01-01') THEN NULL ELSE {raw} END"
+            expr = f"CASE WHEN {_blank_datetime(raw)} THEN NULL ELSE {raw} END"
         exprs.append(f"{expr} AS {raw}")
         if c is not None and c.target in key_cols:
             folded = f"lower(trim({raw}, ' {{}}'))"
@@ -966,15 +971,13 @@ class BCODataSource:
         if ts_field is None or ts_field not in part.headers:  # (a field the previous load used may be gone)
             return None
         cell = f"c{part.headers.index(ts_field)}"
-        blank = f"(coalesce(trim({cell}), '') = '' OR starts_with({cell}, '0001-01-01'))"  # BC's blank DateTime
-        ts = f"CASE WHEN {blank} THEN NULL ELSE TRY_CAST({cell} AS TIMESTAMPTZ) END"
+        ts = f"CASE WHEN {_blank_datetime(cell)} THEN NULL ELSE TRY_CAST({cell} AS TIMESTAMPTZ) END"
         running = "false"
         if table == "jobs" and _norm(ts_field) == "startdatetime" and "finish_datetime" in matched:
-            fin = f"c{part.headers.index(matched['finish_datetime'])}"
-            running = f"coalesce({fin}, '') = '' OR starts_with({fin}, '0001-01-01')"
+            running = _blank_datetime(f"c{part.headers.index(matched['finish_datetime'])}")
         bad, newest, oldest_running = con.execute(
             f"WITH t AS (SELECT {cell} AS raw, {ts} AS ts, {running} AS running FROM {part.view}) "
-            f"SELECT (SELECT any_value(raw) FROM t WHERE ts IS NULL AND NOT {blank.replace(cell, 'raw')}), max(ts), "
+            f"SELECT (SELECT any_value(raw) FROM t WHERE ts IS NULL AND NOT {_blank_datetime('raw')}), max(ts), "
             f"min(ts) FILTER (running AND ts >= (SELECT max(ts) FROM t) - INTERVAL {_RUNNING_HORIZON.days} DAY) "
             "FROM t").fetchall()[0]
         if bad is not None:
