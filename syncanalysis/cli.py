@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import SyncAnalysisError
 from .workspace import Workspace
@@ -50,10 +51,11 @@ def _demo(args: argparse.Namespace) -> int:
     print("\nPlanted incidents (ground truth of the twin):")
     print(s["incidents"].to_string(index=False))
     print()
+    print(format_top_fixes(findings, str(path)) + "\n")
     print(format_findings(findings))
     print(f"HTML report: {report}")
     print("Next: `make lab` and open notebooks/04_bulk_triage.ipynb, or "
-          f"`syncanalysis act retry --workspace {path} --finding <CODE> --dry-run`.")
+          f"`syncanalysis act retry --workspace {path} --finding <ID> --dry-run` (ids as listed above).")
     return 0
 
 
@@ -106,25 +108,65 @@ def _diagnose(args: argparse.Namespace) -> int:
         return 0
     if any(not c.complete for c in covered):
         print(format_coverage(covered) + "\n")
+    print(format_top_fixes(findings, args.workspace) + "\n")
     print(format_findings(findings))
     return 0
 
 
+def format_top_fixes(findings: list, workspace: str | None = None) -> str:
+    """The "top fixes" summary: at most five causes to fix first, what each blocks now, fix and action."""
+    from .actions.base import CAPTIONS
+    from .analysis.findings import top_fixes
+
+    fixes = top_fixes(findings)
+    if not fixes:
+        return "Top fixes: nothing is blocking records now."
+    names = {v: k for k, v in CAPTIONS.items()}
+    lines = ["Top fixes (what to fix first; records blocked now):"]
+    for i, t in enumerate(fixes, 1):
+        lines.append(f"{i}. {t.cause}{f' ({t.mapping})' if t.mapping else ''}: {t.blocked:,} records blocked now")
+        lines.append(f"   Fix: {t.fix}.")
+        if t.action:
+            cmd = f"syncanalysis act {names.get(t.action, t.action)} --workspace {workspace or 'W'} --finding {t.finding}"
+            lines.append(f"   Then: {t.action} ({cmd} --dry-run)")
+    return "\n".join(lines)
+
+
 def format_findings(findings: list) -> str:
-    """Findings as readable text: one block per finding with its window, evidence count and remedy."""
+    """Findings as readable text: what is happening now, then what is over, each with its id and counts."""
     if not findings:
         return "No findings: the history shows no problem the diagnosis knows about."
-    lines = [f"{len(findings)} findings (most severe first):", ""]
+    now = sum(f.status == "now" for f in findings)
+    lines = [f"{len(findings)} findings: {now} happening now, {len(findings) - now} over (what to fix first, first).",
+             ""]
     for i, f in enumerate(findings, 1):
-        window = f"{_when(f.start)} .. {_when(f.end)}{' (ongoing)' if f.ongoing else ''}"
-        lines.append(f"{i:>2}. [{f.severity.upper()}] {f.code} - {f.title}")
-        lines.append(f"    {f.environment} / {f.company}{' / ' + f.mapping if f.mapping else ''}; {window}; "
-                     f"affected: {f.affected:,}")
+        if i == 1 or f.status != findings[i - 2].status:
+            lines += ["Happening now:" if f.status == "now" else "Over (nothing failing any more):", ""]
+        window = f"{_when(f.start)} .. {_when(f.end)} UTC{' (ongoing)' if f.ongoing else ''}"
+        lines.append(f"{i:>2}. [{f.severity.upper()}] {f.code} {f.id} - {f.title}")
+        lines.append(f"    {f.environment} / {f.company}{' / ' + f.mapping if f.mapping else ''}; {window}")
+        lines.append(f"    {_affected(f)}")
         lines.append(f"    Remedy: {f.remedy}" + (f" Action: {f.action}." if f.action else ""))
-        if f.selection is not None:
-            lines.append(f"    Triage: {f.selection.describe()}")
+        if f.evidence.get("merged"):
+            lines.append("    One root cause, also: " + ", ".join(f"{c} {n:,}" for c, n in f.evidence["merged"].items()
+                                                             if c != f.code))
         lines.append("")
     return "\n".join(lines)
+
+
+def _affected(f: Any) -> str:
+    """The "affected" line: records (and how many still fail now), errors per day, share of all errors."""
+    if f.selection is None and not f.affected:
+        return "Affected records: none (this is about the job queue, not records)"
+    est = " (estimated: the exports name no records)" if "records" in f.evidence else ""
+    out = f"Affected records: {f.affected:,}{est}, {f.now:,} still failing now"
+    if f.evidence.get("uncoupled"):
+        out += f" (+{f.evidence['uncoupled']:,} never coupled, on the errors page only)"
+    if f.per_day:
+        out += f"; {f.per_day:,.0f} errors a day over the last week"
+    if f.evidence.get("share_of_errors"):
+        out += f"; {f.evidence['share_of_errors']:.0%} of all errors"
+    return out
 
 
 def _classify(args: argparse.Namespace) -> int:

@@ -56,7 +56,9 @@ def loaded(path):
 # -- plan-file backend -----------------------------------------------------------------------------
 def test_plan_file_backend_writes_a_grouped_reviewable_change_set_and_changes_no_data(loaded, base, tmp_path):
     before = snapshot(loaded)
-    p = act.plan(loaded, "retry", Selection(mapping="CUSTOMER", state="skipped"))
+    # every Skipped CUSTOMER coupling, also those whose Dataverse row is gone (their state is "broken")
+    skipped = loaded.sql("SELECT bc_record_id FROM couplings WHERE skipped AND table_id = 18")["bc_record_id"]
+    p = act.plan(loaded, "retry", sel_of(loaded, list(skipped)).replace(mapping="CUSTOMER"))
     assert p.backend == "plan"
     assert p.targets.loc[p.targets["status"] == "change", "bc_record_id"].isin(base.rids["blocked"]).sum() == 5
     r = act.execute(loaded, p, who="carol")
@@ -176,20 +178,32 @@ def test_cli_twin_advance_shows_the_runs_and_the_backlog_before_and_after(path, 
 def test_cli_finding_selects_what_the_diagnosis_found(path, base, capsys, monkeypatch):
     import syncanalysis.analysis.findings as findings
 
-    sel = Selection(environment=ENV, company=COMPANY, mapping="CUSTOMER", state="skipped", search="TESTSP")
-    fake = [SimpleNamespace(code="PARENT_NOT_COUPLED", mapping="CUSTOMER", title="TESTSP blocks customers",
-                            selection=sel)]
+    sel = Selection(environment=ENV, company=COMPANY, mapping="CUSTOMER", state="skipped", search="TESTSP",
+                    finding="parent-aaaaaa")
+    other = Selection(environment=ENV, company=COMPANY, mapping="CUSTOMER", search="nothing matches this",
+                      finding="parent-bbbbbb")
+    # two findings with the same code and mapping: each is named by its id (or its rank)
+    fake = [SimpleNamespace(id="parent-bbbbbb", code="PARENT_NOT_COUPLED", mapping="CUSTOMER", title="other",
+                            selection=other),
+            SimpleNamespace(id="parent-aaaaaa", code="PARENT_NOT_COUPLED", mapping="CUSTOMER",
+                            title="TESTSP blocks customers", selection=sel),
+            SimpleNamespace(id="sync-cccccc", code="SYNC_STOPPED", mapping="CONTACT", title="stopped", selection=None)]
     monkeypatch.setattr(findings, "diagnose", lambda ws, **kw: fake)
     with Workspace(path) as ws:
         ws.con.execute("UPDATE couplings SET crm_description = 'TESTSP client' WHERE bc_record_id IN "
                        "(SELECT unnest(?))", [base.rids["blocked"]])
-    assert cli(["act", "retry", "--workspace", str(path), "--finding", "PARENT_NOT_COUPLED"]) == 0
+    assert cli(["act", "retry", "--workspace", str(path), "--finding", "parent-aaaaaa"]) == 0
     assert "5 changed" in capsys.readouterr().out
     with Workspace(path) as ws:
         params = json.loads(ws.sql("SELECT parameters FROM actions")["parameters"].iloc[0])
-    assert params["selection"]["finding"] == "PARENT_NOT_COUPLED" and "keys" not in params["selection"]
+    assert params["selection"]["finding"] == "parent-aaaaaa" and "keys" not in params["selection"]
+    assert cli(["act", "retry", "--workspace", str(path), "--finding", "1", "--dry-run"]) == 0
+    assert "nothing to do" in capsys.readouterr().out  # rank 1 is the other finding
     assert cli(["act", "retry", "--workspace", str(path), "--finding", "NOPE"]) == 2
-    assert "No finding 'NOPE'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "No finding 'NOPE'" in err and "parent-aaaaaa (PARENT_NOT_COUPLED)" in err
+    assert cli(["act", "retry", "--workspace", str(path), "--finding", "sync-cccccc"]) == 2
+    assert "about the job queue" in capsys.readouterr().err
 
 
 def test_cli_errors_are_clear(path, tmp_path, capsys):

@@ -41,7 +41,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--signature", help="the latest error's signature")
     p.add_argument("--cause", help="the latest error's cause")
     p.add_argument("--state", choices=STATES, help="coupling state")
-    p.add_argument("--finding", help="a finding code of `syncanalysis diagnose`: act on what it affects")
+    p.add_argument("--finding", help="a finding of `syncanalysis diagnose` (its id, e.g. no-08bad0, or its rank): "
+                                     "act on exactly its records")
     p.add_argument("--keys", help="CSV file with table_id,integration_id or bc_record_id columns")
     p.add_argument("--direction", choices=[*DIRECTIONS, "none"],
                    help="Synchronize: which side wins (merge where BC offers it); Set Up Coupling: synchronize after "
@@ -176,21 +177,19 @@ def keys_from_file(ws: Workspace, path: str, environment: str | None = None,
                  out[["environment", "company", "table_id", "integration_id"]].itertuples(index=False))
 
 
-def _finding_selection(ws: Workspace, code: str, environment: str | None, company: str | None,
-                       table: dict[str, Any]) -> Selection:
-    from ..analysis.findings import diagnose
+def _finding_selection(ws: Workspace, ref: str, environment: str | None, company: str | None) -> Selection:
+    """The records of the finding ``ref`` (its id or rank in ``syncanalysis diagnose``), exactly."""
+    from ..analysis.findings import diagnose, find
 
     findings = diagnose(ws, environment=environment, company=company)
-    fits = [f for f in findings if f.code == code and f.selection is not None]
-    if table.get("mapping"):
-        fits = [f for f in fits if f.mapping == table["mapping"]]
-    if not fits:
-        codes = sorted({f.code for f in findings if f.selection is not None})
-        raise ActionError(f"No finding {code!r} with records to act on; the diagnosis has {', '.join(codes) or 'none'}.")
-    if len(fits) > 1:
-        listed = "; ".join(f"{f.mapping or '-'}: {f.title}" for f in fits[:6])
-        raise ActionError(f"Finding {code!r} occurs {len(fits)} times ({listed}); choose one with --table.")
-    return fits[0].selection.replace(finding=code)
+    try:
+        f = find(findings, ref)
+    except KeyError as exc:
+        raise ActionError(exc.args[0]) from None
+    if f.selection is None:
+        raise ActionError(f"Finding {f.id} ({f.code}) is about the job queue, not records: there is nothing to act "
+                          "on; follow its remedy in BC.")
+    return f.selection
 
 
 def selection_from_args(ws: Workspace, args: argparse.Namespace) -> Selection | None:
@@ -200,7 +199,8 @@ def selection_from_args(ws: Workspace, args: argparse.Namespace) -> Selection | 
                "cause": args.cause, "state": args.state, **table}
     filters = {k: v for k, v in filters.items() if v is not None}
     if args.finding:
-        sel = _finding_selection(ws, args.finding, args.environment, args.company, table)
+        # exactly the finding's records; further filters narrow them
+        sel = _finding_selection(ws, args.finding, args.environment, args.company)
         sel = sel.replace(**filters)
     else:
         sel = Selection(**filters)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,10 +84,21 @@ class Finding:
     remedy: str = ""
     action: str | None = None
     selection: Selection | None = None
+    #: short stable id (``syncanalysis act --finding <id>``; the same data gives the same id)
+    id: str = ""
+    #: ``now`` (records still failing, or still going on at the end of the history) or ``over``
+    status: str = ""
+    #: of the ``affected`` records, how many are still not synchronized (failed, skipped or broken) now
+    now: int = 0
+    #: errors per day of its records over the last 7 days of the history
+    per_day: float = 0.0
+    #: the BC record ids behind the finding (internal: for counting their errors)
+    record_ids: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (selection as a dict, times as ISO text)."""
-        out = dataclasses.asdict(self)
+        out = dataclasses.asdict(dataclasses.replace(self, record_ids=None))
+        out.pop("record_ids")
         out["selection"] = self.selection.to_dict() if self.selection else None
         for k in ("start", "end"):
             out[k] = pd.Timestamp(out[k]).isoformat() if out[k] is not None else None
@@ -135,10 +147,208 @@ def diagnose(ws: Workspace, *, environment: str | None = None, company: str | No
                  for m in [f.mapping, *f.evidence.get("per_mapping", {}), *f.evidence.get("children", {})]}
     findings = [f for f in findings if f.code != "HIGH_FAILURE_RATE"
                 or (f.environment, f.company, f.mapping) not in explained]
-    findings = _merge_transient(findings)
-    order = {s: i for i, s in enumerate(SEVERITIES)}
-    findings.sort(key=lambda f: (order[f.severity], f.start or dt.datetime.max, f.code, f.mapping or ""))
+    findings = _one_per_cause(_merge_transient(findings))
+    _measure(ctx, findings)
+    findings.sort(key=_rank)
+    _name(findings)
     return findings
+
+
+#: findings that describe a state or a symptom rather than a cause to fix (ranked after the causes)
+_SYMPTOM_RANK = _SYMPTOMS | {"SKIPPED_BACKLOG", "BROKEN_COUPLINGS", "RETRY_WITHOUT_FIX"}
+# what fixes a cause once and for all: the mapping setting (spelt as BC's Integration Table Mapping has it)
+_RULE_CAUSE = {"NO_CONFLICT_RULE": "conflict", "NO_DELETION_RULE": "deleted"}
+_CAUSE_CODES = {"CONFLICT_BURST", "DELETED_BURST", "FIELD_LENGTH_BURST", "ERROR_BURST", "PERMISSION_ERRORS",
+                "CHRONIC_ERRORS", "RETRY_WITHOUT_FIX"}
+_BURSTS = {"CONFLICT_BURST", "DELETED_BURST", "FIELD_LENGTH_BURST", "ERROR_BURST", "PERMISSION_ERRORS"}
+
+
+def _root_cause(f: Finding) -> str | None:
+    if f.code in _RULE_CAUSE:
+        return _RULE_CAUSE[f.code]
+    if f.code in _CAUSE_CODES and f.selection is not None and f.selection.keys is not None:
+        cause = f.evidence.get("cause")
+        return None if cause is None or cause_info(cause).transient else cause
+    return None
+
+
+def _one_per_cause(findings: list[Finding]) -> list[Finding]:
+    """One root cause, one finding (a mapping's burst, steady failures, retries and blank setting).
+
+    A mapping's burst, its steady failures, its retries without a fix and the blank setting behind them
+    become one finding (the setting's, when there is one). The finding keeps the burst's window (when the incident began and its records' last error); what
+    was merged is listed in ``evidence["merged"]`` with each part's count, and its records are the union.
+    Several bursts of one cause stay separate incidents; the rest joins the largest.
+    """
+    groups: dict[tuple, list[Finding]] = {}
+    for f in findings:
+        cause = _root_cause(f)
+        if cause is not None:
+            groups.setdefault((f.environment, f.company, f.mapping, cause), []).append(f)
+    merged_away: set[int] = set()
+    out: list[Finding] = []
+    for (_env, _comp, mapping, cause), g in groups.items():
+        if len(g) < 2:
+            continue
+        bursts = sorted((f for f in g if f.code in _BURSTS), key=lambda f: -f.affected)
+        rest = [f for f in g if f.code not in _BURSTS]
+        parts = [*bursts[:1], *rest]
+        if len(parts) < 2:
+            continue
+        rule = next((f for f in rest if f.code in _RULE_CAUSE), None)
+        lead = rule or (bursts[0] if bursts else max(rest, key=lambda f: (f.code == "CHRONIC_ERRORS", f.affected)))
+        window = bursts[0] if bursts else None
+        sel = _union(parts)
+        ids = set().union(*(f.record_ids or set() for f in parts))
+        n = len(sel.keys)
+        info = cause_info(cause)
+        title = {
+            "NO_CONFLICT_RULE": f"{mapping}: Resolve Update Conflicts is blank, so {n:,} records edited in both apps "
+                                "fail on every run",
+            "NO_DELETION_RULE": f"{mapping}: Resolve Deletion Conflicts is blank, so {n:,} records coupled to deleted "
+                                "rows fail on every run",
+        }.get(lead.code, f"{n:,} {mapping} records fail with {info.title.lower()}")
+        evidence = {**lead.evidence, **{k: v for f in parts if f is not lead for k, v in f.evidence.items()
+                                        if k in ("per_week", "median_days", "signature", "examples")},
+                    "cause": cause, "merged": {f.code: f.affected for f in parts},
+                    "first_seen": min((f.start for f in parts if f.start), default=None),
+                    "last_seen": max((f.end for f in parts if f.end), default=None)}
+        if any(f.code == "RETRY_WITHOUT_FIX" for f in parts):
+            evidence["retried_without_fix"] = next(f.affected for f in parts if f.code == "RETRY_WITHOUT_FIX")
+        start = window.start if window else evidence["first_seen"]
+        end = window.end if window else evidence["last_seen"]
+        out.append(dataclasses.replace(
+            lead, title=title, start=start, end=end, ongoing=any(f.ongoing for f in parts), affected=n,
+            severity=min((f.severity for f in parts), key=SEVERITIES.index), evidence=evidence,
+            action=lead.action or next((f.action for f in parts if f.action), None),
+            selection=sel, record_ids=ids))
+        merged_away |= {id(f) for f in parts}
+    return [f for f in findings if id(f) not in merged_away] + out
+
+
+def _measure(ctx: _Context, findings: list[Finding]) -> None:
+    """Set each finding's ``now`` (its records still not synchronized), ``per_day`` and ``status``.
+
+    Also ``evidence["share_of_errors"]``: the share of all errors of the history that are its records'
+    errors of its cause (of any cause when it names none).
+    """
+    end = ctx.history_end
+    e = _error_frame(ctx)
+    total = len(e)
+    recent_from = pd.Timestamp(end) - pd.Timedelta(days=7) if end is not None else None
+    by_record = e.groupby(["environment", "company", "record_id", "cause"], sort=False).agg(
+        errors=("error_no", "size"),
+        recent=("logged_at", lambda t: int((t >= recent_from).sum()) if recent_from is not None else 0))
+    by_record = by_record.reset_index()
+    states = ctx.couplings.set_index(["environment", "company", "table_id", "integration_id"])["state"]
+    for f in findings:
+        sel = f.selection
+        if sel is not None and sel.keys is not None:
+            idx = pd.MultiIndex.from_tuples(sel.keys, names=states.index.names) if sel.keys else None
+            f.now = int((states.reindex(idx) != "ok").sum()) if idx is not None else 0
+        elif sel is not None and f.code in ("SKIPPED_BACKLOG", "BROKEN_COUPLINGS"):
+            f.now = f.affected  # a state now, by definition
+        if f.record_ids:
+            cause = f.evidence.get("cause") if f.code != "HIGH_FAILURE_RATE" else None
+            r = by_record[(by_record["environment"] == f.environment) & (by_record["company"] == f.company)
+                          & by_record["record_id"].isin(f.record_ids)]
+            if cause is not None:
+                r = r[r["cause"] == cause]
+            f.per_day = round(float(r["recent"].sum()) / 7, 1)
+            if total:
+                f.evidence["share_of_errors"] = round(float(r["errors"].sum()) / total, 4)
+        f.status = "now" if f.now > 0 or f.ongoing else "over"
+
+
+def _rank(f: Finding) -> tuple:
+    """What to fix first.
+
+    What is happening now, causes before symptoms, most records blocked now, most errors per day, then
+    the worst and the oldest.
+    """
+    return (f.status != "now", f.code in _SYMPTOM_RANK, -f.now, -f.per_day, -f.affected,
+            SEVERITIES.index(f.severity), f.start or dt.datetime.max, f.code, f.mapping or "")
+
+
+def _name(findings: list[Finding]) -> None:
+    """Give each finding a short id from what it is about (the same data gives the same ids)."""
+    seen: dict[str, int] = {}
+    for f in findings:
+        what = [f.code, f.environment, f.company, f.mapping or "", str(f.evidence.get("cause", "")),
+                str(f.evidence.get("parent_table", "")), str(f.evidence.get("parent_state", "")),
+                pd.Timestamp(f.start).isoformat() if f.start is not None else ""]
+        base = f"{f.code.split('_')[0].lower()}-{hashlib.sha1('|'.join(what).encode()).hexdigest()[:6]}"
+        seen[base] = seen.get(base, 0) + 1
+        f.id = base if seen[base] == 1 else f"{base}-{seen[base]}"
+        if f.selection is not None:
+            f.selection = f.selection.replace(finding=f.id)
+
+
+def find(findings: list[Finding], ref: str) -> Finding:
+    """The finding ``ref`` names: its id, or its rank (``1`` = the first listed).
+
+    Raises
+    ------
+    KeyError
+        No finding has that id or rank (the message lists the ids).
+    """
+    ref = str(ref).strip()
+    if ref.isdigit() and 1 <= int(ref) <= len(findings):
+        return findings[int(ref) - 1]
+    for f in findings:
+        if f.id == ref:
+            return f
+    listed = ", ".join(f"{f.id} ({f.code})" for f in findings[:12])
+    raise KeyError(f"No finding {ref!r}; use an id or rank of `syncanalysis diagnose`: {listed or 'none'}")
+
+
+@dataclass(frozen=True)
+class TopFix:
+    """One line of the "top fixes" summary: a cause, what it blocks now, the fix and the action after it."""
+
+    finding: str
+    cause: str
+    blocked: int
+    fix: str
+    action: str | None
+    mapping: str | None
+
+    def text(self) -> str:
+        """The line as plain text."""
+        after = f" Then run {self.action}." if self.action else ""
+        scope_ = f" ({self.mapping})" if self.mapping else ""
+        return f"{self.cause}{scope_}: {self.blocked:,} records blocked now. Fix: {self.fix}{after} [{self.finding}]"
+
+
+def top_fixes(findings: list[Finding], limit: int = 5) -> list[TopFix]:
+    """At most ``limit`` causes to fix first: findings happening now that block records, in rank order."""
+    out = []
+    for f in findings:
+        # (getattr: findings made elsewhere, e.g. loaded from JSON, may lack the ranking fields)
+        if getattr(f, "status", "") != "now" or f.code in _SYMPTOM_RANK or getattr(f, "now", 0) <= 0:
+            continue
+        cause = f.evidence.get("cause")
+        label = cause_info(cause).title if cause else f.code.replace("_", " ").capitalize()
+        fix = cause_info(cause).action if cause else f.remedy
+        if f.code == "PARENT_NOT_COUPLED":
+            table, state = f.evidence.get("parent_table"), f.evidence.get("parent_state")
+            label = f"{table} parents {_PARENT_STATE.get(state, state)}"
+            where = f" in {f.evidence['parent_mapping']}" if f.evidence.get("parent_mapping") else ""
+            fix = (f"Retry the children: their {table} parents are coupled now" if state == "ok" else
+                   f"Couple or synchronize the {table} parents first (Set Up Coupling / Synchronize{where})")
+        elif f.code in _RULE_CAUSE:
+            label = f"{f.evidence.get('setting')} is blank"
+            fix = f"On the {f.mapping} Integration Table Mapping, set {_RULE_FIX[f.code]}"
+        out.append(TopFix(f.id, label, f.now, fix, f.action, f.mapping))
+        if len(out) == limit:
+            break
+    return out
+
+
+# the fix of a blank mapping setting, in the option values of page 5335 (spec §4.1)
+_RULE_FIX = {"NO_CONFLICT_RULE": "Resolve Update Conflicts to Send Update to Integration (BC wins) or Get Update "
+                                 "from Integration (Dataverse wins)",
+             "NO_DELETION_RULE": "Resolve Deletion Conflicts to Restore Records or Remove Coupling"}
 
 
 def _merge_transient(findings: list[Finding]) -> list[Finding]:
@@ -158,6 +368,8 @@ def _merge_transient(findings: list[Finding]) -> list[Finding]:
             out.append(g[0])
             continue
         n = sum(f.affected for f in g)
+        if _union(g) is not None:
+            n = len(_union(g).keys)
         start, end = min(f.start for f in g), max(f.end for f in g)
         hours = (end - start).total_seconds() / 3600
         per = {f.mapping: f.affected for f in sorted(g, key=lambda f: -f.affected)}
@@ -167,8 +379,18 @@ def _merge_transient(findings: list[Finding]) -> list[Finding]:
             title=f"{n} records of {len(g)} mappings hit Dataverse time-outs or service limits for {hours:.1f} h "
                   f"({', '.join(f'{m} {k}' for m, k in per.items())})",
             evidence={**first.evidence, "per_mapping": per, "errors": sum(f.evidence.get("errors", 0) for f in g)},
-            selection=dataclasses.replace(first.selection, mapping=None) if first.selection else None))
+            record_ids=set().union(*(f.record_ids or set() for f in g)),
+            selection=_union(g) or (dataclasses.replace(first.selection, mapping=None) if first.selection else None)))
     return out
+
+
+def _union(findings: list[Finding]) -> Selection | None:
+    """The keys of all of ``findings`` as one selection (``None`` unless each has keys)."""
+    if not findings or any(f.selection is None or f.selection.keys is None for f in findings):
+        return None
+    first = findings[0]
+    keys = tuple(sorted({k for f in findings for k in f.selection.keys}))
+    return Selection(environment=first.environment, company=first.company, keys=keys)
 
 
 def findings_frame(findings: list[Finding]) -> pd.DataFrame:
@@ -212,6 +434,7 @@ class _Context:
     environment: str | None
     company: str | None
     _errors: pd.DataFrame | None = None
+    _couplings: pd.DataFrame | None = None
 
     def scope(self, prefix: str = "") -> tuple[str, list]:
         """The environment/company condition (``true`` when neither is set) of columns of alias ``prefix``."""
@@ -224,6 +447,36 @@ class _Context:
             f"SELECT max(coalesce(finish_datetime, start_datetime)) FROM jobs WHERE {where}",
             params).fetchall()[0]
         return _ts(row[0])
+
+    @property
+    def couplings(self) -> pd.DataFrame:
+        """Every coupling with its BC record id and state now (what a finding's records resolve to)."""
+        if self._couplings is None:
+            where, params = self.scope()
+            self._couplings = self.ws.con.execute(f"""
+                SELECT environment, company, bc_record_id, table_id, CAST(integration_id AS VARCHAR) AS integration_id,
+                       sa_coupling_state(bc_record_exists, crm_record_exists, skipped, last_synch_result,
+                                         last_synch_crm_result) AS state
+                FROM couplings WHERE bc_record_id IS NOT NULL AND {where}""", params).df()
+        return self._couplings
+
+    def resolve(self, env: str, comp: str, record_ids: Any) -> tuple[Selection | None, int, set[str], int]:
+        """The selection of exactly the couplings of ``record_ids``, their count, the ids, the uncoupled ones.
+
+        ``None`` when the errors name no record (page 5339 exports): the finding then keeps its filter and
+        its count is an estimate. Records that were never coupled are not listed by the triage, so they are
+        not counted here (the finding says how many there are).
+        """
+        ids = {r for r in pd.unique(pd.Series(list(record_ids), dtype=object)) if isinstance(r, str)}
+        named = {r for r in ids if not r.startswith(_NO_RECORD)}
+        if not named:
+            return None, 0, ids, 0
+        c = self.couplings
+        hit = c[(c["environment"] == env) & (c["company"] == comp) & c["bc_record_id"].isin(named)]
+        keys = tuple(sorted((str(e), str(k), int(t), str(i)) for e, k, t, i in
+                            hit[["environment", "company", "table_id", "integration_id"]].itertuples(index=False)))
+        return Selection(environment=env, company=comp, keys=keys), len(keys), named, \
+            len(named) - hit["bc_record_id"].nunique()
 
 
 def _signatures(ctx: _Context) -> list[Finding]:
@@ -247,19 +500,24 @@ def _stops(ctx: _Context) -> list[Finding]:
         evidence = {"mappings": list(p.mappings), "hours": round(p.minutes / 60, 1)}
         if perm[0] is not None:
             evidence.update(first_error=perm[2], errors=perm[1])
+            e = _error_frame(ctx)
+            hit = e.loc[(e["environment"] == p.environment) & (e["company"] == p.company)
+                        & (e["cause"] == "permission") & (e["logged_at"] >= p.start - pd.Timedelta(hours=2))
+                        & (e["logged_at"] <= p.end), "record_id"]
+            sel, n, ids, uncoupled = ctx.resolve(p.environment, p.company, hit)
             out.append(Finding(
                 "CONNECTION_DISABLED", "critical",
                 f"Synchronization stopped for {p.minutes / 60:.0f} h after a privilege error: BC disabled the "
                 "Dataverse connection",
-                p.environment, p.company, perm[3], _ts(perm[0]), _ts(p.end), False, len(p.mappings), evidence,
+                p.environment, p.company, perm[3], _ts(perm[0]), _ts(p.end), False, n, evidence,
                 "Give the integration user the missing privilege (its security role in Dataverse), enable the "
                 "connection again in Dataverse Connection Setup, then Retry All the records skipped meanwhile.",
-                "Retry All", Selection(environment=p.environment, company=p.company)))  # Retry All takes no filter
+                "Retry All", sel if n else None, record_ids=ids))
         else:
             out.append(Finding(
                 "SYNC_STOPPED_ALL", "critical",
                 f"No mapping synchronized for {p.minutes / 60:.0f} h although work was waiting",
-                p.environment, p.company, None, _ts(p.start), _ts(p.end), False, len(p.mappings), evidence,
+                p.environment, p.company, None, _ts(p.start), _ts(p.end), False, 0, evidence,
                 "Check the job queue (is it running, are the synchronization entries Ready?) and the Dataverse "
                 "connection setup; look at the Job Queue Log Entries for errors raised before any record.",
                 None, None))
@@ -279,11 +537,12 @@ def _stops(ctx: _Context) -> list[Finding]:
         out.append(Finding(
             "SYNC_STOPPED", "high",
             f"{r.mapping_name} did not synchronize for {r.minutes / 60:.0f} h",
-            r.environment, r.company, r.mapping_name, _ts(start), _ts(r.gap_end), False, 1,
+            r.environment, r.company, r.mapping_name, _ts(start), _ts(r.gap_end),
+            _recent(r.gap_end, ctx.history_end) and bool(r.gap_end >= pd.Timestamp(ctx.history_end)), 0,
             {"gap_minutes": round(r.minutes), "last_run_end": _ts(r.gap_start), "previous_run_busy": bool(r.previous_busy)},
             f"Open the job queue entry of {r.mapping_name} (Job Queue Entries): it was not Ready — set On Hold, "
             "in error or deleted. Set it to Ready; records changed meanwhile are picked up by the next run.",
-            None, Selection(environment=r.environment, company=r.company, mapping=r.mapping_name)))
+            None, None))
     return out
 
 
@@ -294,13 +553,20 @@ def _parents(ctx: _Context) -> list[Finding]:
     if g.empty:
         return out
     end = ctx.history_end
+    e = _error_frame(ctx)
+    named = e[e["parent_key"].notna()]
+    named = named.assign(parent_record_id=named["parent_table"].astype(str) + ": " + named["parent_key"].astype(str))
+    named = named[named["record_id"] != named["parent_record_id"]]
     for (env, comp, table, state), grp in g.groupby(["environment", "company", "parent_table", "parent_state"],
                                                     sort=False):
         # the children of one kind of parent, whatever their mapping (errors no job names are '(unknown)')
         per_child = grp.groupby("child_mapping")["blocked_records"].sum().sort_values(ascending=False)
         known = per_child.drop("(unknown)", errors="ignore")
         child = str((known if len(known) else per_child).index[0])
-        blocked = int(grp["blocked_records"].sum())
+        children = named.loc[(named["environment"] == env) & (named["company"] == comp)
+                             & named["parent_record_id"].isin(set(grp["parent_record_id"])), "record_id"]
+        sel, n, ids, uncoupled = ctx.resolve(env, comp, children)
+        blocked = n if sel is not None else int(grp["blocked_records"].sum())
         if blocked < 3 or (blocked < 10 and state == "broken"):  # a few children of deleted parents: noise
             continue
         grp = grp.sort_values(["fix_order"])
@@ -327,8 +593,9 @@ def _parents(ctx: _Context) -> list[Finding]:
             f"Couple or synchronize {'the parent' if one else f'the {table} records'} first (Set Up Coupling or "
             f"Synchronize{where}), then Retry the {child} records. {info.remedy}",
             # the children of every mapping (one parent: exactly its children; several: their cause)
-            "Retry", Selection(environment=env, company=comp, parent=parent) if one
-            else Selection(environment=env, company=comp, mapping=child if len(known) <= 1 else None, cause=cause)))
+            "Retry", sel if sel is not None else Selection(environment=env, company=comp, parent=parent) if one
+            else Selection(environment=env, company=comp, mapping=child if len(known) <= 1 else None, cause=cause),
+            record_ids=ids))
     return out
 
 
@@ -405,23 +672,26 @@ def _episodes(ctx: _Context) -> list[Finding]:
             recs = set(errs.loc[during, "record_id"])
             rec_errs = errs[errs["record_id"].isin(recs)]
             start, stop = errs.loc[during, "logged_at"].min(), rec_errs["logged_at"].max()
-            out.append(_episode_finding(env, comp, mapping, group, cause, info, len(recs), rec_errs, start, stop,
-                                        end_of_history))
+            sel, n, ids, uncoupled = ctx.resolve(env, comp, recs)
+            if sel is None:
+                continue
+            out.append(_episode_finding(env, comp, mapping, group, cause, info, n, rec_errs, start, stop,
+                                        end_of_history, selection=sel, record_ids=ids,
+                                        uncoupled=uncoupled))
         rest = o[~in_episode]
         days = (rest["logged_at"].max() - rest["logged_at"].min()).days if len(rest) else 0
-        if len(rest) >= 20 and days >= 14:
+        sel, n, ids, uncoupled = ctx.resolve(env, comp, rest["record_id"])
+        if sel is not None and n >= 20 and days >= 14:
             weekly = len(rest) / max(days / 7, 1)
-            sig = group if group != "transient" else None
             out.append(Finding(
                 "CHRONIC_ERRORS", "medium" if not info.transient else "low",
-                f"{mapping}: {len(rest)} records failed with {info.title.lower()} over {days} days "
+                f"{mapping}: {n:,} records failed with {info.title.lower()} over {days} days "
                 f"(about {weekly:.0f} a week)",
                 env, comp, mapping, _ts(rest["logged_at"].min()), _ts(rest["logged_at"].max()),
-                _recent(rest["logged_at"].max(), end_of_history), len(rest),
+                _recent(rest["logged_at"].max(), end_of_history), n,
                 {"cause": cause, "signature": group, "per_week": round(weekly, 1),
                  "examples": errs["text"].drop_duplicates().head(3).tolist()},
-                info.remedy, _runnable(info),
-                Selection(environment=env, company=comp, mapping=mapping, cause=cause, signature=sig)))
+                info.remedy, _runnable(info), sel, record_ids=ids))
     return out
 
 
@@ -444,17 +714,18 @@ def _recent(ts: Any, end: dt.datetime | None) -> bool:
 
 def _episode_finding(env: str, comp: str, mapping: str, group: str, cause: str, info: Any, n: int,
                      errs: pd.DataFrame, start: Any, stop: Any, end_of_history: dt.datetime | None, *,
-                     estimated: bool = False) -> Finding:
+                     estimated: bool = False, selection: Selection | None = None, record_ids: Any = None,
+                     uncoupled: int = 0) -> Finding:
     code = "TRANSIENT_ERRORS" if group == "transient" else _EPISODE_CODES.get(cause, "ERROR_BURST")
     severity = {"TRANSIENT_ERRORS": "low", "PERMISSION_ERRORS": "critical"}.get(code, "high" if n >= 50 else "medium")
     hours = (pd.Timestamp(stop) - pd.Timestamp(start)).total_seconds() / 3600
     title = {
-        "DELETED_BURST": f"{n} {mapping} records coupled to rows deleted at once",
-        "CONFLICT_BURST": f"{n} {mapping} records edited in both apps: update conflicts",
-        "FIELD_LENGTH_BURST": f"{n} {mapping} records with values too long for the other app",
-        "TRANSIENT_ERRORS": f"{n} {mapping} records hit Dataverse time-outs or service limits for {hours:.1f} h",
-        "PERMISSION_ERRORS": f"{n} {mapping} records failed on missing privileges",
-    }.get(code, f"{n} {mapping} records started failing with {info.title.lower()}")
+        "DELETED_BURST": f"{n:,} {mapping} records coupled to rows deleted at once",
+        "CONFLICT_BURST": f"{n:,} {mapping} records edited in both apps: update conflicts",
+        "FIELD_LENGTH_BURST": f"{n:,} {mapping} records with values too long for the other app",
+        "TRANSIENT_ERRORS": f"{n:,} {mapping} records hit Dataverse time-outs or service limits for {hours:.1f} h",
+        "PERMISSION_ERRORS": f"{n:,} {mapping} records failed on missing privileges",
+    }.get(code, f"{n:,} {mapping} records started failing with {info.title.lower()}")
     examples = errs["text"].drop_duplicates().head(3).tolist()
     healed = None
     if code == "TRANSIENT_ERRORS":
@@ -466,10 +737,10 @@ def _episode_finding(env: str, comp: str, mapping: str, group: str, cause: str, 
         {"cause": cause, "signature": group, "errors": len(errs), "examples": examples,
          **({"note": healed} if healed else {}),
          **({"records": "estimated: the most that failed in one run (page exports name no records)"}
-            if estimated else {})},
+            if estimated else {}), **({"uncoupled": uncoupled} if uncoupled else {})},
         info.remedy, _runnable(info),
-        Selection(environment=env, company=comp, mapping=mapping, cause=None if sig else cause, signature=sig,
-                  since=_ts(start), until=None))
+        selection or Selection(environment=env, company=comp, mapping=mapping, cause=None if sig else cause,
+                               signature=sig, since=_ts(start), until=None), record_ids=record_ids)
 
 
 def _runs(ctx: _Context) -> dict[tuple[str, str, str], pd.DataFrame]:
@@ -566,29 +837,36 @@ def _configuration(ctx: _Context) -> list[Finding]:
         WHERE e.cause IN ('deleted', 'conflict') AND {where}
         GROUP BY ALL""", params).df()
     out = []
+    e = _error_frame(ctx)
     for r in df.itertuples():
-        if r.cause == "deleted" and (pd.isna(r.del_rule) or r.del_rule in ("None", "")):
+        blank = {"deleted": r.del_rule, "conflict": r.upd_rule}[r.cause]
+        if not (pd.isna(blank) or blank in ("None", "")):
+            continue
+        sel, n, ids, _ = ctx.resolve(r.environment, r.company, e.loc[
+            (e["environment"] == r.environment) & (e["company"] == r.company) & (e["mapping_name"] == r.name)
+            & (e["cause"] == r.cause), "record_id"])
+        if sel is None or not n:
+            continue
+        if r.cause == "deleted":
             out.append(Finding(
                 "NO_DELETION_RULE", "medium",
-                f"{r.name}: Resolve Deletion Conflicts is blank, so {r.records} records coupled to deleted rows fail",
-                r.environment, r.company, r.name, _ts(r.first_seen), _ts(r.last_seen), True, int(r.records),
+                f"{r.name}: Resolve Deletion Conflicts is blank, so {n:,} records coupled to deleted rows fail",
+                r.environment, r.company, r.name, _ts(r.first_seen), _ts(r.last_seen), True, n,
                 {"setting": "Resolve Deletion Conflicts", "value": r.del_rule or "None"},
                 f"Decide what a deletion in one app means for {r.name}: set Resolve Deletion Conflicts to "
                 "'Restore records' or 'Delete coupling' on the Integration Table Mapping; for the records failing "
                 "now use Restore Records or Delete Records.",
-                "Restore Records", Selection(environment=r.environment, company=r.company, mapping=r.name,
-                                             state="broken")))
-        if r.cause == "conflict" and (pd.isna(r.upd_rule) or r.upd_rule in ("None", "")):
+                "Restore Records", sel, record_ids=ids))
+        else:
             out.append(Finding(
                 "NO_CONFLICT_RULE", "medium",
-                f"{r.name}: Resolve Update Conflicts is blank, so {r.records} records edited in both apps fail",
-                r.environment, r.company, r.name, _ts(r.first_seen), _ts(r.last_seen), True, int(r.records),
+                f"{r.name}: Resolve Update Conflicts is blank, so {n:,} records edited in both apps fail",
+                r.environment, r.company, r.name, _ts(r.first_seen), _ts(r.last_seen), True, n,
                 {"setting": "Resolve Update Conflicts", "value": r.upd_rule or "None"},
                 f"Choose which app wins for {r.name}: set Resolve Update Conflicts to 'Send data update to "
                 "integration table' or 'Get data update from integration table'; for the records failing now use "
                 "Synchronize with the winning side.",
-                "Synchronize", Selection(environment=r.environment, company=r.company, mapping=r.name,
-                                         cause="conflict")))
+                "Synchronize", sel, record_ids=ids))
     return out
 
 
@@ -596,9 +874,9 @@ def _backlog(ctx: _Context) -> list[Finding]:
     """SKIPPED_BACKLOG and BROKEN_COUPLINGS from the couplings as they are now, one of each per company."""
     sql, params = records_relation(ctx.ws, Selection(environment=ctx.environment, company=ctx.company))
     df = ctx.ws.con.execute(f"""
-        SELECT environment, company, mapping_name AS mapping, count(*) FILTER (skipped) AS skipped,
-               min(coalesce(failed_on, latest_error_on)) FILTER (skipped) AS skipped_since,
-               count(*) FILTER (bc_record_exists IS false OR crm_record_exists IS false) AS broken,
+        SELECT environment, company, mapping_name AS mapping, count(*) FILTER (state = 'skipped') AS skipped,
+               min(coalesce(failed_on, latest_error_on)) FILTER (state = 'skipped') AS skipped_since,
+               count(*) FILTER (state = 'broken') AS broken,
                count(*) FILTER (bc_record_exists IS false) AS bc_gone,
                count(*) FILTER (crm_record_exists IS false) AS crm_gone, count(*) AS couplings
         FROM ({sql}) GROUP BY ALL ORDER BY skipped DESC, broken DESC, mapping""", params).df()
@@ -646,40 +924,47 @@ def _retries(ctx: _Context) -> list[Finding]:
         days=("day", "nunique"), cause=("cause", "first"), first=("logged_at", "min"), last=("logged_at", "max"))
     rep = rounds[rounds["days"] >= 3].reset_index()
     out = []
-    for (env, comp, mapping), g in rep.groupby(["environment", "company", "mapping_name"]):
-        if len(g) < 10:
+    for (env, comp, mapping, cause), g in rep.groupby(["environment", "company", "mapping_name", "cause"]):
+        sel, n, ids, _ = ctx.resolve(env, comp, g["record_id"])
+        if sel is None or n < 10:
             continue
-        cause = str(g["cause"].mode().iat[0])
         out.append(Finding(
             "RETRY_WITHOUT_FIX", "medium",
-            f"{len(g)} {mapping} records were retried on 3 or more days and failed the same way each time",
+            f"{n:,} {mapping} records were retried on 3 or more days and failed with {cause_info(cause).title.lower()} "
+            "each time",
             env, comp, mapping, _ts(g["first"].min()), _ts(g["last"].max()), _recent(g["last"].max(), ctx.history_end),
-            len(g), {"median_days": float(g["days"].median()), "top_cause": cause},
+            n, {"median_days": float(g["days"].median()), "cause": cause},
             "Retry All only puts these records back in the queue; the next run fails them again and skips them. "
             "Fix what the error says first (see the cause findings), then retry.",
-            None, Selection(environment=env, company=comp, mapping=mapping, cause=cause)))
+            None, sel, record_ids=ids))
     return out
 
 
 def _job_health(ctx: _Context) -> list[Finding]:
     """HIGH_FAILURE_RATE, SLOW_RUNS and UNFINISHED_JOBS per mapping."""
     h = job_health(ctx.ws, environment=ctx.environment, company=ctx.company)
+    e = _error_frame(ctx)
     out = []
     for r in h.itertuples():
         if r.processed and r.processed >= 100 and (r.failed_share or 0) >= 0.1:
+            sel, n, ids, _ = ctx.resolve(r.environment, r.company, e.loc[
+                (e["environment"] == r.environment) & (e["company"] == r.company)
+                & (e["mapping_name"] == r.mapping_name), "record_id"])
             out.append(Finding(
                 "HIGH_FAILURE_RATE", "medium",
                 f"{r.mapping_name} failed {r.failed_share:.0%} of the {int(r.processed):,} records it processed",
-                r.environment, r.company, r.mapping_name, _ts(r.first_run), _ts(r.last_run), True, int(r.failed),
+                r.environment, r.company, r.mapping_name, _ts(r.first_run), _ts(r.last_run), True,
+                n if sel is not None else int(r.failed),
                 {"failed": int(r.failed), "processed": int(r.processed), "failed_share": round(r.failed_share, 4)},
                 "Most failures repeat: see the cause and backlog findings of this mapping.",
-                None, Selection(environment=r.environment, company=r.company, mapping=r.mapping_name)))
+                None, sel or Selection(environment=r.environment, company=r.company, mapping=r.mapping_name),
+                record_ids=ids))
         if r.duration_p95_s and r.duration_p50_s and r.duration_p95_s > max(5 * r.duration_p50_s, 300):
             out.append(Finding(
                 "SLOW_RUNS", "low",
                 f"{r.mapping_name}: 5% of runs take over {r.duration_p95_s:.0f} s (median {r.duration_p50_s:.0f} s)",
-                r.environment, r.company, r.mapping_name, _ts(r.first_run), _ts(r.last_run), False, int(r.jobs),
-                {"p50_s": r.duration_p50_s, "p95_s": r.duration_p95_s},
+                r.environment, r.company, r.mapping_name, _ts(r.first_run), _ts(r.last_run), False, 0,
+                {"p50_s": r.duration_p50_s, "p95_s": r.duration_p95_s, "jobs": int(r.jobs)},
                 "Long runs usually process a backlog (after a stop, a full synchronization or a mass change) or hit "
                 "Dataverse limits; check what they processed.", None, None))
     where, params = ctx.scope()
@@ -689,7 +974,7 @@ def _job_health(ctx: _Context) -> list[Finding]:
     for env, comp, mapping, n, first, last in unfinished:
         out.append(Finding(
             "UNFINISHED_JOBS", "medium", f"{n} {mapping} jobs never finished (crashed or still running)",
-            env, comp, mapping, _ts(first), _ts(last), False, n, {"jobs": n},
+            env, comp, mapping, _ts(first), _ts(last), False, 0, {"jobs": n},
             "A job without Finish Date/Time crashed (session ended, time-out) or is still running; check the Job "
             "Queue Log Entries of that time for the error.", None, None))
     return out

@@ -54,7 +54,7 @@ _COLUMNS = """
                       c.last_synch_crm_result) AS state,
     p.error_message, p.failed_on,
     e.error_no, e.logged_at AS latest_error_on, e.error_message AS latest_error, e.signature, e.cause,
-    e.job_id AS error_job_id
+    e.job_id AS error_job_id, e.parent AS latest_parent
 """
 
 
@@ -71,8 +71,9 @@ class Selection:
     table_id
         BC table number (alternative to ``mapping``).
     state
-        ``skipped`` (Skipped = true), ``failed`` (last result Failure, not skipped), ``broken``
-        (one side's record no longer exists) or ``ok``.
+        One state per coupling (the ``state`` column, so the states' counts add up): ``broken`` (one
+        side's record no longer exists, skipped or not), ``skipped`` (Skipped = true, both records
+        there), ``failed`` (last result Failure, not skipped) or ``ok``.
     cause, signature
         Of the record's latest error.
     since, until
@@ -236,7 +237,6 @@ def _where(sel: Selection) -> tuple[str, list[Any]]:
         if value is not None:
             extra.append(f"{col} = ?")
             params.append(value)
-    # the state filters as the Selection defines them (a Skipped coupling is "skipped" even if a record is gone)
     extra += [_STATE_FILTERS[sel.state]] if sel.state is not None else []
     if sel.search:
         # literal text, any case ('%' and '_' are characters here, not LIKE wildcards)
@@ -250,14 +250,10 @@ def _where(sel: Selection) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", scoped + timed + params
 
 
-_STATE_FILTERS = {
-    "skipped": "c.skipped",
-    "failed": "NOT coalesce(c.skipped, false) AND (c.last_synch_result = 'Failure' OR c.last_synch_crm_result = 'Failure')",
-    "broken": "(c.bc_record_exists IS false OR c.crm_record_exists IS false)",
-    "ok": "NOT coalesce(c.skipped, false) AND coalesce(c.last_synch_result, '') <> 'Failure' "
-          "AND coalesce(c.last_synch_crm_result, '') <> 'Failure' "
-          "AND c.bc_record_exists IS NOT false AND c.crm_record_exists IS NOT false",
-}
+# one state per coupling, as the state column shows it (so the state counts add up to the records)
+_STATE_SQL = ("sa_coupling_state(c.bc_record_exists, c.crm_record_exists, c.skipped, c.last_synch_result, "
+              "c.last_synch_crm_result)")
+_STATE_FILTERS = {s: f"{_STATE_SQL} = '{s}'" for s in STATES}
 
 
 def records_relation(ws: Workspace, sel: Selection | None = None) -> tuple[str, list[Any]]:
@@ -330,11 +326,6 @@ def facet_counts(ws: Workspace, sel: Selection | None, column: str, *, limit: in
     """Count the records of ``sel`` per value of ``column`` (e.g. ``cause``, ``signature``, ``state``)."""
     if column not in {"mapping_name", "state", "cause", "signature", "environment", "company"}:
         raise SchemaError(f"Cannot count records by {column!r}.")
-    if column == "state":  # a skipped coupling may also be broken: count each as the state filter does
-        sel = sel or Selection()
-        counts = [(s, count_records(ws, sel.replace(state=s))) for s in STATES]
-        return pd.DataFrame([c for c in counts if c[1]], columns=["value", "records"]) \
-            .sort_values(["records", "value"], ascending=[False, True], ignore_index=True)
     sql, params = records_relation(ws, sel)
     return ws.con.execute(
         f'SELECT "{column}" AS value, count(*) AS records FROM ({sql}) GROUP BY ALL ORDER BY records DESC, value '
