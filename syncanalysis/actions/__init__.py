@@ -11,7 +11,7 @@ Backends: the twin stored in the workspace (default when there is one) and a pla
 customer history (a reviewable change set to apply in BC).
 """
 
-from .audit import audit_trail
+from .audit import action_targets, audit_trail, describe_selection
 from .backends import (
     Backend,
     TwinAdvance,
@@ -39,5 +39,5 @@ __all__ = [
     "ACTIONS", "CAPTIONS", "DESTRUCTIVE", "DIRECTIONS", "WHOLE_COMPANY", "ActionError", "ActionResult", "Backend",
     "DeleteEntriesResult", "delete_entries",
     "Plan", "PlanFileBackend", "SyncLog", "TwinAdvance", "TwinBackend", "advance_twin", "audit_dry_run",
-    "audit_trail", "backend_for", "backlog_counts", "enabled_actions", "execute", "plan", "run", "sync_log",
+    "action_targets", "audit_trail", "backend_for", "describe_selection", "backlog_counts", "enabled_actions", "execute", "plan", "run", "sync_log",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import os
+import socket
 from typing import Any
 
 import duckdb
@@ -22,11 +24,40 @@ from .base import CAPTIONS
 
 
 def current_user() -> str:
-    """The operating-system user name (the audit's default ``who``)."""
+    """Who runs the action (the audit's default ``who``).
+
+    ``SYNCANALYSIS_USER`` when set (a consultant's name, e.g. ``"Ana Lopez (Contoso)"``), else the
+    operating-system account and the machine, ``root@host``: a container's ``root`` alone says nothing.
+    """
+    named = os.environ.get("SYNCANALYSIS_USER", "").strip()
+    if named:
+        return named
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except (KeyError, OSError):  # no user database entry (some containers)
-        return "unknown"
+        user = "unknown"
+    return f"{user}@{socket.gethostname() or 'localhost'}"
+
+
+def describe_selection(text: Any) -> str:
+    """An audit row's selection (JSON) as a readable line, e.g. ``CUSTOMER, skipped, 432 chosen record(s)``."""
+    if text is None or (isinstance(text, float) and pd.isna(text)) or str(text) in ("", "null"):
+        return "the whole company"
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        return str(text)
+    if not isinstance(data, dict):
+        return str(text)
+    n = data.pop("keys_count", None)
+    finding = data.pop("finding", None)
+    data.pop("environment", None), data.pop("company", None)
+    parts = [str(v) if k in ("mapping", "state") else f"{k} {v}" for k, v in data.items() if k != "keys"]
+    if n is not None or "keys" in data:
+        parts.append(f"{n if n is not None else len(data['keys']):,} chosen record(s)")
+    if finding:
+        parts.append(f"finding {finding}")
+    return ", ".join(parts) or "all coupled records"
 
 
 def write_audit(con: duckdb.DuckDBPyConnection, *, plan: Any, who: str, dry_run: bool, outcome: pd.DataFrame,
@@ -89,4 +120,23 @@ def audit_trail(ws: Workspace, *, environment: str | None = None, company: str |
     ).df()
     captions = {**CAPTIONS, "delete-entries": "Delete Entries"}
     df.insert(df.columns.get_loc("action") + 1, "caption", df["action"].map(captions).fillna(df["action"]))
+    df["selection_json"] = df["selection"]
+    df["selection"] = df["selection"].map(describe_selection)
     return df
+
+
+def action_targets(ws: Workspace, action_id: int) -> pd.DataFrame:
+    """The targets of audited action ``action_id`` with their result and the coupling's state now.
+
+    Columns: environment, company, table_id, integration_id, mapping_name, result, detail, bc_record_id,
+    crm_description and state (``None`` where the coupling is gone, e.g. after Delete Records).
+    """
+    return ws.con.execute("""
+        SELECT a.environment, a.company, t.table_id, CAST(t.integration_id AS VARCHAR) AS integration_id,
+               t.mapping_name, t.result, t.detail, c.bc_record_id, c.crm_description,
+               sa_coupling_state(c.bc_record_exists, c.crm_record_exists, c.skipped, c.last_synch_result,
+                                 c.last_synch_crm_result) AS state
+        FROM actions a JOIN action_targets t USING (action_id)
+        LEFT JOIN couplings c ON c.environment = a.environment AND c.company = a.company
+         AND c.table_id = t.table_id AND c.integration_id = t.integration_id
+        WHERE a.action_id = ? ORDER BY t.table_id, t.integration_id""", [int(action_id)]).df()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..analysis.records import Selection
@@ -28,8 +29,8 @@ KEY = ["environment", "company", "table_id", "integration_id"]
 # Columns of Plan.targets, in display order.
 TARGET_COLUMNS = [
     *KEY, "crm_id", "mapping_name", "bc_record_id", "crm_description", "state", "skipped", "bc_record_exists",
-    "crm_record_exists", "role", "direction", "couple_to", "enabled", "status", "outcome", "reason", "suggest", "winner",
-    "fields",
+    "crm_record_exists", "role", "direction", "couple_to", "enabled", "status", "outcome", "prediction", "destroyed",
+    "reason", "suggest", "winner", "fields", "cause", "latest_parent",
     "error_no", "latest_error",
 ]
 STATUSES = ("change", "no-op", "refused")
@@ -177,6 +178,24 @@ class Plan:
                 "refused": c.get("refused", 0)}
 
     @property
+    def predicted(self) -> dict[str, int]:
+        """Targets per predicted outcome (``will fail again``, ``should synchronize``, …), most first."""
+        if "prediction" not in self.targets.columns:
+            return {}
+        kind = self.targets["prediction"].dropna().astype(str).str.split(":").str[0]
+        return {str(k): int(v) for k, v in kind.value_counts().items()}
+
+    @property
+    def destroys(self) -> dict[str, int]:
+        """What a destructive plan deletes, per app: ``{"Business Central record": n, "Dataverse row": m, ...}``."""
+        if "destroyed" not in self.targets.columns:
+            return {}
+        d = self.targets["destroyed"].dropna().astype(str)
+        kind = np.where(d.str.startswith("Business Central"), "Business Central record",
+                        np.where(d.str.startswith("Dataverse"), "Dataverse row", "coupling"))
+        return {str(k): int(v) for k, v in pd.Series(kind).value_counts().items()} if len(d) else {}
+
+    @property
     def scope(self) -> str:
         """``environment / company`` (or ``all`` when the plan has no target to tell)."""
         return f"{self.environment} / {self.company}" if self.environment is not None else "all environments"
@@ -195,6 +214,13 @@ class Plan:
             reasons = _top_reasons(self.targets, status)
             if reasons:
                 lines.append(f"{label}: " + "; ".join(reasons) + ".")
+        destroys = self.destroys
+        if destroys:
+            lines.append("Deletes, in full: " + ", ".join(f"{n:,} {k}(s)" for k, n in destroys.items())
+                         + " — this cannot be undone from here.")
+        predicted = self.predicted
+        if predicted:
+            lines.append("Predicted outcome: " + "; ".join(f"{n:,} {k}" for k, n in predicted.items()) + ".")
         if (self.targets["role"] == "parent").any():
             n = int((self.targets["role"] == "parent").sum())
             lines.append(f"Parents first: {n:,} parent coupling(s) run before their children.")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..analysis.causes import cause_info
 from ..analysis.records import Selection, records_relation
 from ..analysis.signatures import ensure_signatures
 from ..sql import registered
@@ -44,7 +45,7 @@ _MAPPINGS_SQL = (
 _TARGET_SELECT = """
     SELECT r.environment, r.company, r.table_id, CAST(r.integration_id AS VARCHAR) AS integration_id,
            CAST(r.crm_id AS VARCHAR) AS crm_id, r.mapping_name, r.bc_record_id, r.crm_description, r.state,
-           r.skipped, r.bc_record_exists, r.crm_record_exists, r.error_no,
+           r.skipped, r.bc_record_exists, r.crm_record_exists, r.error_no, r.cause, r.latest_parent,
            {error_message} AS latest_error, m.mapping_direction, true AS found
     FROM ({sql}) r
     LEFT JOIN ({mappings}) m ON m.environment = r.environment AND m.company = r.company
@@ -190,6 +191,7 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
     outcome = np.full(n, None, dtype=object)
     winner = np.full(n, None, dtype=object)
     fields = np.full(n, None, dtype=object)
+    destroyed = np.full(n, None, dtype=object)  # what a destructive action deletes, in which app
     eff = np.full(n, None, dtype=object)
     target = _couple_to_column(t, couple_to) if action == "set-up-coupling" else None
     both, one = bc_ex & dv_ex, bc_ex ^ dv_ex
@@ -227,6 +229,7 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
     elif action == "remove-coupling":
         outcome[:] = np.where(~bc_ex & ~dv_ex, "will delete the coupling row (neither record exists)",
                               "will remove the coupling")
+        destroyed[:] = "the coupling (both records stay)"
     elif action == "restore-records":
         # the one-off job writes the missing side: a one-way mapping cannot write the other one
         cannot = enabled & ((bc_ex & (md == _FROM)) | (dv_ex & (md == _TO)))
@@ -244,8 +247,13 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
         fields[ok & dv_ex] = "all fields mapped from Dataverse"
     elif action == "delete-records":
         ok = status == "change"
-        outcome[ok & bc_ex] = "will delete the Business Central record and the coupling"
-        outcome[ok & dv_ex] = "will delete the Dataverse row and the coupling"
+        # name what is destroyed, in full: the record (BC's Description) or the row (Coupled To)
+        bc_name = t["bc_record_id"].astype(object).fillna("(no description)").astype(str).to_numpy(dtype=object)
+        dv_name = t["crm_description"].astype(object).fillna("(no name)").astype(str).to_numpy(dtype=object)
+        outcome[ok & bc_ex] = "will delete the Business Central record " + bc_name[ok & bc_ex] + " and its coupling"
+        outcome[ok & dv_ex] = "will delete the Dataverse row " + dv_name[ok & dv_ex] + " and its coupling"
+        destroyed[ok & bc_ex] = "Business Central record " + bc_name[ok & bc_ex]
+        destroyed[ok & dv_ex] = "Dataverse row " + dv_name[ok & dv_ex]
     elif action == "set-up-coupling":
         none = enabled & pd.isna(target)
         status[none] = "refused"
@@ -284,11 +292,70 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
     outcome[noop] = "no-op: " + reason[noop].astype(str)
     outcome[refused] = "refused: " + reason[refused].astype(str) + np.where(
         suggest[refused] == None, "", " – use " + suggest[refused].astype(str))  # noqa: E711
-    for arr in (winner, fields):
+    for arr in (winner, fields, destroyed):
         arr[status != "change"] = None
     out = t.assign(enabled=enabled, status=status, outcome=outcome, reason=reason, suggest=suggest, winner=winner,
-                   fields=fields, direction=eff if action in ("synchronize", "set-up-coupling") else None,
-                   couple_to=target)
+                   fields=fields, destroyed=destroyed,
+                   direction=eff if action in ("synchronize", "set-up-coupling") else None, couple_to=target)
+    return out
+
+
+# causes whose record fails the same way until someone fixes the data or the setup (not a retry)
+_PERSISTENT = frozenset({"field-length", "validation", "option-mapping", "configuration", "ownership", "company",
+                         "duplicate", "permission", "dataverse-error"})
+_PARENT_CAUSES = frozenset({"not-coupled", "currency", "uom"})
+
+
+def predict(ws: Workspace, targets: pd.DataFrame, action: str) -> pd.Series:
+    """The predicted outcome of Retry / Retry All / Synchronize per target that will change.
+
+    From the latest error's cause (its signature) and the dependency graph: a record whose error names a
+    parent that is still not coupled (or itself failing) *will fail again* until the parent is fixed; an
+    update conflict fails a Retry again (only Synchronize with a winning side settles it); a data or setup
+    cause *may fail again* (loaded history cannot tell whether someone fixed it since); a transient error,
+    or a parent coupled since, *should synchronize*. Each text starts with its kind and a colon. ``None``
+    for targets that will not change or actions this does not apply to.
+    """
+    out = pd.Series(None, index=targets.index, dtype=object)
+    if action not in ("retry", "retry-all", "synchronize") or not len(targets):
+        return out
+    change = targets["status"].eq("change")
+    cause = targets.get("cause", pd.Series(None, index=targets.index)).astype(object)
+    parent = targets.get("latest_parent", pd.Series(None, index=targets.index)).astype(object)
+    named = targets.loc[change & parent.notna(), ["environment", "company", "latest_parent"]].drop_duplicates()
+    state = pd.Series(dtype=object)
+    if len(named):
+        with registered(ws.con, named, "predict_parents") as name:
+            found = ws.con.execute(
+                "SELECT p.environment, p.company, p.latest_parent, min(sa_coupling_state(c.bc_record_exists, "
+                "c.crm_record_exists, c.skipped, c.last_synch_result, c.last_synch_crm_result)) AS state "
+                f"FROM {name} p LEFT JOIN couplings c ON c.environment = p.environment AND c.company = p.company "
+                "AND c.bc_record_id = p.latest_parent GROUP BY ALL").df()
+        state = found.set_index(["environment", "company", "latest_parent"])["state"]
+    keys = pd.MultiIndex.from_frame(targets[["environment", "company"]].assign(latest_parent=parent))
+    pstate = pd.Series(state.reindex(keys).to_numpy(dtype=object) if len(state) else None, index=targets.index)
+    has_parent = change & parent.notna() & cause.isin(_PARENT_CAUSES)
+    blocked = has_parent & pstate.ne("ok")
+    label = pstate.astype(object).where(pstate.notna(), "not coupled").map({"not coupled": "is still not coupled", "failed": "is itself failing",
+                                              "skipped": "is itself skipped", "broken": "is coupled to a deleted record"})
+    out[blocked] = "will fail again: " + parent[blocked].astype(str) + " " + label[blocked].astype(str) \
+        + " (fix the parent first)"
+    out[has_parent & ~blocked] = "should synchronize: " + parent[has_parent & ~blocked].astype(str) + " is coupled now"
+    rest = change & ~has_parent
+    if action != "synchronize":
+        conflict = rest & cause.eq("conflict")
+        out[conflict] = ("will fail again: changed in both apps; Retry cannot settle an update conflict, "
+                         "use Synchronize and choose the winning side")
+        rest &= ~conflict
+    persistent = rest & (cause.isin(_PERSISTENT) | cause.isin(_PARENT_CAUSES))
+    titles = cause[persistent].map(lambda c: cause_info(c).title.lower())
+    out[persistent] = "may fail again: " + titles.astype(str) + np.where(
+        cause[persistent].isin(_PARENT_CAUSES), " (its parent must be coupled first)",
+        " (unless the data or setup was fixed since its last error)")
+    transient = rest & cause.notna() & cause.map(lambda c: bool(c) and cause_info(c).transient)
+    out[transient] = "should synchronize: its last error was transient"
+    out[change & out.isna()] = np.where(cause[change & out.isna()].isna(), "should synchronize (no error recorded)",
+                                        "unknown: its last error's cause does not tell")
     return out
 
 
@@ -508,6 +575,7 @@ def plan(ws: Workspace, action: str, selection: Selection | None = None, *, dire
     p = Plan(action=action, selection=sel, parameters=params, backend=impl.name, targets=frame,
              environment=env, company=comp, notes=notes, backend_impl=impl)
     impl.evaluate(ws, p)
+    p.targets["prediction"] = predict(ws, p.targets, action)
     p.targets = p.targets[[c for c in TARGET_COLUMNS if c in p.targets.columns]
                           + [c for c in p.targets.columns if c not in TARGET_COLUMNS]]
     return p
