@@ -24,7 +24,7 @@ from .analysis import backlog, trends
 from .analysis.causes import cause_info
 from .analysis.coverage import coverage
 from .analysis.dependencies import dependency_graph
-from .analysis.findings import diagnose, kpis
+from .analysis.findings import diagnose, kpis, top_fixes
 from .analysis.signatures import ensure_signatures
 from .html import render
 from .sql import scope
@@ -103,9 +103,13 @@ def _finding(f: Any) -> dict[str, Any]:
     if getattr(f, "ongoing", False):
         window += " (ongoing)"
     sel = getattr(f, "selection", None)
+    affected = getattr(f, "affected", None)
+    records = ("no records (job queue)" if sel is None and not affected else
+               f"{_num(affected)} records, {_num(getattr(f, 'now', 0))} still failing now")
     return {"severity": sev, "color": SEVERITY_COLORS.get(sev, "#9e9e9e"), "window": window.strip(),
             "title": f.title, "code": f.code, "mapping": getattr(f, "mapping", None) or "",
-            "affected": _num(getattr(f, "affected", None)), "remedy": getattr(f, "remedy", "") or "",
+            "id": getattr(f, "id", ""), "status": getattr(f, "status", ""), "records": records,
+            "affected": _num(affected), "remedy": getattr(f, "remedy", "") or "",
             "action": getattr(f, "action", None) or "", "triage": sel.describe() if sel is not None else "",
             "evidence": _evidence(getattr(f, "evidence", {}))}
 
@@ -182,9 +186,10 @@ def _section(ws: Workspace, environment: str, company: str, findings: list[Any],
             "coverage": cov[0] if cov else None,
             "last": _when(last), "kpis": _kpis(k, extra), "findings_total": len(mine),
             "summary": ", ".join(f"{n} {s}" for s, n in counts.items()),
-            # critical and high findings as cards, the others as a compact table (remedy folded in)
-            "cards": [f for f in shown if f["severity"] in ("critical", "high")],
-            "rows": [f for f in shown if f["severity"] not in ("critical", "high")],
+            # what is happening now as cards (what to fix first, first), what is over as a compact table
+            "top_fixes": top_fixes(mine),
+            "cards": [f for f in shown if f["status"] != "over"],
+            "rows": [f for f in shown if f["status"] == "over"],
             "more": len(mine) - len(shown), "signatures": _signatures(ws, environment, company),
             "charts": _charts(ws, environment, company)}
 

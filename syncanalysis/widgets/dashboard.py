@@ -22,7 +22,7 @@ from .. import actions as act
 from .. import html as h
 from .. import plots
 from ..analysis import backlog, trends
-from ..analysis.findings import Finding, diagnose, kpis
+from ..analysis.findings import Finding, diagnose, kpis, top_fixes
 from ..analysis.signatures import ensure_signatures
 from ..errors import SyncAnalysisError
 from ..workspace import Workspace
@@ -64,15 +64,29 @@ def kpis_html(figures: dict[str, Any]) -> str:
 
 
 def finding_html(f: Finding) -> str:
-    """One finding as a line: severity, title, scope, window, affected, the action that fits (escaped)."""
+    """One finding as a line: now/over, severity, title, scope, window, records, the action that fits (escaped)."""
     when = ""
     if f.start is not None:
-        when = f"{h.fmt(f.start)[:16]} – {'ongoing' if f.ongoing else h.fmt(f.end)[:16]}"
+        when = f"{h.fmt(f.start)[:16]} – {'ongoing' if f.ongoing else h.fmt(f.end)[:16]} UTC"
     return h.fragment(
-        '<span class="sa-badge sa-sev-{{ f.severity }}">{{ f.severity }}</span><b>{{ f.title }}</b> '
-        '<span class="sa-note">{{ f.code }} · {{ f.mapping or "all mappings" }} · {{ when }} · '
-        '{{ "{:,}".format(f.affected) }} affected{% if f.action %} · suggested: <b>{{ f.action }}</b>{% endif %}'
+        '<span class="sa-badge {{ "sa-bad" if f.status == "now" else "" }}">{{ "now" if f.status == "now" else "over" }}'
+        '</span><span class="sa-badge sa-sev-{{ f.severity }}">{{ f.severity }}</span><b>{{ f.title }}</b> '
+        '<span class="sa-note">{{ f.id }} · {{ f.code }} · {{ f.mapping or "all mappings" }} · {{ when }} · '
+        '{% if f.selection is none and not f.affected %}no records (job queue){% else %}'
+        '{{ "{:,}".format(f.affected) }} records, {{ "{:,}".format(f.now) }} still failing now{% endif %}'
+        '{% if f.action %} · then: <b>{{ f.action }}</b>{% endif %}'
         '</span><div class="sa-note">{{ f.remedy | fmt }}</div>', f=f, when=when)
+
+
+def top_fixes_html(findings: list[Finding]) -> str:
+    """The "top fixes" summary (at most five causes to fix first) as an escaped ordered list."""
+    fixes = top_fixes(findings)
+    return h.fragment(
+        '<div class="sa-top-fixes"><h4>Top fixes</h4>{% if not fixes %}<div class="sa-note">Nothing is blocking '
+        'records now.</div>{% else %}<ol>{% for t in fixes %}<li><b>{{ t.cause }}</b>{% if t.mapping %} '
+        '({{ t.mapping }}){% endif %}: <b>{{ "{:,}".format(t.blocked) }}</b> records blocked now. Fix: {{ t.fix }}.'
+        '{% if t.action %} Then run <b>{{ t.action }}</b>.{% endif %} <span class="sa-note">{{ t.finding }}'
+        '</span></li>{% endfor %}</ol>{% endif %}</div>', fixes=fixes)
 
 
 class Dashboard:
@@ -130,6 +144,8 @@ class Dashboard:
         for i, (title, _) in enumerate(CHARTS):
             self.tabs.set_title(i, title)
         self.tabs.observe(lambda change: self._guard(self._draw_chart, change["new"]), names="selected_index")
+        self.top_fixes_html = w.HTML()
+        self.top_fixes_html.add_class("sa-dash-top-fixes")
         self.findings_box = w.VBox()
         self.findings_box.add_class("sa-findings")
         self.findings_note = w.HTML()
@@ -141,7 +157,7 @@ class Dashboard:
             w.HTML(h.STYLE + "<h3>Synchronization dashboard</h3>"),
             w.HBox([f["environment"], f["company"], f["mapping"]], layout=w.Layout(flex_flow="row wrap")),
             w.HBox([f["since"], f["until"]], layout=w.Layout(flex_flow="row wrap")),
-            self.kpi_html, self.tabs, self.message,
+            self.kpi_html, self.top_fixes_html, self.tabs, self.message,
             w.HTML("<h4>Findings</h4>"), self.findings_note, self.findings_box,
             self.triage_box,
         ])
@@ -248,8 +264,10 @@ class Dashboard:
             rows.append(w.HBox([btn, w.HTML(finding_html(f), layout=w.Layout(flex="1"))],
                                layout=w.Layout(align_items="center")))
         self.findings_box.children = rows
+        self.top_fixes_html.value = top_fixes_html(shown)
         self.findings_note.value = (f'<div class="sa-note">{len(shown)} of {len(self.findings)} finding(s) under '
-                                    "these filters, most severe first.</div>")
+                                    "these filters: what is happening now first, then what is over; within each, "
+                                    "the most records blocked now first.</div>")
 
     def open_finding(self, index: int) -> TriagePanel:
         """Open the triage panel below with finding ``index`` (of the shown list) preselected.
@@ -273,4 +291,4 @@ class Dashboard:
         return self.triage
 
 
-__all__ = ["CHARTS", "Dashboard", "figure_png", "finding_html", "kpis_html"]
+__all__ = ["CHARTS", "Dashboard", "figure_png", "finding_html", "kpis_html", "top_fixes_html"]

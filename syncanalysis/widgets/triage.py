@@ -22,21 +22,23 @@ from IPython.display import display
 
 from .. import actions as act
 from .. import html as h
+from ..analysis.causes import cause_info
 from ..analysis.records import STATES, Selection, facet_counts, records, records_relation
-from ..analysis.signatures import ensure_signatures
+from ..analysis.signatures import ensure_signatures, error_text_sql
 from ..errors import SyncAnalysisError
+from ..sql import registered
 from ..workspace import Workspace
 
 _log = logging.getLogger(__name__)
 ANY = ""  # the "no filter" value of the filter dropdowns (a None value would show as no selection)
 FACETS = {"environment": "environment", "company": "company", "mapping": "mapping_name", "state": "state",
           "cause": "cause", "signature": "signature"}
-SORTS = [("Latest error", "latest_error_on"), ("Failed On", "failed_on"), ("BC record", "bc_record_id"), ("Coupled To", "crm_description"),
+SORTS = [("Latest error (UTC)", "latest_error_on"), ("Failed On (UTC)", "failed_on"), ("BC record", "bc_record_id"), ("Coupled To", "crm_description"),
          ("Mapping", "mapping_name"), ("State", "state"), ("Signature", "signature"), ("Cause", "cause"),
          ("Error No.", "error_no")]
 COLUMNS = [("mapping_name", "Mapping", "10%"), ("bc_record_id", "BC record", "13%"),
            ("crm_description", "Coupled To", "13%"), ("state", "State", "7%"), ("exists", "Exists BC/DV", "8%"),
-           ("failed_on", "Failed On", "12%"), ("error_message", "Error Message", "27%"), ("cause", "Cause", "10%")]
+           ("failed_on", "Failed On (UTC)", "12%"), ("error_message", "Error Message", "27%"), ("cause", "Cause", "10%")]
 # "Failed On" / "Error Message" are page 5333's (BC's GetLatestError); where BC shows none, the cell says so
 # and shows the record's latest error of either direction instead, marked as such
 LOG_ACTION = "sync-log"  # page 5333's Synchronization Log: opens the SyncLogPanel, changes nothing
@@ -60,6 +62,44 @@ def _page_or_latest(page: pd.DataFrame) -> dict[str, pd.Series]:
     message = page["error_message"].where(~blank, np.where(latest.ne(""), "(none in BC; latest error) " + latest, ""))
     failed_on = page["failed_on"].where(~blank, page["latest_error_on"])
     return {"error_message": message, "failed_on": failed_on}
+
+
+def error_cells(ws: Workspace, page: pd.DataFrame) -> list[Any]:
+    """The Error Message cells of a page: the inner error on the line, full text and call stack on expand.
+
+    A wrapper such as "Modifying Customer failed because of the following error: …" shows its inner
+    text (the signature's ``inner_message``); where page 5333 shows a message that is not the latest
+    error's, that message is shown as BC shows it. Read for the page's rows only.
+    """
+    shown = _page_or_latest(page)["error_message"]
+    if not len(page):
+        return []
+    keys = page[["environment", "company", "error_no"]].dropna()
+    detail = pd.DataFrame(columns=["environment", "company", "error_no", "text", "stack", "inner"])
+    if len(keys):
+        text = error_text_sql("je")
+        with registered(ws.con, keys.astype({"error_no": "int64"}), "page_errors") as name:
+            detail = ws.con.execute(
+                f"SELECT je.environment, je.company, je.error_no, {text} AS text, je.exception_detail AS stack, "
+                f"s.inner_message AS inner FROM {name} k JOIN job_errors je ON je.environment = k.environment "
+                f"AND je.company = k.company AND je.error_no = k.error_no "
+                f"LEFT JOIN signatures s ON s.error_message = {text}").df()
+    d = page[["environment", "company", "error_no"]].merge(detail, how="left", on=["environment", "company", "error_no"])
+    out: list[Any] = []
+    for msg, full, stack, inner in zip(shown.fillna(""), d["text"], d["stack"], d["inner"]):
+        full = None if h.is_missing(full) else str(full)
+        marked = msg.startswith("(none in BC; latest error) ")
+        plain = msg.removeprefix("(none in BC; latest error) ")
+        # the page's 250 characters are the start of the latest error: show its inner text
+        same = full is not None and (plain == full or full.startswith(plain.removesuffix("…")))
+        summary = (str(inner) if same and not h.is_missing(inner) and str(inner).strip() else plain) if plain else ""
+        if not summary and full is None:
+            out.append("")
+            continue
+        out.append({"summary": ("(none in BC; latest error) " if marked else "") + summary,
+                    "full": full if full is not None and full != summary else None,
+                    "stack": None if h.is_missing(stack) else str(stack)})
+    return out
 
 
 def is_read_only(ws: Workspace) -> bool:
@@ -120,6 +160,7 @@ class TriagePanel:
         self._page = pd.DataFrame()
         self._page_keys: list[tuple[str, str, int, str]] = []
         self._quiet = False
+        self._cleared = 0
         self._facet_options: dict[str, list] = {}
         self._exact: dict[str, dt.datetime | None] = {}
         self._index = f"_triage_order_{next(_index_names)}"
@@ -230,6 +271,36 @@ class TriagePanel:
         self.couple_to_w.add_class("sa-couple-to")
         self.preview_html = w.HTML()
         self.preview_html.add_class("sa-preview")
+        self.parents_first_btn = w.Button(description="Fix the parents first", button_style="warning",
+                                          layout=w.Layout(width="auto", display="none"),
+                                          tooltip="Preview again with the parents the errors name, acted on first")
+        self.parents_first_btn.add_class("sa-parents-first")
+        self.parents_first_btn.on_click(lambda _: self._guard(
+            lambda: self.preview(self._action, self.direction_w.value if self._action in _DIRECTED else None,
+                                 parents_first=True)))
+        self.touched_btn = w.Button(description="Show the records this action touched",
+                                    layout=w.Layout(width="auto", display="none"))
+        self.touched_btn.add_class("sa-show-touched")
+        self.touched_btn.on_click(lambda _: self._guard(self.show_touched))
+        self.export_what_w = w.Dropdown(options=[("filtered list", "list"), ("selection", "selection"),
+                                                 ("preview", "preview"), ("result", "result")], value="selection",
+                                        description="Export", layout=w.Layout(width="230px"),
+                                        style={"description_width": "50px"})
+        self.export_format_w = w.Dropdown(options=[("Excel (xlsx)", "xlsx"), ("CSV", "csv")], value="xlsx",
+                                          layout=w.Layout(width="120px"))
+        self.export_lang_w = w.Dropdown(options=[("English", "en"), ("Français", "fr"), ("Deutsch", "de")],
+                                        value="en", layout=w.Layout(width="110px"))
+        self.export_btn = w.Button(description="Export", layout=lay, tooltip="Write it with BC's captions")
+        self.export_btn.add_class("sa-export")
+        self.export_btn.on_click(lambda _: self._guard(self._on_export))
+        self.export_html = w.HTML()
+        self.export_html.add_class("sa-export-done")
+        self.audit_pick_w = w.Dropdown(description="Action", options=[], layout=w.Layout(width="220px"),
+                                       style={"description_width": "50px"})
+        self.audit_show_btn = w.Button(description="Show its records", layout=lay)
+        self.audit_show_btn.add_class("sa-audit-show")
+        self.audit_show_btn.on_click(lambda _: self._guard(
+            lambda: self.show_action(self.audit_pick_w.value) if self.audit_pick_w.value else None))
         self.run_btn = w.Button(description="Run", button_style="primary", disabled=True, layout=lay)
         self.run_btn.add_class("sa-run")
         self.run_btn.on_click(lambda _: self._guard(self._on_run))
@@ -273,14 +344,17 @@ class TriagePanel:
             w.HBox([*self.action_btns.values()], layout=w.Layout(flex_flow="row wrap")),
             w.HBox([self.direction_w, self.couple_to_w], layout=w.Layout(flex_flow="row wrap")),
             self.preview_html,
-            w.HBox([self.run_btn]),
+            w.HBox([self.run_btn, self.parents_first_btn]),
             self.confirm_box,
             w.HBox([self.progress, self.progress_label]),
             self.message,
             self.result_html,
+            self.touched_btn,
+            w.HBox([self.export_what_w, self.export_format_w, self.export_lang_w, self.export_btn, self.export_html],
+                   layout=w.Layout(flex_flow="row wrap", align_items="center")),
             self.log_box,
-            w.HBox([w.HTML("<h4>Audit trail of this workspace</h4>"), self.audit_refresh_btn],
-                   layout=w.Layout(align_items="center")),
+            w.HBox([w.HTML("<h4>Audit trail of this workspace</h4>"), self.audit_refresh_btn, self.audit_pick_w,
+                    self.audit_show_btn], layout=w.Layout(align_items="center")),
             self.audit_html,
         ])
         self.layout.add_class("sa-triage")
@@ -391,6 +465,7 @@ class TriagePanel:
     def clear_fixed_keys(self) -> None:
         """Drop the fixed list of records the panel was opened with and list every record."""
         self._fixed = self._fixed.replace(keys=None, table_id=None)
+        self._listing = None
         self._filters_changed()
 
     def _on_filter(self, change: dict) -> None:
@@ -400,6 +475,11 @@ class TriagePanel:
     def _filters_changed(self, *, keep_finding: bool = False) -> None:
         if not keep_finding:
             self._finding = None
+        # a selection is only ever what the list shows: a filter change clears it (and says so), so that no
+        # action runs on records the user can no longer see or count
+        had = self._total if self._all else len(self._chosen)
+        self._chosen.clear()
+        self._cleared = had if not keep_finding else 0
         self._all = False  # "all N matching" meant the old filter's N
         self._offset = 0
         sel = self.filters
@@ -407,7 +487,7 @@ class TriagePanel:
         self._refresh_facets(sel)
         fixed = []
         if self._fixed.keys is not None:
-            fixed.append(f"{len(self._fixed.keys):,} chosen record(s)")
+            fixed.append(getattr(self, "_listing", None) or f"{len(self._fixed.keys):,} chosen record(s)")
         if self._fixed.table_id is not None:
             fixed.append(f"table {self._fixed.table_id}")
         self.fixed_html.value = h.fragment('{% if fixed %}<span class="sa-badge sa-warn">Listing only: '
@@ -429,7 +509,8 @@ class TriagePanel:
                     field = "mapping" if name == "mapping" else name
                     counts = facet_counts(self.ws, sel.replace(**{field: None}), column)
                 counts = counts[counts["value"].notna()]
-                options = [("any", ANY)] + [(f"{_label(v)} ({n:,})", str(v))
+                show = _cause_title if name == "cause" else (lambda v: v)
+                options = [("any", ANY)] + [(f"{_label(show(v))} ({n:,})", str(v))
                                             for v, n in zip(counts["value"], counts["records"])]
                 if current != ANY and current not in [v for _, v in options]:
                     options.append((f"{_label(current)} (0)", current))
@@ -531,7 +612,11 @@ class TriagePanel:
         if n:
             exists = (page["bc_record_exists"].map({True: "yes", False: "no"}).fillna("?") + " / "
                       + page["crm_record_exists"].map({True: "yes", False: "no"}).fillna("?"))
-            cells = page.assign(exists=exists, **_page_or_latest(page))[[c[0] for c in COLUMNS]].to_numpy(dtype=object)
+            cells = page.assign(exists=exists, failed_on=_page_or_latest(page)["failed_on"],
+                                cause=page["cause"].map(_cause_title, na_action="ignore"))[
+                [c[0] for c in COLUMNS]].to_numpy(dtype=object)
+            cells[:, [c[0] for c in COLUMNS].index("error_message")] = np.array(
+                error_cells(self.ws, page), dtype=object)
         self._quiet = True
         try:
             for i in range(self.page_size):
@@ -617,6 +702,8 @@ class TriagePanel:
 
     def _selection_changed(self) -> None:
         """Recompute what the selection enables; a preview of another selection no longer applies."""
+        if self.selected_count:
+            self._cleared = 0
         self._show_status()
         self._update_enablement()
         self._clear_preview()
@@ -630,6 +717,9 @@ class TriagePanel:
                               'filter: {{ filters }})</span>', n=f"{self._total:,}", filters=self.filters.describe())
         else:
             text = f"{self._total:,} matching · <b>{n:,} selected</b>"
+        if self._cleared and n == 0:
+            text += h.fragment(' <span class="sa-badge sa-warn">selection of {{ n }} record(s) cleared: the filters '
+                               'changed</span>', n=f"{self._cleared:,}")
         self.status.value = text
         self.select_all_btn.description = f"Select all {self._total:,} matching"
         self.select_all_btn.disabled = self._all or self._total == 0
@@ -705,7 +795,7 @@ class TriagePanel:
                 "enables Retry and Synchronize only where both records exist, Restore Records and Delete Records "
                 "only where exactly one exists.")
 
-    def preview(self, action: str, direction: str | None = None) -> Any:
+    def preview(self, action: str, direction: str | None = None, *, parents_first: bool = False) -> Any:
         """Dry run: compute the plan of ``action`` on the selection and show it (nothing changes).
 
         Parameters
@@ -714,6 +804,8 @@ class TriagePanel:
             One of :data:`syncanalysis.actions.ACTIONS` (e.g. ``"retry"``).
         direction
             Synchronize only: one of :data:`syncanalysis.actions.DIRECTIONS` (default: the chooser's value).
+        parents_first
+            Also act on the parents the selected records' errors name, first ("Fix the parents first").
 
         Returns
         -------
@@ -741,12 +833,18 @@ class TriagePanel:
             if couple_to is None:
                 raise SyncAnalysisError("Set Up Coupling: type the id of the Dataverse row to couple the selected record "
                                         "to in “Couple to”, then preview again.")
-        p = act.plan(self.ws, action, target, direction=direction, backend=self.backend, couple_to=couple_to)
+        parents_first = parents_first and action in _PARENTS_FIRST
+        p = act.plan(self.ws, action, target, direction=direction, backend=self.backend, couple_to=couple_to,
+                     parents_first=parents_first)
         self.plan = p
+        self._parents_first = parents_first
         self._plan_key = (action, direction, target) + ((couple_to,) if action == "set-up-coupling" else ())
         self._pending = None
         self.confirm_box.layout.display = "none"
         self.preview_html.value = _plan_html(p)
+        blocked = p.targets.get("prediction", pd.Series(dtype=object)).fillna("").str.contains("fix the parent first")
+        self.parents_first_btn.layout.display = None if blocked.any() and not parents_first else "none"
+        self.parents_first_btn.description = f"Fix the parents first ({int(blocked.sum()):,} blocked)"
         self.run_btn.description = f"Run {_caption(action)}" + ("…" if action in act.DESTRUCTIVE else "")
         self.run_btn.disabled = False
         return p
@@ -776,14 +874,10 @@ class TriagePanel:
             key += (self.couple_to_w.value.strip(),)
         p = self.plan if self.plan is not None and getattr(self, "_plan_key", None) == key else None
         if p is None:
-            p = self.preview(action, direction)
+            p = self.preview(action, direction, parents_first=getattr(self, "_parents_first", False))
         if action in act.DESTRUCTIVE and not confirm:
             self._pending = (action, direction)
-            n = p.counts["will_change"]
-            self.confirm_html.value = h.fragment(
-                '<div class="sa-confirm"><b>{{ caption }}</b> cannot be undone from here: it will change {{ n }} '
-                'coupled record(s) ({{ summary }}). Confirm to run it, or cancel.</div>',
-                caption=_caption(action), n=f"{n:,}", summary=p.summary().splitlines()[0])
+            self.confirm_html.value = _confirm_html(p)
             self.confirm_box.layout.display = None
             return None
         return self._execute(p)
@@ -825,6 +919,8 @@ class TriagePanel:
         self.progress_label.value = "Done."
         self.result = result
         self.result_html.value = _result_html(result)
+        self.touched_btn.layout.display = None
+        self.touched_btn.description = f"Show the {len(result.outcome):,} record(s) this action touched"
         self._clear_preview()
         for b in self.action_btns.values():
             b.button_style = ""
@@ -846,6 +942,91 @@ class TriagePanel:
         self._render_page()
         self._show_status()
         self._update_enablement()
+        self._refresh_audit()
+
+    def show_records(self, keys: list[tuple[str, str, int, str]], label: str) -> int:
+        """List exactly ``keys`` (all other filters cleared; the list says so) and return how many still exist."""
+        self._fixed = self._fixed.replace(keys=tuple(sorted({(str(e), str(c), int(t), str(i))
+                                                              for e, c, t, i in keys})), table_id=None)
+        self._listing = label
+        self._quiet = True
+        try:
+            for name, ctl in self.filters_w.items():
+                ctl.value = ANY if name in FACETS else ("" if name == "search" else None)
+            self._exact = {}
+        finally:
+            self._quiet = False
+        self._filters_changed()
+        return self._total
+
+    def show_touched(self) -> int:
+        """After a run: list the records the action touched, with their new state (gone ones are counted)."""
+        if self.result is None:
+            raise SyncAnalysisError("No action has run in this panel yet.")
+        return self.show_action(self.result.action_id)
+
+    def show_action(self, action_id: int) -> int:
+        """List the records audited action ``action_id`` acted on, with their state now.
+
+        Returns
+        -------
+        int
+            How many of its targets still have a coupling (Delete Records and Remove Coupling remove theirs).
+        """
+        t = act.action_targets(self.ws, int(action_id))
+        if t.empty:
+            raise SyncAnalysisError(f"Action #{action_id} has no targets in the audit trail of this workspace.")
+        gone = int(t["state"].isna().sum())
+        label = f"the {len(t):,} target(s) of action #{int(action_id)}" + (
+            f" ({gone:,} no longer coupled, so not listed)" if gone else "")
+        return self.show_records(list(t[["environment", "company", "table_id", "integration_id"]].itertuples(
+            index=False, name=None)), label)
+
+    def export(self, what: str = "list", path: str | Any = None, *, language: str = "en") -> Any:
+        """Write the filtered list, the selection, the preview or the result to xlsx or CSV (BC's captions).
+
+        Parameters
+        ----------
+        what
+            ``list`` (every record the filters match), ``selection``, ``preview`` (the plan's targets) or
+            ``result`` (the last run's outcome).
+        path
+            Where to write; the suffix (``.xlsx`` or ``.csv``) chooses the format. Default:
+            ``exports/triage-<what>-<time>.xlsx`` under the current folder.
+        language
+            ``en``, ``fr`` or ``de``: the language of the column captions.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
+        from pathlib import Path
+
+        from .. import export as ex
+
+        if path is None:
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+            path = Path("exports") / f"triage-{what}-{stamp}.xlsx"
+        if what == "list":
+            out = ex.export_records(self.ws, self.filters, path, language=language)
+        elif what == "selection":
+            if not self.selected_count:
+                raise SyncAnalysisError("Nothing is selected: tick records or select all matching, then export.")
+            out = ex.export_records(self.ws, self.value, path, language=language)
+        elif what == "preview":
+            if self.plan is None:
+                raise SyncAnalysisError("No preview to export: preview an action first.")
+            out = ex.export_plan(self.plan, path, language=language)
+        elif what == "result":
+            if self.result is None:
+                raise SyncAnalysisError("No result to export: run an action first.")
+            out = ex.export_result(self.result, path, language=language)
+        else:
+            raise SyncAnalysisError(f"Cannot export {what!r}; use list, selection, preview or result.")
+        self.export_html.value = h.fragment('<div class="sa-note">Exported {{ what }} to <code>{{ path }}</code>.</div>',
+                                            what=what, path=str(out))
+        return out
 
     def _progress(self, done: float, total: float | None = None) -> None:
         """Progress callback for the library: ``done`` of ``total`` (or a fraction when ``total`` is None)."""
@@ -864,8 +1045,17 @@ class TriagePanel:
         self.log_box.children = [self.log_panel.layout]
         return self.log_panel
 
+    def _on_export(self) -> None:
+        from pathlib import Path
+
+        what = self.export_what_w.value
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        self.export(what, Path("exports") / f"triage-{what}-{stamp}.{self.export_format_w.value}",
+                    language=self.export_lang_w.value)
+
     def _refresh_audit(self) -> None:
         trail = act.audit_trail(self.ws, limit=AUDIT_ROWS)
+        self.audit_pick_w.options = [(f"#{int(a)} {c}", int(a)) for a, c in zip(trail["action_id"], trail["caption"])]
         cols = [c for c in AUDIT_COLUMNS if c in trail.columns]
         self.audit_html.value = h.table(trail, columns=cols, headers=AUDIT_HEADERS, max_rows=AUDIT_ROWS, clip_width=60,
                                         widths=[AUDIT_WIDTHS.get(c, "6%") for c in cols],
@@ -873,18 +1063,24 @@ class TriagePanel:
 
 
 _DIRECTED = {"synchronize"}
+_PARENTS_FIRST = {"retry", "synchronize"}  # actions whose plan can take the errors' parents first
 AUDIT_ROWS = 20
 AUDIT_COLUMNS = ["action_id", "at", "who", "caption", "backend", "dry_run", "targets", "changed", "planned", "no_op",
                  "refused", "failed", "direction", "selection"]
 AUDIT_WIDTHS = {"action_id": "4%", "at": "13%", "who": "8%", "caption": "10%", "backend": "5%", "dry_run": "5%",
                 "direction": "8%", "selection": "11%"}
-AUDIT_HEADERS = {"action_id": "#", "caption": "action", "dry_run": "dry run", "no_op": "no-op"}
-PLAN_COLUMNS = ["mapping_name", "bc_record_id", "crm_description", "state", "role", "status", "outcome", "winner",
-                "fields"]
+AUDIT_HEADERS = {"action_id": "#", "at": "at (UTC)", "caption": "action", "dry_run": "dry run", "no_op": "no-op"}
+PLAN_COLUMNS = ["mapping_name", "bc_record_id", "crm_description", "state", "role", "status", "outcome", "prediction",
+                "winner", "fields"]
 PLAN_HEADERS = {"mapping_name": "Mapping", "bc_record_id": "BC record", "crm_description": "Coupled To",
                 "state": "State", "role": "Role", "status": "Status", "outcome": "What will happen",
-                "winner": "Wins", "fields": "Overwritten"}
+                "prediction": "Predicted outcome", "winner": "Wins", "fields": "Overwritten"}
 PREVIEW_ROWS = 50
+
+
+def _cause_title(cause: Any) -> str:
+    """A cause as its readable title (``Update conflict: both sides changed``), not its code."""
+    return cause_info(str(cause)).title
 
 
 def _caption(action: str) -> str:
@@ -897,19 +1093,56 @@ def _label(value: Any, width: int = 90) -> str:
 
 
 def _plan_html(p: Any) -> str:
-    """The plan as escaped HTML: its summary, the counts, and the first targets (refused ones first)."""
+    """The plan as escaped HTML: summary, counts, predicted outcomes, and the first targets (refused first).
+
+    A destructive plan names what it deletes, in which app and in full, in a warning colour (never
+    success's green); a Retry shows which records will fail again and why.
+    """
     targets = p.targets
     if len(targets):
-        # what the reviewer must look at first: refusals, then changes, then no-ops (only the shown rows move)
-        order = targets["status"].map({"refused": 0, "change": 1, "no-op": 2}).fillna(3)
+        # what the reviewer must look at first: refusals, then predicted failures, then changes, then no-ops
+        order = targets["status"].map({"refused": 0, "change": 2, "no-op": 3}).fillna(4)
+        if "prediction" in targets.columns:
+            order = order - targets["prediction"].fillna("").str.startswith("will fail again").astype(int)
         targets = targets.iloc[order.to_numpy().argsort(kind="stable")[:PREVIEW_ROWS]]
-    cols = [c for c in PLAN_COLUMNS if c in targets.columns]
-    table = h.table(targets, columns=cols, headers=PLAN_HEADERS, clip_width=80,
+    destructive = p.action in act.DESTRUCTIVE
+    cols = [c for c in PLAN_COLUMNS if c in targets.columns and not (c == "prediction" and targets[c].isna().all())]
+    table = h.table(targets, columns=cols, headers=PLAN_HEADERS, clip_width=400 if destructive else 120, wrap=True,
                     empty="No coupled record matches.")
-    more = (f'<div class="sa-note">Showing {PREVIEW_ROWS:,} of {len(p.targets):,} targets (refused first).</div>'
-            if len(p.targets) > PREVIEW_ROWS else "")
-    return (f"<h4>Preview — dry run, nothing changed yet</h4>{h.paragraph(p.summary(), css='sa-summary')}"
-            f"{h.badges(p.counts, classes={'refused': 'sa-warn', 'will_change': 'sa-good'})}{table}{more}")
+    more = (f'<div class="sa-note">Showing {PREVIEW_ROWS:,} of {len(p.targets):,} targets (refused and failing '
+            "again first).</div>" if len(p.targets) > PREVIEW_ROWS else "")
+    warn = ""
+    if destructive and p.destroys:
+        names = p.targets["destroyed"].dropna().astype(str)
+        warn = h.fragment(
+            '<div class="sa-destroys"><b>{{ caption }} deletes, and this cannot be undone from here:</b> '
+            '{% for k, n in destroys.items() %}{{ "{:,}".format(n) }} {{ k }}(s){{ ", " if not loop.last }}'
+            '{% endfor %}.<br>{{ names | join("; ") }}{% if more %} … and {{ "{:,}".format(more) }} more{% endif %}'
+            "</div>", caption=p.caption, destroys=p.destroys, names=names.head(20).tolist(),
+            more=max(0, len(names) - 20))
+    predicted = ""
+    if p.predicted:
+        predicted = h.fragment('<div class="sa-predict"><b>Predicted outcome:</b> {% for k, n in items %}'
+                               '{{ "{:,}".format(n) }} {{ k }}{{ "; " if not loop.last }}{% endfor %}</div>',
+                               items=list(p.predicted.items()))
+    change_class = "sa-bad" if destructive else "sa-good"
+    return (f"<h4>Preview — dry run, nothing changed yet</h4>{warn}{h.paragraph(p.summary(), css='sa-summary')}"
+            f"{h.badges(p.counts, classes={'refused': 'sa-warn', 'will_change': change_class})}{predicted}{table}{more}")
+
+
+def _confirm_html(p: Any) -> str:
+    """The confirmation of a destructive plan: what it deletes, in which app, how many (escaped)."""
+    destroys = p.destroys
+    if not destroys:  # Restore Records re-creates the missing side: it changes, it does not delete
+        return h.fragment(
+            '<div class="sa-confirm"><b>{{ caption }}</b> cannot be undone from here: it will change {{ n }} '
+            "coupled record(s) ({{ summary }}). Confirm to run it, or cancel.</div>",
+            caption=p.caption, n=f"{p.counts['will_change']:,}", summary=p.summary().splitlines()[0])
+    return h.fragment(
+        '<div class="sa-confirm"><b>{{ caption }}</b> cannot be undone from here: it will delete '
+        '{% for k, n in destroys.items() %}{{ "{:,}".format(n) }} {{ k }}(s){{ " and " if not loop.last }}{% endfor %}'
+        "{% if records %} and their couplings{% endif %} ({{ scope }}). Confirm to run it, or cancel.</div>",
+        caption=p.caption, destroys=destroys, records=any(k != "coupling" for k in destroys), scope=p.scope)
 
 
 def _result_html(result: Any) -> str:
