@@ -23,10 +23,9 @@ from IPython.display import display
 from .. import actions as act
 from .. import html as h
 from ..analysis.causes import cause_info
-from ..analysis.records import STATES, Selection, facet_counts, records, records_relation
+from ..analysis.records import STATES, Selection, records, records_relation
 from ..analysis.signatures import ensure_signatures, error_text_sql
 from ..errors import SyncAnalysisError
-from ..sql import registered
 from ..workspace import Workspace
 
 _log = logging.getLogger(__name__)
@@ -78,12 +77,11 @@ def error_cells(ws: Workspace, page: pd.DataFrame) -> list[Any]:
     detail = pd.DataFrame(columns=["environment", "company", "error_no", "text", "stack", "inner"])
     if len(keys):
         text = error_text_sql("je")
-        with registered(ws.con, keys.astype({"error_no": "int64"}), "page_errors") as name:
-            detail = ws.con.execute(
-                f"SELECT je.environment, je.company, je.error_no, {text} AS text, je.exception_detail AS stack, "
-                f"s.inner_message AS inner FROM {name} k JOIN job_errors je ON je.environment = k.environment "
-                f"AND je.company = k.company AND je.error_no = k.error_no "
-                f"LEFT JOIN signatures s ON s.error_message = {text}").df()
+        numbers = sorted({int(n) for n in keys["error_no"]})
+        detail = ws.con.execute(
+            f"SELECT je.environment, je.company, je.error_no, {text} AS text, je.exception_detail AS stack, "
+            f"s.inner_message AS inner FROM job_errors je LEFT JOIN signatures s ON s.error_message = {text} "
+            f"WHERE je.error_no IN ({', '.join(map(str, numbers))})").df()
     d = page[["environment", "company", "error_no"]].merge(detail, how="left", on=["environment", "company", "error_no"])
     out: list[Any] = []
     for msg, full, stack, inner in zip(shown.fillna(""), d["text"], d["stack"], d["inner"]):
@@ -163,8 +161,11 @@ class TriagePanel:
         self._cleared = 0
         self._facet_options: dict[str, list] = {}
         self._exact: dict[str, dt.datetime | None] = {}
-        self._index = f"_triage_order_{next(_index_names)}"
+        n = next(_index_names)
+        self._index = f"_triage_order_{n}"
         self._index_version: tuple | None = None
+        self._base = f"_triage_base_{n}"
+        self._base_version: tuple | None = None
         self.plan: Any = None
         self.result: Any = None
         self.enabled: dict[str, bool] = {}
@@ -365,7 +366,8 @@ class TriagePanel:
     def close(self) -> None:
         """Close the widgets and drop the panel's list index from the workspace connection."""
         self.ws.con.execute(f"DROP TABLE IF EXISTS {self._index}")
-        self._index_version = None
+        self.ws.con.execute(f"DROP TABLE IF EXISTS {self._base}")
+        self._index_version = self._base_version = None
         self.layout.close()
 
     def _guard(self, fn: Any, *args: Any) -> None:
@@ -483,7 +485,7 @@ class TriagePanel:
         self._all = False  # "all N matching" meant the old filter's N
         self._offset = 0
         sel = self.filters
-        self._ordered()  # counts the records too
+        self._count()
         self._refresh_facets(sel)
         fixed = []
         if self._fixed.keys is not None:
@@ -498,17 +500,18 @@ class TriagePanel:
 
     def _refresh_facets(self, sel: Selection) -> None:
         """Refill each dropdown with the values present under the other filters, with their counts."""
+        base = self._base_table()
+        where = self._facet_where(sel)
         self._quiet = True
         try:
             for name, column in FACETS.items():
                 d = self.filters_w[name]
                 current = d.value
-                if name == "state":
-                    counts = facet_counts(self.ws, sel.replace(state=None), column)
-                else:
-                    field = "mapping" if name == "mapping" else name
-                    counts = facet_counts(self.ws, sel.replace(**{field: None}), column)
-                counts = counts[counts["value"].notna()]
+                others = [(c, v) for c, v in where if c != column]
+                cond = " AND ".join(f'"{c}" = ?' for c, _ in others) or "true"
+                counts = self.ws.con.execute(
+                    f'SELECT "{column}" AS value, count(*) AS records FROM {base} WHERE {cond} AND "{column}" IS NOT '
+                    "NULL GROUP BY ALL ORDER BY records DESC, value LIMIT 50", [v for _, v in others]).df()
                 show = _cause_title if name == "cause" else (lambda v: v)
                 options = [("any", ANY)] + [(f"{_label(show(v))} ({n:,})", str(v))
                                             for v, n in zip(counts["value"], counts["records"])]
@@ -520,6 +523,31 @@ class TriagePanel:
                 d.value = current
         finally:
             self._quiet = False
+
+    @staticmethod
+    def _facet_where(sel: Selection) -> list[tuple[str, Any]]:
+        """The facet filters of ``sel`` as (column of the list, value) pairs."""
+        values = {"environment": sel.environment, "company": sel.company, "mapping_name": sel.mapping,
+                  "state": sel.state, "cause": sel.cause, "signature": sel.signature}
+        return [(c, v) for c, v in values.items() if v is not None]
+
+    def _base_table(self) -> str:
+        """The records under every filter except the facets, narrow (keys, facet and sort columns).
+
+        Built once per non-facet filter (time, text, the fixed keys) and workspace version: a facet
+        change (state, cause, mapping…) then filters and counts this table instead of joining the whole
+        history again — the count, six facets and the list order of a filter change read it.
+        """
+        sel = self.filters
+        base = self._fixed.replace(since=sel.since, until=sel.until, search=sel.search)
+        version = (base, self.ws.revision)
+        if version != self._base_version:
+            sql, params = records_relation(self.ws, base)
+            cols = ", ".join(f'"{c}"' for c in dict.fromkeys(
+                ["environment", "company", "table_id", "integration_id", *FACETS.values(), *(c for _, c in SORTS)]))
+            self.ws.con.execute(f"CREATE OR REPLACE TEMP TABLE {self._base} AS SELECT {cols} FROM ({sql})", params)
+            self._base_version = version
+        return self._base
 
     # -- paging and sorting ----------------------------------------------------------------
     @property
@@ -572,35 +600,59 @@ class TriagePanel:
         self._offset = 0
         self._guard(self._render_page)
 
+    def _listed(self) -> tuple[str, list[Any], str]:
+        """SQL of the listed records (over the base table), its parameters and the list order."""
+        where = self._facet_where(self.filters)
+        sql = f"SELECT * FROM {self._base_table()} WHERE " + (" AND ".join(f'"{c}" = ?' for c, _ in where) or "true")
+        col = self._order.lstrip("-")
+        if col not in {c for _, c in SORTS}:
+            raise SyncAnalysisError(f"Cannot sort the list by {col!r}; use one of {[c for _, c in SORTS]}.")
+        direction = "DESC" if self._order.startswith("-") else "ASC"
+        # the same order as records(): the column, NULLs last, then the key
+        order = f'"{col}" {direction} NULLS LAST, environment, company, table_id, integration_id'
+        return sql, [v for _, v in where], order
+
+    def _count(self) -> int:
+        """How many records the filters match (counted once per filter and workspace version)."""
+        version = (self.filters, self.ws.revision)
+        if version != getattr(self, "_count_version", None):
+            sql, params, _ = self._listed()
+            self._total = self.ws.con.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+            self._count_version = version
+        return self._total
+
     def _ordered(self) -> str:
         """The temp table of the listed records' keys in list order (``rn`` = position, 0-based).
 
-        Built once per filter, order and workspace version (a load or an action bumps it), so a page at
-        any depth is a range of ``rn`` plus :func:`records` for its keys, not a sort of the whole list;
-        the rows themselves are always read fresh.
+        Built once per filter, order and workspace version (a load or an action bumps it), for pages
+        deeper than :data:`TOP_N_ROWS` (the first pages are a top-N query, much cheaper than sorting the
+        whole list); a page at any depth is then a range of ``rn`` plus :func:`records` for its keys. The
+        rows themselves are always read fresh.
         """
         version = (self.filters, self._order, self.ws.revision)
         if version != self._index_version:
-            sql, params = records_relation(self.ws, self.filters)
-            col = self._order.lstrip("-")
-            if col not in {c for _, c in SORTS}:
-                raise SyncAnalysisError(f"Cannot sort the list by {col!r}; use one of {[c for _, c in SORTS]}.")
-            direction = "DESC" if self._order.startswith("-") else "ASC"
-            # the same order as records(): the column, NULLs last, then the key
+            sql, params, order = self._listed()
             self.ws.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {self._index} AS SELECT row_number() OVER (ORDER BY \"{col}\" "
-                f"{direction} NULLS LAST, environment, company, table_id, integration_id) - 1 AS rn, "
+                f"CREATE OR REPLACE TEMP TABLE {self._index} AS SELECT row_number() OVER (ORDER BY {order}) - 1 AS rn, "
                 f"environment, company, table_id, integration_id FROM ({sql})", params)
-            self._total = self.ws.con.execute(f"SELECT count(*) FROM {self._index}").fetchall()[0][0]
             self._index_version = version
         return self._index
 
+    def _keys_at(self, offset: int) -> list[tuple]:
+        """The keys of the page starting at ``offset``, in list order."""
+        if offset + self.page_size <= TOP_N_ROWS:
+            sql, params, order = self._listed()
+            return self.ws.con.execute(
+                f"SELECT environment, company, table_id, CAST(integration_id AS VARCHAR) FROM ({sql}) "
+                f"ORDER BY {order} LIMIT ? OFFSET ?", [*params, self.page_size, offset]).fetchall()
+        return self.ws.con.execute(
+            f"SELECT environment, company, table_id, CAST(integration_id AS VARCHAR) FROM {self._ordered()} "
+            "WHERE rn >= ? AND rn < ? ORDER BY rn", [offset, offset + self.page_size]).fetchall()
+
     def _render_page(self) -> None:
         """Read one page and update the row widgets (only changed values are sent to the browser)."""
-        index = self._ordered()
-        keys = self.ws.con.execute(
-            f"SELECT environment, company, table_id, CAST(integration_id AS VARCHAR) FROM {index} "
-            "WHERE rn >= ? AND rn < ? ORDER BY rn", [self._offset, self._offset + self.page_size]).fetchall()
+        self._count()
+        keys = self._keys_at(self._offset)
         rows = records(self.ws, Selection(keys=tuple(keys)), limit=None)
         if len(rows) > 1:
             position = {key: i for i, key in enumerate(keys)}
@@ -935,8 +987,8 @@ class TriagePanel:
         """
         ensure_signatures(self.ws)
         sel = self.filters
-        self._index_version = None
-        self._ordered()
+        self._index_version = self._base_version = self._count_version = None
+        self._count()
         self._refresh_facets(sel)
         self._offset = min(self._offset, (self.pages - 1) * self.page_size)
         self._render_page()
@@ -1062,6 +1114,7 @@ class TriagePanel:
                                         empty="No actions recorded in this workspace yet.")
 
 
+TOP_N_ROWS = 2_000  # pages within the first rows are top-N queries; deeper ones read the list index
 _DIRECTED = {"synchronize"}
 _PARENTS_FIRST = {"retry", "synchronize"}  # actions whose plan can take the errors' parents first
 AUDIT_ROWS = 20
