@@ -130,7 +130,9 @@ COLUMNS: dict[str, _Col] = {
     "couple_to": _own("Couple To (CRM ID)", "Coupler à (CRM ID)", "Koppeln mit (CRM-ID)"),
     "enabled": _own("Action Enabled", "Action activée", "Aktion aktiviert", BOOL),
     "status": _own("Status", "Statut", "Status", values="status"),
-    "outcome": _own("Predicted Outcome", "Résultat prévu", "Voraussichtliches Ergebnis"),
+    "outcome": _own("What Will Happen", "Ce qui va se passer", "Was geschehen wird"),
+    "prediction": _own("Predicted Outcome", "Résultat prévu", "Voraussichtliches Ergebnis"),
+    "destroyed": _own("Deletes", "Supprime", "Löscht"),
     "reason": _own("Reason", "Motif", "Grund"),
     "suggest": _own("Suggested Action", "Action suggérée", "Empfohlene Aktion"),
     "winner": _own("Winning Side", "Côté gagnant", "Gewinnende Seite", values="winner"),
@@ -731,8 +733,9 @@ def export_records(ws: Workspace, selection: Selection | None, path: str | os.Pa
 
 
 _PLAN_COLUMNS = ("mapping_name", "bc_record_id", "crm_description", "state", "role", "enabled", "status", "outcome",
-                 "winner", "fields", "direction", "couple_to")
-_OPTIONAL = ("winner", "fields", "direction", "couple_to", "new_integration_id", "new_crm_id")  # shown when set
+                 "prediction", "destroyed", "winner", "fields", "direction", "couple_to")
+_OPTIONAL = ("prediction", "destroyed", "winner", "fields", "direction", "couple_to", "new_integration_id",
+             "new_crm_id")  # shown when set
 _KEY = ("environment", "company", "table_id", "integration_id")
 
 

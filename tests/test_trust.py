@@ -209,3 +209,29 @@ def test_the_list_shows_the_inner_error_causes_by_title_and_utc_times(ws: Worksp
     assert "Failed On (UTC)" in panel.header.children[1].value
     labels = [label for label, _ in panel.filters_w["cause"].options]
     assert any(label.startswith("Value longer than the destination field (") for label in labels)
+
+
+# -- handover: exports a consultant attaches to a ticket ----------------------------------------------
+@pytest.mark.parametrize("language", ["en", "fr", "de"])
+def test_the_panel_exports_the_selection_and_the_preview_in_bc_captions(ws: Workspace, findings, tmp_path: Path,
+                                                                       language: str) -> None:
+    from python_calamine import CalamineWorkbook
+
+    from syncanalysis.export import column_header
+
+    f = next(f for f in findings if f.code == "PARENT_NOT_COUPLED" and f.status == "now")
+    panel = TriagePanel(ws, f.selection, select_all=True)
+    out = panel.export("selection", tmp_path / "selection.xlsx", language=language)
+    rows = CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).to_python()
+    assert len(rows) - 1 == panel.selected_count == f.affected
+    header = rows[0]
+    assert column_header("bc_record_id", language) in header
+    assert f"{column_header('failed_on', language)} (UTC)" in header
+    got = {str(r[header.index(column_header("bc_record_id", language))]) for r in rows[1:]}
+    assert got == set(records(ws, f.selection, limit=None)["bc_record_id"])
+    panel.preview("retry")
+    csv = panel.export("preview", tmp_path / "preview.csv", language=language)
+    text = csv.read_text(encoding="utf-8-sig")
+    assert "will fail again" in text and len(text.splitlines()) - 1 == len(panel.plan.targets)
+    with pytest.raises(Exception, match="run an action first"):
+        panel.export("result", tmp_path / "result.xlsx")

@@ -230,7 +230,7 @@ class Plan:
     def to_frame(self) -> pd.DataFrame:
         """The targets with the columns a reviewer reads (key columns last)."""
         cols = ["mapping_name", "bc_record_id", "crm_description", "state", "role", "enabled", "status", "outcome",
-                "winner", "fields", "direction", *KEY]
+                "prediction", "destroyed", "winner", "fields", "direction", *KEY]
         return self.targets[[c for c in cols if c in self.targets.columns]].copy()
 
 
