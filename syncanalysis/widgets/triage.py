@@ -1159,7 +1159,8 @@ def _plan_html(p: Any) -> str:
             order = order - targets["prediction"].fillna("").str.startswith("will fail again").astype(int)
         targets = targets.iloc[order.to_numpy().argsort(kind="stable")[:PREVIEW_ROWS]]
     destructive = p.action in act.DESTRUCTIVE
-    cols = [c for c in PLAN_COLUMNS if c in targets.columns and not (c == "prediction" and targets[c].isna().all())]
+    # columns with nothing to say for this plan (who wins, when nothing is overwritten) are left out
+    cols = [c for c in PLAN_COLUMNS if c in targets.columns and not targets[c].isna().all()]
     table = h.table(targets, columns=cols, headers=PLAN_HEADERS, clip_width=400 if destructive else 120, wrap=True,
                     empty="No coupled record matches.")
     more = (f'<div class="sa-note">Showing {PREVIEW_ROWS:,} of {len(p.targets):,} targets (refused and failing '
@@ -1178,7 +1179,8 @@ def _plan_html(p: Any) -> str:
         predicted = h.fragment('<div class="sa-predict"><b>Predicted outcome:</b> {% for k, n in items %}'
                                '{{ "{:,}".format(n) }} {{ k }}{{ "; " if not loop.last }}{% endfor %}</div>',
                                items=list(p.predicted.items()))
-    change_class = "sa-bad" if destructive else "sa-good"
+    # green only for changes expected to work: deletions and predicted failures are not a success
+    change_class = "sa-bad" if destructive else "sa-warn" if "will fail again" in p.predicted else "sa-good"
     return (f"<h4>Preview — dry run, nothing changed yet</h4>{warn}{h.paragraph(p.summary(), css='sa-summary')}"
             f"{h.badges(p.counts, classes={'refused': 'sa-warn', 'will_change': change_class})}{predicted}{table}{more}")
 
