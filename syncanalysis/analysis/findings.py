@@ -317,7 +317,7 @@ class TopFix:
         """The line as plain text."""
         after = f" Then run {self.action}." if self.action else ""
         scope_ = f" ({self.mapping})" if self.mapping else ""
-        return f"{self.cause}{scope_}: {self.blocked:,} records blocked now. Fix: {self.fix}{after} [{self.finding}]"
+        return f"{self.cause}{scope_}: {self.blocked:,} records blocked now. Fix: {self.fix}.{after} [{self.finding}]"
 
 
 def top_fixes(findings: list[Finding], limit: int = 5) -> list[TopFix]:
@@ -339,6 +339,8 @@ def top_fixes(findings: list[Finding], limit: int = 5) -> list[TopFix]:
         elif f.code in _RULE_CAUSE:
             label = f"{f.evidence.get('setting')} is blank"
             fix = f"On the {f.mapping} Integration Table Mapping, set {_RULE_FIX[f.code]}"
+        if f.action and fix.endswith(f"then {f.action}"):  # the action is said once, after the fix
+            fix = fix[: -len(f"then {f.action}")].rstrip(" ,")
         out.append(TopFix(f.id, label, f.now, fix, f.action, f.mapping))
         if len(out) == limit:
             break
