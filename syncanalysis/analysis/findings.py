@@ -236,10 +236,10 @@ def _measure(ctx: _Context, findings: list[Finding]) -> None:
     e = _error_frame(ctx)
     total = len(e)
     recent_from = pd.Timestamp(end) - pd.Timedelta(days=7) if end is not None else None
-    by_record = e.groupby(["environment", "company", "record_id", "cause"], sort=False).agg(
-        errors=("error_no", "size"),
-        recent=("logged_at", lambda t: int((t >= recent_from).sum()) if recent_from is not None else 0))
-    by_record = by_record.reset_index()
+    recent = (e["logged_at"] >= recent_from) if recent_from is not None else pd.Series(False, index=e.index)
+    by_record = e[["environment", "company", "record_id", "cause"]].assign(errors=1, recent=recent.astype(int)) \
+        .groupby(["environment", "company", "record_id", "cause"], sort=False)[["errors", "recent"]].sum() \
+        .reset_index()
     states = ctx.couplings.set_index(["environment", "company", "table_id", "integration_id"])["state"]
     for f in findings:
         sel = f.selection
