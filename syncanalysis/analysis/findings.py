@@ -437,6 +437,7 @@ class _Context:
     company: str | None
     _errors: pd.DataFrame | None = None
     _couplings: pd.DataFrame | None = None
+    _index: dict | None = None
 
     def scope(self, prefix: str = "") -> tuple[str, list]:
         """The environment/company condition (``true`` when neither is set) of columns of alias ``prefix``."""
@@ -473,12 +474,22 @@ class _Context:
         named = {r for r in ids if not r.startswith(_NO_RECORD)}
         if not named:
             return None, 0, ids, 0
-        c = self.couplings
-        hit = c[(c["environment"] == env) & (c["company"] == comp) & c["bc_record_id"].isin(named)]
-        keys = tuple(sorted((str(e), str(k), int(t), str(i)) for e, k, t, i in
-                            hit[["environment", "company", "table_id", "integration_id"]].itertuples(index=False)))
+        index = self._coupling_index()
+        found = [k for r in named for k in index.get((env, comp, r), ())]
+        keys = tuple(sorted(found))
         return Selection(environment=env, company=comp, keys=keys), len(keys), named, \
-            len(named) - hit["bc_record_id"].nunique()
+            sum((env, comp, r) not in index for r in named)
+
+    def _coupling_index(self) -> dict[tuple[str, str, str], list[tuple[str, str, int, str]]]:
+        """Coupling keys per (environment, company, BC record id), built once (a finding's records are looked up)."""
+        if self._index is None:
+            c = self.couplings
+            index: dict[tuple[str, str, str], list[tuple[str, str, int, str]]] = {}
+            for e, k, r, t, i in zip(c["environment"], c["company"], c["bc_record_id"], c["table_id"],
+                                     c["integration_id"]):
+                index.setdefault((e, k, r), []).append((str(e), str(k), int(t), str(i)))
+            self._index = index
+        return self._index
 
 
 def _signatures(ctx: _Context) -> list[Finding]:
