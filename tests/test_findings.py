@@ -194,4 +194,5 @@ def test_diagnose_cli_prints_findings_and_json(tmp_path, capsys):
     assert data and {"code", "severity", "title", "start", "end", "evidence", "remedy", "selection"} <= set(data[0])
     assert main(["diagnose", "--workspace", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "findings (most severe first)" in out and "Remedy:" in out
+    assert out.startswith("Top fixes") and "happening now" in out and "Over (nothing failing any more):" in out
+    assert "Remedy:" in out and "Affected records:" in out
