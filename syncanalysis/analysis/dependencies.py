@@ -49,7 +49,8 @@ def dependency_graph(ws: Workspace, *, environment: str | None = None, company: 
         environment, company, parent_table, parent_key, parent_record_id, parent_mapping, child_mapping,
         blocked_records, errors, first_seen, last_seen, cause, parent_state (``not coupled``, ``broken``,
         ``skipped``, ``failed``, ``ok`` or ``unknown`` from the current couplings), still_blocking
-        (children whose latest error still names this parent), fix_order (1 = first).
+        (children whose latest error still names this parent), fix_order (1 = first: parents still
+        blocking before those fixed since, then parents of the mappings others depend on first).
     """
     cond, params = scope("je", environment=environment, company=company)
     where = f"WHERE {cond}"
@@ -90,10 +91,12 @@ def dependency_graph(ws: Workspace, *, environment: str | None = None, company: 
         return df.assign(fix_order=pd.Series(dtype="int64"))
     depth = _mapping_depth(ws)
     df["_depth"] = [depth.get((e, c, m), 0) for e, c, m in zip(df["environment"], df["company"], df["parent_mapping"])]
-    df = df.sort_values(["_depth", "still_blocking", "blocked_records", "parent_record_id"],
-                        ascending=[True, False, False, True], kind="stable")
+    # a parent coupled since, or one no child's latest error names any more, is not the one to fix first
+    df["_done"] = (df["parent_state"] == "ok") | (df["still_blocking"] == 0)
+    df = df.sort_values(["_done", "_depth", "still_blocking", "blocked_records", "parent_record_id"],
+                        ascending=[True, True, False, False, True], kind="stable")
     df["fix_order"] = range(1, len(df) + 1)
-    return df.drop(columns="_depth").reset_index(drop=True)
+    return df.drop(columns=["_depth", "_done"]).reset_index(drop=True)
 
 
 def _mapping_depth(ws: Workspace) -> dict[tuple[str, str, str], int]:
