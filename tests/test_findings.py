@@ -11,7 +11,7 @@ import pytest
 
 from syncanalysis import Workspace
 from syncanalysis.analysis.dependencies import dependency_graph
-from syncanalysis.analysis.findings import _find_bursts, diagnose, findings_frame, kpis
+from syncanalysis.analysis.findings import _episode_end, _find_bursts, diagnose, findings_frame, kpis
 from syncanalysis.analysis.health import gaps, job_health, stopped_periods
 from syncanalysis.analysis.records import count_records
 from syncanalysis.cli import main
@@ -89,6 +89,31 @@ def test_bursts_start_where_records_start_failing_together():
     assert _find_bursts(starts, counts)[0][0] == 200
     counts[199], counts[200] = 1, 0  # one failure right before the burst, a quiet run, then many
     assert _find_bursts(starts, counts)[0][0] in (199, 201)
+
+
+def test_a_weekly_rhythm_is_background_and_an_incident_off_it_is_a_burst():
+    # 13 weeks of runs every 30 minutes; Monday mornings bring a few failures every week (people edit)
+    starts = pd.date_range("2026-08-24", periods=13 * 7 * 48, freq="30min")  # 2026-08-24 is a Monday
+    rng = np.random.default_rng(5)
+    counts = (rng.random(len(starts)) < 0.02).astype(float)
+    monday = (starts.dayofweek == 0) & (starts.hour >= 7) & (starts.hour < 9)
+    counts[monday] = rng.poisson(6, monday.sum())
+    assert _find_bursts(starts.to_numpy(), counts) == []  # each Monday is the usual, not an incident
+    saturday = np.flatnonzero((starts.dayofweek == 5) & (starts.hour == 16))[5]
+    counts[saturday:saturday + 3] = [12, 15, 9]
+    (first, last), = _find_bursts(starts.to_numpy(), counts)
+    assert first == saturday and last >= saturday + 2
+    # with fewer than six weeks of history a weekly rhythm cannot be told: the quiet rate is the background
+    short = slice(0, 4 * 7 * 48)
+    assert len(_find_bursts(starts.to_numpy()[short], counts[short])) >= 1
+
+
+def test_an_episode_ends_when_its_records_stopped_failing_not_with_one_straggler_in_thousands():
+    day = pd.Timestamp("2026-11-19 10:00")
+    bulk = (day + pd.to_timedelta(np.arange(3000), unit="s")).to_numpy()
+    straggler = np.array([day + pd.Timedelta(hours=3)], dtype="datetime64[ns]")
+    assert _episode_end(np.concatenate([bulk, straggler])) == bulk.max()
+    assert _episode_end(np.concatenate([bulk[:100], straggler])) == straggler[0]  # a small episode's tail
 
 
 def test_dependency_graph_orders_fixes_by_mapping_dependencies():

@@ -677,14 +677,16 @@ def _episodes(ctx: _Context) -> list[Finding]:
                                         end_of_history, estimated=True))
             continue
         for first, last in episodes:
-            sel = (o_pos >= first) & (o_pos <= last)
-            in_episode |= sel
+            started = (o_pos >= first) & (o_pos <= last)
+            in_episode |= started
             # the episode's records: every record failing this way during the burst (also those that had
-            # failed before), followed to their last error
+            # failed before); it ends when the records that started failing in it stopped failing
             during = (e_pos >= first) & (e_pos <= last)
             recs = set(errs.loc[during, "record_id"])
             rec_errs = errs[errs["record_id"].isin(recs)]
-            start, stop = errs.loc[during, "logged_at"].min(), rec_errs["logged_at"].max()
+            ends = errs[errs["record_id"].isin(set(o.loc[started, "record_id"]))].groupby("record_id")["logged_at"].max()
+            start = errs.loc[during, "logged_at"].min()
+            stop = _episode_end(ends.to_numpy()) if len(ends) else rec_errs["logged_at"].max()
             sel, n, ids, uncoupled = ctx.resolve(env, comp, recs)
             if sel is None:
                 continue
@@ -765,26 +767,17 @@ def _runs(ctx: _Context) -> dict[tuple[str, str, str], pd.DataFrame]:
 def _find_bursts(starts: np.ndarray, counts: np.ndarray, *, tail: float = 1e-4) -> list[tuple[int, int]]:
     """Runs where several records started failing at once: (first, last) run positions of each burst.
 
-    ``counts`` are onsets per run. The background rate is the mean over runs with at most two onsets; a
-    burst run has a count a Poisson background would reach with probability below ``tail`` (and at
-    least 2). Burst runs less than a day apart form one episode of at least 10 records. The episode then
+    ``counts`` are onsets per run. The background rate of each run is :func:`_background` (the quiet
+    mean, or the run's hour of the week where that is higher); a burst run has a count a Poisson
+    background would reach with probability below ``tail`` (and at least 2). Burst runs less than a day apart form one episode of at least 10 records. The episode then
     starts at the run that maximises the likelihood of "burst from here on" against "background until
     here", and the run just before may join as a partial run (the incident began between two runs) when
     its onsets are likelier as part of the burst than as background.
     """
     if not len(counts) or counts.sum() < 10:
         return []
-    quiet = counts[counts <= 2]
-    lam0 = max(float(quiet.mean()) if len(quiet) else 0.0, 1e-3)
-    # smallest count c >= 2 with P(X >= c) < tail under Poisson(lam0)
-    c, term, cdf = 0, float(np.exp(-lam0)), 0.0
-    while True:
-        cdf += term
-        c += 1
-        term *= lam0 / c
-        if c >= 2 and 1 - cdf < tail:
-            break
-    burst = np.flatnonzero(counts >= c)
+    lam = _background(starts, counts)
+    burst = np.flatnonzero(counts >= _threshold(lam, tail))
     if not len(burst):
         return []
     episodes: list[list[int]] = [[int(burst[0]), int(burst[0])]]
@@ -798,8 +791,8 @@ def _find_bursts(starts: np.ndarray, counts: np.ndarray, *, tail: float = 1e-4) 
     for first, last in episodes:
         if counts[first:last + 1].sum() < 10:
             continue
-        lam_b = max(float(counts[first:last + 1].mean()), lam0 * 1.01)
-        gain = counts * np.log(lam_b / lam0) - (lam_b - lam0)  # log-likelihood ratio per run
+        lam_b = max(float(counts[first:last + 1].mean()), float(lam[first:last + 1].max()) * 1.01)
+        gain = counts * np.log(lam_b / lam) - (lam_b - lam)  # log-likelihood ratio per run
         best, total, k = first, 0.0, first
         lo = max(0, first - 8)
         while k > lo:
@@ -817,7 +810,7 @@ def _find_bursts(starts: np.ndarray, counts: np.ndarray, *, tail: float = 1e-4) 
             if not (0 <= k < len(counts)) or counts[k] < 1 or abs(starts[nxt] - starts[k]) > adjacent:
                 return False
             c_k = int(counts[k])
-            log_bg = c_k * np.log(lam0) - lam0 - float(np.sum(np.log(np.arange(1, c_k + 1))))
+            log_bg = c_k * np.log(lam[k]) - lam[k] - float(np.sum(np.log(np.arange(1, c_k + 1))))
             return -np.log(lam_b) > log_bg
 
         if partial(best - 1, best):
@@ -835,6 +828,56 @@ def _find_bursts(starts: np.ndarray, counts: np.ndarray, *, tail: float = 1e-4) 
         if partial(end + 1, end):
             end += 1
         out.append((int(best), int(end)))
+    return out
+
+
+_SEASON_WEEKS = 6
+
+
+def _episode_end(ends: np.ndarray) -> np.datetime64:
+    """When an episode's records stopped failing, from each record's last error.
+
+    The last of them, unless stragglers — at most one in a thousand of the episode's records — fail
+    again more than two job intervals after the rest stopped: among thousands of records that started
+    failing in the same runs a few are background failures of their own (a record edited with a long
+    value that hour, say), not the incident. In a small episode a late record is the incident's tail.
+    """
+    t = np.sort(ends)
+    gap = np.flatnonzero(np.diff(t) > np.timedelta64(2 * INTERVAL_MIN, "m"))
+    few = gap[(len(t) - 1 - gap) <= 0.001 * len(t)]
+    return t[few[0]] if len(few) else t[-1]
+
+
+def _background(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The background rate of onsets of each run.
+
+    The mean over runs with at most two onsets, raised to the median of the run's hour of the week
+    where the history holds that hour in at least :data:`_SEASON_WEEKS` weeks: people edit in a weekly
+    rhythm (Monday mornings bring more changes, and more failures, than Saturday nights), and a weekly
+    peak is not an incident. Over that many weeks a median is not moved by one incident's runs.
+    """
+    quiet = counts[counts <= 2]
+    base = max(float(quiet.mean()) if len(quiet) else 0.0, 1e-3)
+    hours = starts.astype("datetime64[h]").astype(np.int64)
+    frame = pd.DataFrame({"count": counts, "slot": hours % 168, "week": hours // 168})
+    slot = frame.groupby("slot")
+    median = slot["count"].transform("median").to_numpy(dtype=float)
+    weeks = slot["week"].transform("nunique").to_numpy()
+    return np.where(weeks >= _SEASON_WEEKS, np.maximum(median, base), base)
+
+
+def _threshold(lam: np.ndarray, tail: float) -> np.ndarray:
+    """Per run, the smallest count c >= 2 with P(X >= c) < ``tail`` under Poisson(``lam``)."""
+    out = np.empty(len(lam), dtype=np.int64)
+    for value in np.unique(lam):
+        c, term, cdf = 0, float(np.exp(-value)), 0.0
+        while True:
+            cdf += term
+            c += 1
+            term *= value / c
+            if c >= 2 and 1 - cdf < tail:
+                break
+        out[lam == value] = c
     return out
 
 
