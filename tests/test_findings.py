@@ -96,10 +96,10 @@ def test_a_weekly_rhythm_is_background_and_an_incident_off_it_is_a_burst():
     starts = pd.date_range("2026-08-24", periods=13 * 7 * 48, freq="30min")  # 2026-08-24 is a Monday
     rng = np.random.default_rng(5)
     counts = (rng.random(len(starts)) < 0.02).astype(float)
-    monday = (starts.dayofweek == 0) & (starts.hour >= 7) & (starts.hour < 9)
+    monday = (starts.day_of_week == 0) & (starts.hour >= 7) & (starts.hour < 9)
     counts[monday] = rng.poisson(6, monday.sum())
     assert _find_bursts(starts.to_numpy(), counts) == []  # each Monday is the usual, not an incident
-    saturday = np.flatnonzero((starts.dayofweek == 5) & (starts.hour == 16))[5]
+    saturday = np.flatnonzero((starts.day_of_week == 5) & (starts.hour == 16))[5]
     counts[saturday:saturday + 3] = [12, 15, 9]
     (first, last), = _find_bursts(starts.to_numpy(), counts)
     assert first == saturday and last >= saturday + 2

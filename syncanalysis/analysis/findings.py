@@ -218,7 +218,9 @@ def _one_per_cause(findings: list[Finding]) -> list[Finding]:
         start = window.start if window else evidence["first_seen"]
         end = window.end if window else evidence["last_seen"]
         out.append(dataclasses.replace(
-            lead, title=title, start=start, end=end, ongoing=any(f.ongoing for f in parts), affected=n,
+            # "ongoing" is the window's (the incident's); records still failing make the finding "now"
+            lead, title=title, start=start, end=end, ongoing=window.ongoing if window else any(f.ongoing for f in parts),
+            affected=n,
             severity=min((f.severity for f in parts), key=SEVERITIES.index), evidence=evidence,
             action=lead.action or next((f.action for f in parts if f.action), None),
             selection=sel, record_ids=ids))
