@@ -154,6 +154,28 @@ def test_retry_preview_predicts_failures_and_offers_fix_the_parents_first(ws: Wo
     assert panel.message.value == "" and panel.plan.parameters["parents_first"] is True
 
 
+def test_conflicts_fail_a_retry_again_and_a_synchronize_of_one_record_settles_them(ws: Workspace) -> None:
+    conflicts = Selection(state="skipped", cause="conflict")
+    retry = act.plan(ws, "retry", conflicts)
+    changing = retry.targets[retry.targets["status"] == "change"]
+    assert len(changing) and changing["prediction"].str.startswith("will fail again: changed in both apps").all()
+    key = tuple(changing.iloc[0][["environment", "company", "table_id", "integration_id"]])
+    one = act.plan(ws, "synchronize", Selection(keys=(key,)), direction="to-dataverse")
+    assert list(one.targets["status"]) == ["change"]
+    assert one.targets["prediction"].iloc[0].startswith("should synchronize: the chosen side overwrites")
+    # several records: BC leaves out those changed on the other side, so nothing is predicted for them
+    several = act.plan(ws, "synchronize", conflicts, direction="to-dataverse")
+    refused = several.targets[several.targets["status"] == "refused"]
+    assert len(refused) and refused["prediction"].isna().all()
+    # once the mapping says which app wins, the next run settles the conflicts a Retry puts back
+    ws.con.execute("UPDATE mappings SET update_conflict_resolution = 'Send Update to Integration' "
+                   "WHERE name = ?", [changing["mapping_name"].iloc[0]])
+    again = act.plan(ws, "retry", conflicts).targets
+    again = again[(again["status"] == "change") & (again["mapping_name"] == changing["mapping_name"].iloc[0])]
+    assert len(again) and again["prediction"].str.startswith(
+        "should synchronize: Resolve Update Conflicts is 'Send Update to Integration' now").all()
+
+
 def test_destructive_previews_name_what_they_delete_in_full_and_not_in_green(ws: Workspace, findings) -> None:
     f = next(f for f in findings if f.evidence.get("cause") == "deleted" and f.selection is not None)
     panel = TriagePanel(ws, f.selection)

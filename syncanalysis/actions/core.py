@@ -311,7 +311,7 @@ def predict(ws: Workspace, targets: pd.DataFrame, action: str) -> pd.Series:
 
     From the latest error's cause (its signature) and the dependency graph: a record whose error names a
     parent that is still not coupled (or itself failing) *will fail again* until the parent is fixed; an
-    update conflict fails a Retry again (only Synchronize with a winning side settles it); a data or setup
+    update conflict fails a Retry again and is settled by Synchronize (a forced update); a data or setup
     cause *may fail again* (loaded history cannot tell whether someone fixed it since); a transient error,
     or a parent coupled since, *should synchronize*. Each text starts with its kind and a colon. ``None``
     for targets that will not change or actions this does not apply to.
@@ -342,11 +342,18 @@ def predict(ws: Workspace, targets: pd.DataFrame, action: str) -> pd.Series:
         + " (fix the parent first)"
     out[has_parent & ~blocked] = "should synchronize: " + parent[has_parent & ~blocked].astype(str) + " is coupled now"
     rest = change & ~has_parent
-    if action != "synchronize":
-        conflict = rest & cause.eq("conflict")
-        out[conflict] = ("will fail again: changed in both apps; Retry cannot settle an update conflict, "
-                         "use Synchronize and choose the winning side")
-        rest &= ~conflict
+    conflict = rest & cause.eq("conflict")
+    if action == "synchronize":
+        out[conflict] = "should synchronize: the chosen side overwrites the other (a forced update settles the conflict)"
+    elif conflict.any():
+        # a Retry settles a conflict only when the mapping now says which app wins (spec §6.3 step 6)
+        rule = _update_rules(ws, targets.loc[conflict])
+        settled = conflict & rule.reindex(targets.index).notna()
+        out[settled] = "should synchronize: Resolve Update Conflicts is '" + rule[settled[settled].index] \
+            + "' now, the next run settles the conflict"
+        out[conflict & ~settled] = ("will fail again: changed in both apps and Resolve Update Conflicts is blank; set "
+                                    "it on the mapping first, or Synchronize one record choosing the winning side")
+    rest &= ~conflict
     persistent = rest & (cause.isin(_PERSISTENT) | cause.isin(_PARENT_CAUSES))
     titles = cause[persistent].map(lambda c: cause_info(c).title.lower())
     out[persistent] = "may fail again: " + titles.astype(str) + np.where(
@@ -357,6 +364,19 @@ def predict(ws: Workspace, targets: pd.DataFrame, action: str) -> pd.Series:
     out[change & out.isna()] = np.where(cause[change & out.isna()].isna(), "should synchronize (no error recorded)",
                                         "unknown: its last error's cause does not tell")
     return out
+
+
+def _update_rules(ws: Workspace, targets: pd.DataFrame) -> pd.Series:
+    """Per target (by index), its mapping's Resolve Update Conflicts when one is set, else missing."""
+    pairs = targets[["environment", "company", "mapping_name"]].drop_duplicates()
+    with registered(ws.con, pairs, "predict_rules") as name:
+        rules = ws.con.execute(
+            f"SELECT p.*, m.update_conflict_resolution AS rule FROM {name} p JOIN mappings m "
+            "ON m.environment = p.environment AND m.company = p.company AND m.name = p.mapping_name "
+            "WHERE coalesce(m.update_conflict_resolution, 'None') NOT IN ('None', '')").df()
+    index = pd.MultiIndex.from_frame(targets[["environment", "company", "mapping_name"]])
+    found = rules.set_index(["environment", "company", "mapping_name"])["rule"]
+    return pd.Series(found.reindex(index).to_numpy(dtype=object), index=targets.index).dropna()
 
 
 # -- target resolution -----------------------------------------------------------------------

@@ -721,8 +721,13 @@ def _resumptions(ctx: _Context) -> dict[tuple[str, str, str], np.ndarray]:
 
 
 def _runnable(info: Any) -> str | None:
-    """The cause's BC action when this toolkit can run it (Set Up Coupling is done in BC by hand)."""
-    return info.bc_action if info.bc_action in _ACTIONS else None
+    """The cause's BC action when this toolkit can run it (Set Up Coupling is done in BC by hand).
+
+    Update conflicts are retried (once Resolve Update Conflicts is set): a finding names many records, and
+    BC's Synchronize of several records leaves out those changed in both apps.
+    """
+    action = "Retry" if info.code == "conflict" else info.bc_action
+    return action if action in _ACTIONS else None
 
 
 def _recent(ts: Any, end: dt.datetime | None) -> bool:
@@ -922,9 +927,11 @@ def _configuration(ctx: _Context) -> list[Finding]:
                 r.environment, r.company, r.name, _ts(r.first_seen), _ts(r.last_seen), True, n,
                 {"setting": "Resolve Update Conflicts", "value": r.upd_rule or "None"},
                 f"Choose which app wins for {r.name}: set Resolve Update Conflicts to 'Send data update to "
-                "integration table' or 'Get data update from integration table'; for the records failing now use "
-                "Synchronize with the winning side.",
-                "Synchronize", sel, record_ids=ids))
+                "integration table' or 'Get data update from integration table', then Retry the records failing "
+                "now (their next run settles the conflict by that rule; a Synchronize of several records leaves "
+                "them out, only one record at a time can be synchronized choosing the winning side).",
+                # Retry, not Synchronize: BC's Synchronize of several records skips those changed on both sides
+                "Retry", sel, record_ids=ids))
     return out
 
 
