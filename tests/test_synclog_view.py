@@ -264,3 +264,16 @@ def test_the_panel_keeps_its_attributes_and_the_log_its_shape(ws: Workspace, wor
     assert {"job_id", "why", "inferred", "deleted"} <= set(panel.log.jobs.columns)
     assert {"error_no", "message", "error_message", "job_inferred"} <= set(panel.log.errors.columns)
     assert list(panel.log.timeline.columns) == ["time", "event", "direction", "detail", "state"]
+
+
+def test_errors_show_causes_by_title_and_messages_in_full() -> None:
+    tail = "Value: " + "x" * 1200 + " END-OF-MESSAGE"
+    errors = pd.DataFrame({"error_no": [7], "logged_at": [pd.Timestamp("2026-05-01 10:00:00")],
+                           "synch_direction": ["ToIntegrationTable"], "source_record_id": ["Customer: 10000"],
+                           "destination_record_id": ["Dataverse Account: {ABC}"],
+                           "error_message": ["The length of the string is 1230, but it must be less than or equal "
+                                             "to 100 characters. " + tail], "cause": ["field-length"]})
+    html = view.errors_html(errors)
+    text = re.sub(r"<[^>]+>", " ", html)
+    assert "END-OF-MESSAGE" in text and "…" not in text
+    assert "Value longer than the destination field" in text and "field-length" not in text

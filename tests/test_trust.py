@@ -11,10 +11,11 @@ import re
 import shutil
 from pathlib import Path
 
+import markupsafe
 import pytest
 
 from syncanalysis import actions as act
-from syncanalysis.analysis.findings import diagnose, top_fixes
+from syncanalysis.analysis.findings import diagnose, kpis, top_fixes
 from syncanalysis.analysis.records import Selection, count_records, facet_counts, records
 from syncanalysis.analysis.signatures import assign_signatures
 from syncanalysis.twin.scenario import ScenarioConfig, Simulation
@@ -90,13 +91,20 @@ def test_top_fixes_are_at_most_five_causes_blocking_records_now(findings, base_d
     assert len([ln for ln in text.splitlines() if re.match(r"^\d\. ", ln)]) == len(fixes)
     with Workspace(base_db, read_only=True) as ws:
         html = render_report(ws, findings=findings)
-    assert html.index("Top fixes") < html.index("Findings (") and f"{fixes[0].blocked:,}" in html
+    box = html.index('class="sa-top-fixes"')
+    assert box < html.index("Findings (") and box < html.index("How to read this")  # first after the title
+    shown = html[box:html.index("</div>", box)]
+    assert shown.count("<li>") == len(fixes)
+    for t in fixes:
+        assert f"<b>{t.blocked:,}</b> records blocked now" in shown and f"<code>{t.finding}</code>" in shown
 
 
 # -- selections that are exactly what they say ------------------------------------------------------
 def test_a_finding_opens_the_triage_on_exactly_its_records_and_its_action_plans_them(ws: Workspace) -> None:
     dash = Dashboard(ws, page_size=10)
-    assert "Top fixes" in dash.top_fixes_html.value
+    fixes = top_fixes(dash.shown)
+    assert dash.top_fixes_html.value.count("<li>") == len(fixes) and 1 <= len(fixes) <= 5
+    assert all(f"{t.blocked:,}</b> records blocked now" in dash.top_fixes_html.value for t in fixes)
     opened = 0
     for i, f in enumerate(dash.shown):
         if f.selection is None:
@@ -110,6 +118,25 @@ def test_a_finding_opens_the_triage_on_exactly_its_records_and_its_action_plans_
             assert act.plan(ws, slug, panel.value).counts["targets"] == f.affected, f.code
         opened += 1
     assert opened >= 8
+
+
+def test_a_run_in_the_dashboards_triage_refreshes_the_diagnosis_and_panels_do_not_pile_up(ws: Workspace) -> None:
+    dash = Dashboard(ws, page_size=10)
+    i = next(i for i, f in enumerate(dash.shown) if f.action == "Retry" and f.selection is not None and f.now)
+    first = dash.open_finding(i)
+    def tables() -> set[str]:
+        return {r[0] for r in ws.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+
+    before = tables()
+    dash.open_finding(i)  # the first panel is closed: its list tables are dropped
+    assert first._base not in tables() and len(tables()) <= len(before)
+    diagnosed, skipped = dash.findings, kpis(ws)["skipped"]
+    dash.triage.preview("retry")
+    result = dash.triage.run("retry")
+    assert dash.message.value == "" and result.counts["changed"] > 0
+    assert dash.findings is not diagnosed  # diagnosed again after the run
+    now = kpis(ws)["skipped"]
+    assert now < skipped and f"{now:,}" in dash.kpi_html.value
 
 
 def test_a_filter_change_clears_the_selection_and_says_so(ws: Workspace) -> None:
@@ -185,12 +212,19 @@ def test_destructive_previews_name_what_they_delete_in_full_and_not_in_green(ws:
     assert len(changed) and p.destroys
     html = panel.preview_html.value
     assert "sa-destroys" in html and "cannot be undone" in html
-    for name in changed["bc_record_id"].head(5):
-        assert f"Business Central record {name} and its coupling" in _text(html) or name in _text(html)
+    destroyed = changed["destroyed"].dropna()
+    assert len(destroyed) == len(changed)
+    start = html.index('class="sa-destroys"')
+    box = html[start:html.index("</details>", start) if "sa-names" in html else html.index("</div>", start)]
+    for text in destroyed:  # every deleted record is named, in full, in the box (inline or under "All N")
+        assert str(markupsafe.escape(text)) in box
+    assert ">Deleted</th>" in html  # and per row in the table
     assert re.search(r'sa-badge sa-bad">will change', html) and not re.search(r'sa-good">will change', html)
     assert panel.run("delete-records") is None  # waits for confirmation
     n = p.destroys["Business Central record"]
-    assert f"delete {n:,} Business Central record(s) and their couplings" in _text(panel.confirm_html.value)
+    confirm = _text(panel.confirm_html.value)
+    assert f"delete {n:,} Business Central record(s) and their couplings" in confirm
+    assert str(markupsafe.escape(destroyed.iloc[0])) in panel.confirm_html.value and "selection:" in confirm
 
 
 # -- after a run, and the audit trail ----------------------------------------------------------------
@@ -204,16 +238,20 @@ def test_after_a_run_the_touched_records_are_one_click_away_and_the_audit_is_cur
     assert res.counts["changed"] == 3 and panel.touched_btn.layout.display != "none"
     assert panel.total == count_records(ws, Selection(state="skipped"))  # they left the list
     panel.touched_btn.click()
-    assert panel.message.value == "" and panel.total == 3 and set(panel.page_rows["state"]) != {"skipped"}
+    assert panel.message.value == "" and panel.total == 3 and "skipped" not in set(panel.page_rows["state"])
     assert "target(s) of action" in panel.fixed_html.value
     panel.clear_fixed_keys()
-    for _ in range(2):  # two more runs, seen after reload()
-        panel.set_filters(state="skipped")
-        panel.select_rows([0])
-        panel.run("retry")
+    listed = [v for _, v in panel.audit_pick_w.options]
+    for _ in range(2):  # two more runs outside the panel (a notebook cell, the CLI): seen after reload()
+        rec = records(ws, Selection(state="skipped"), limit=1)
+        key = tuple(rec[["environment", "company", "table_id", "integration_id"]].astype({"integration_id": str})
+                    .itertuples(index=False, name=None))
+        act.execute(ws, act.plan(ws, "retry", Selection(keys=key)))
+    assert [v for _, v in panel.audit_pick_w.options] == listed
     panel.reload()
     ids = [v for _, v in panel.audit_pick_w.options]
-    assert ids[:3] == sorted(ids, reverse=True)[:3] and len(ids) >= 3
+    newest = ws.con.execute("SELECT max(action_id) FROM actions").fetchall()[0][0]
+    assert ids[0] == newest and ids[:3] == sorted(ids, reverse=True)[:3] and len(ids) == len(listed) + 2
     audit = panel.audit_html.value
     assert "Ana Lopez (Contoso)" in audit and "{&#34;" not in audit and '{"' not in audit
     assert "chosen record(s)" in _text(audit)

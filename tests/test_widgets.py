@@ -4,6 +4,7 @@ workspace, the twin and the rendered HTML."""
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from syncanalysis import actions as act
 from syncanalysis import html as h
-from syncanalysis.analysis.records import Selection, count_records, facet_counts, records
+from syncanalysis.analysis.records import Selection, count_records, facet_counts, records, records_relation
 from syncanalysis.analysis.signatures import assign_signatures
 from syncanalysis.errors import SyncAnalysisError
 from syncanalysis.twin.scenario import ScenarioConfig, Simulation
@@ -248,6 +249,21 @@ def test_retry_all_matching_by_clicks_changes_workspace_twin_and_audit(ws: Works
     assert trail["action"].iloc[0] == "retry" and ">Retry<" in panel.audit_html.value
 
 
+def test_retry_all_asks_before_reaching_records_the_list_does_not_show(ws: Workspace) -> None:
+    panel = TriagePanel(ws, page_size=25)
+    panel.set_filters(state="skipped", mapping="CUSTOMER")
+    before = _digest(ws)
+    panel.action_btns["retry-all"].click()
+    outside = len(panel.plan.targets) - panel.total
+    assert outside > 0 and panel.run_btn.description.endswith("…")
+    panel.run_btn.click()
+    assert panel.result is None and _digest(ws) == before  # not run yet: it asks
+    text = re.sub(r"<[^>]+>", " ", panel.confirm_html.value)
+    assert "whole company" in text and f"{outside:,} of its {len(panel.plan.targets):,} target(s) are not in the list" in text
+    panel.confirm_btn.click()
+    assert panel.result is not None and panel.result.counts["changed"] > 0
+
+
 def test_destructive_actions_wait_for_confirmation(ws: Workspace) -> None:
     destructive = sorted(a for a in act.DESTRUCTIVE if a in act.ACTIONS)
     assert destructive
@@ -398,10 +414,10 @@ def test_finding_lines_are_escaped() -> None:
 def test_running_twice_reports_no_ops_and_read_only_previews_only(ws: Workspace, tmp_path: Path) -> None:
     rows = records(ws, Selection(state="skipped"), limit=None)
     rows = rows[rows["bc_record_exists"] & rows["crm_record_exists"]].iloc[:4]
-    panel = TriagePanel(ws, Selection(state="skipped"))
-    panel.select_keys(_keys(rows))
+    panel = TriagePanel(ws, Selection(keys=tuple(_keys(rows))))  # listed by key: still listed after the run
+    panel.select_all_matching()
     first = panel.run("retry")
-    assert first.counts["changed"] == 4
+    assert first.counts["changed"] == 4 and panel.selected_count == 4
     second = panel.run("retry")  # the same keys again: nothing left to un-skip
     assert second.counts["changed"] == 0 and second.counts["no_op"] == 4
     assert "no op: 4" in panel.result_html.value
@@ -416,6 +432,39 @@ def test_running_twice_reports_no_ops_and_read_only_previews_only(ws: Workspace,
         assert view.plan is not None and view.plan.counts["will_change"] > 0
         view.run_btn.click()
         assert "read-only" in view.message.value and view.result is None and _digest(ro) == before
+
+
+def test_records_an_action_moves_out_of_the_list_are_unselected_and_a_reload_drops_the_preview(
+        ws: Workspace) -> None:
+    rows = records(ws, Selection(state="skipped"), limit=None)
+    rows = rows[rows["bc_record_exists"] & rows["crm_record_exists"]].iloc[:4]
+    panel = TriagePanel(ws, Selection(state="skipped"))
+    panel.select_keys(_keys(rows))
+    panel.run("retry")  # un-skipped: no longer in a list of skipped records
+    assert panel.selected_count == 0 and "4 selected record(s) unselected: no longer in the list" in panel.status.value
+    assert all(b.disabled for a, b in panel.action_btns.items() if a not in act.WHOLE_COMPANY)
+    panel.select_page()
+    panel.preview("retry")
+    assert panel.plan is not None and not panel.run_btn.disabled
+    panel.reload()  # the data may have changed: the preview no longer applies
+    assert panel.plan is None and panel.run_btn.disabled and panel.preview_html.value == ""
+
+
+def test_the_run_button_runs_only_a_plan_the_user_has_seen(ws: Workspace) -> None:
+    panel = TriagePanel(ws, Selection(state="skipped"))
+    panel.select_page()
+    panel.action_btns["retry"].click()
+    seen = panel.plan
+    # the workspace changes behind the preview (another panel, a load, a twin run): Run shows the new plan first
+    with ws.transaction() as con:
+        con.execute("UPDATE couplings SET skipped = false WHERE integration_id = "
+                    "(SELECT integration_id FROM couplings WHERE skipped LIMIT 1)")
+    before = _digest(ws)
+    panel.run_btn.click()
+    assert panel.result is None and panel.plan is not seen and _digest(ws) == before
+    assert "Run again to apply it" in panel.message.value
+    panel.run_btn.click()  # now it is the plan on screen
+    assert panel.result is not None and panel.result.counts["changed"] > 0
 
 
 def test_set_up_coupling_takes_the_row_typed_in_couple_to_for_one_record(ws: Workspace) -> None:
@@ -433,3 +482,19 @@ def test_set_up_coupling_takes_the_row_typed_in_couple_to_for_one_record(ws: Wor
     p = panel.preview("set-up-coupling")
     assert p.targets["status"].tolist() == ["refused"] and "already coupled to" in p.targets["reason"].iloc[0]
     assert "already coupled to" in panel.preview_html.value
+
+
+def test_a_filter_value_beyond_the_dropdowns_largest_shows_its_real_count(ws: Workspace, monkeypatch) -> None:
+    import syncanalysis.widgets.triage as triage
+
+    monkeypatch.setattr(triage, "FACET_OPTIONS", 2)  # the dropdown offers the 2 largest signatures
+    sql, params = records_relation(ws, None)
+    counts = ws.con.execute(f"SELECT signature, count(*) FROM ({sql}) WHERE signature IS NOT NULL GROUP BY ALL "
+                            "ORDER BY 2, 1", params).fetchall()
+    assert len(counts) > 2
+    panel = TriagePanel(ws)
+    sig, n = counts[0]  # the least frequent
+    assert sig not in [v for _, v in panel.filters_w["signature"].options]
+    panel.set_filters(signature=sig)
+    label = next(lab for lab, v in panel.filters_w["signature"].options if v == sig)
+    assert label.endswith(f"({n:,})") and panel.total == n

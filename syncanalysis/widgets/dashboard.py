@@ -59,7 +59,7 @@ def kpis_html(figures: dict[str, Any]) -> str:
         text = f"{v:.1%}" if key == "failure_rate" else (f"{v:,}" if isinstance(v, int) else h.fmt(v))
         tiles.append((label, text))
     return h.fragment('{% for label, text in tiles %}<div class="sa-kpi">{{ label }}<b>{{ text }}</b></div>{% endfor %}'
-                      '{% if first %}<div class="sa-note">History {{ first | fmt }} – {{ last | fmt }}</div>{% endif %}',
+                      '{% if first %}<div class="sa-note">History {{ first | fmt }} – {{ last | fmt }} (UTC)</div>{% endif %}',
                       tiles=tiles, first=figures.get("first_job"), last=figures.get("last_job"))
 
 
@@ -280,7 +280,11 @@ class Dashboard:
         f = self.shown[index]
         if f.selection is None:
             raise SyncAnalysisError(f"Finding {f.code} ({f.title}) names no records to triage; {f.remedy}")
+        if self.triage is not None:
+            self.triage.close()  # its list tables go with it
         self.triage = TriagePanel(self.ws, f.selection, page_size=self.page_size, select_all=True)
+        # an action run in the triage changes what is failing: the KPIs, top fixes and findings follow
+        self.triage.on_run = lambda _result: self._guard(self.refresh)
         slug = _ACTION_BY_CAPTION.get(f.action or "")
         if slug in self.triage.action_btns:
             b = self.triage.action_btns[slug]

@@ -26,6 +26,7 @@ from .. import actions as act
 from .. import bc
 from .. import html as h
 from ..actions.synclog import field_value_text
+from ..analysis.causes import cause_info
 from ..sources import captions as cap
 from ..workspace import Workspace
 
@@ -409,8 +410,11 @@ def errors_html(errors: pd.DataFrame, language: str = "en", *, max_rows: int = 2
         Show at most this many.
     """
     lang = _language(language)
-    shown, headers = _display(errors, _ERRORS, lang)
-    return h.table(shown, headers=headers, max_rows=max_rows, wrap=True, empty=own("no_errors", lang))
+    # causes by title, messages in full (BC keeps up to 2,048 characters; the decisive part is often at the end)
+    shown, headers = _display(errors, _ERRORS, lang,
+                              {"cause": lambda v: "" if h.is_missing(v) else cause_info(str(v)).title})
+    return h.table(shown, headers=headers, max_rows=max_rows, wrap=True, clip_width=4000,
+                   empty=own("no_errors", lang))
 
 
 def timeline_html(timeline: pd.DataFrame, language: str = "en", *, max_rows: int = 200) -> str:

@@ -26,6 +26,7 @@ from ..analysis.causes import cause_info
 from ..analysis.records import STATES, Selection, records, records_relation
 from ..analysis.signatures import ensure_signatures, error_text_sql
 from ..errors import SyncAnalysisError
+from ..sql import registered
 from ..workspace import Workspace
 
 _log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ COLUMNS = [("mapping_name", "Mapping", "10%"), ("bc_record_id", "BC record", "13
            ("failed_on", "Failed On (UTC)", "12%"), ("error_message", "Error Message", "27%"), ("cause", "Cause", "10%")]
 # "Failed On" / "Error Message" are page 5333's (BC's GetLatestError); where BC shows none, the cell says so
 # and shows the record's latest error of either direction instead, marked as such
+FACET_OPTIONS = 50  # values offered per filter dropdown, the largest first (a value set in code is added)
+LIST_CLIP = 200  # characters of a list cell before it is cut (the whole text in its tooltip)
 LOG_ACTION = "sync-log"  # page 5333's Synchronization Log: opens the SyncLogPanel, changes nothing
 LOG_CAPTION = "Synchronization Log"
 # BC's menu texts for the direction of Synchronize (spec §6.6)
@@ -68,7 +71,8 @@ def error_cells(ws: Workspace, page: pd.DataFrame) -> list[Any]:
 
     A wrapper such as "Modifying Customer failed because of the following error: …" shows its inner
     text (the signature's ``inner_message``); where page 5333 shows a message that is not the latest
-    error's, that message is shown as BC shows it. Read for the page's rows only.
+    error's, that message is shown as BC shows it, and the expanded cell adds the latest error (of either
+    direction) and its call stack under a label that says it is another error. Read for the page's rows only.
     """
     shown = _page_or_latest(page)["error_message"]
     if not len(page):
@@ -94,9 +98,14 @@ def error_cells(ws: Workspace, page: pd.DataFrame) -> list[Any]:
         if not summary and full is None:
             out.append("")
             continue
-        out.append({"summary": ("(none in BC; latest error) " if marked else "") + summary,
-                    "full": full if full is not None and full != summary else None,
-                    "stack": None if h.is_missing(stack) else str(stack)})
+        stack = None if h.is_missing(stack) else str(stack)
+        if marked or same or full is None:
+            out.append({"summary": ("(none in BC; latest error) " if marked else "") + summary,
+                        "full": full if full is not None and full != summary else None, "other": None,
+                        "stack": stack})
+        else:  # page 5333 shows another error than the latest: that one in full, the latest one labelled as such
+            out.append({"summary": summary, "full": plain if len(plain) > LIST_CLIP else None, "other": full,
+                        "stack": stack})
     return out
 
 
@@ -158,7 +167,10 @@ class TriagePanel:
         self._page = pd.DataFrame()
         self._page_keys: list[tuple[str, str, int, str]] = []
         self._quiet = False
-        self._cleared = 0
+        self._cleared = 0  # how many records a filter change or a reload unselected, and why
+        self._cleared_why = ""
+        self._plan_key: tuple | None = None
+        self._parents_first = False
         self._facet_options: dict[str, list] = {}
         self._exact: dict[str, dt.datetime | None] = {}
         n = next(_index_names)
@@ -172,6 +184,7 @@ class TriagePanel:
         self._action: str | None = None
         self._pending: tuple[str, str | None] | None = None
         self.log_panel: Any = None
+        self.on_run: Any = None  # called with the result after an action ran (the Dashboard refreshes itself)
         ensure_signatures(ws)
         self._build()
         self._set_widgets(selection)
@@ -270,6 +283,7 @@ class TriagePanel:
         self.couple_to_w = w.Text(description="Couple to", placeholder="Dataverse row id (GUID) for Set Up Coupling",
                                   layout=w.Layout(width="420px"), style={"description_width": "60px"})
         self.couple_to_w.add_class("sa-couple-to")
+        self.couple_to_w.observe(lambda _: self._quiet or self._clear_preview(), names="value")
         self.preview_html = w.HTML()
         self.preview_html.add_class("sa-preview")
         self.parents_first_btn = w.Button(description="Fix the parents first", button_style="warning",
@@ -465,8 +479,8 @@ class TriagePanel:
         self.set_filters(**{name: None for name in self.filters_w})
 
     def clear_fixed_keys(self) -> None:
-        """Drop the fixed list of records the panel was opened with and list every record."""
-        self._fixed = self._fixed.replace(keys=None, table_id=None)
+        """Drop what the panel was opened with (its records, table or parent) and list every record."""
+        self._fixed = self._fixed.replace(keys=None, table_id=None, parent=None)
         self._listing = None
         self._filters_changed()
 
@@ -482,6 +496,7 @@ class TriagePanel:
         had = self._total if self._all else len(self._chosen)
         self._chosen.clear()
         self._cleared = had if not keep_finding else 0
+        self._cleared_why = "filters"
         self._all = False  # "all N matching" meant the old filter's N
         self._offset = 0
         sel = self.filters
@@ -492,6 +507,8 @@ class TriagePanel:
             fixed.append(getattr(self, "_listing", None) or f"{len(self._fixed.keys):,} chosen record(s)")
         if self._fixed.table_id is not None:
             fixed.append(f"table {self._fixed.table_id}")
+        if self._fixed.parent is not None:
+            fixed.append(f"children of {self._fixed.parent}")
         self.fixed_html.value = h.fragment('{% if fixed %}<span class="sa-badge sa-warn">Listing only: '
                                            '{{ fixed | join(", ") }}</span>{% endif %}', fixed=fixed)
         self.clear_fixed_btn.layout.display = None if fixed else "none"
@@ -511,12 +528,15 @@ class TriagePanel:
                 cond = " AND ".join(f'"{c}" = ?' for c, _ in others) or "true"
                 counts = self.ws.con.execute(
                     f'SELECT "{column}" AS value, count(*) AS records FROM {base} WHERE {cond} AND "{column}" IS NOT '
-                    "NULL GROUP BY ALL ORDER BY records DESC, value LIMIT 50", [v for _, v in others]).df()
+                    f"NULL GROUP BY ALL ORDER BY records DESC, value LIMIT {int(FACET_OPTIONS)}",
+                    [v for _, v in others]).df()
                 show = _cause_title if name == "cause" else (lambda v: v)
                 options = [("any", ANY)] + [(f"{_label(show(v))} ({n:,})", str(v))
                                             for v, n in zip(counts["value"], counts["records"])]
-                if current != ANY and current not in [v for _, v in options]:
-                    options.append((f"{_label(current)} (0)", current))
+                if current != ANY and current not in [v for _, v in options]:  # beyond the largest: its own count
+                    n = self.ws.con.execute(f'SELECT count(*) FROM {base} WHERE {cond} AND "{column}" = ?',
+                                            [*(v for _, v in others), current]).fetchall()[0][0]
+                    options.append((f"{_label(show(current))} ({n:,})", current))
                 if options != self._facet_options.get(name):
                     d.options = options
                     self._facet_options[name] = options
@@ -673,7 +693,7 @@ class TriagePanel:
         try:
             for i in range(self.page_size):
                 if i < n:
-                    self.row_html[i].value = h.row(cells[i], self._widths)
+                    self.row_html[i].value = h.row(cells[i], self._widths, clip_width=LIST_CLIP)
                     self.checkboxes[i].value = self._all or self._page_keys[i] in self._chosen
                     self.checkboxes[i].disabled = self._all
                     self.rows[i].layout.display = None
@@ -769,7 +789,10 @@ class TriagePanel:
                               'filter: {{ filters }})</span>', n=f"{self._total:,}", filters=self.filters.describe())
         else:
             text = f"{self._total:,} matching · <b>{n:,} selected</b>"
-        if self._cleared and n == 0:
+        if self._cleared and self._cleared_why == "no longer in the list":
+            text += h.fragment(' <span class="sa-badge sa-warn">{{ n }} selected record(s) unselected: no longer in '
+                               'the list</span>', n=f"{self._cleared:,}")
+        elif self._cleared and n == 0:
             text += h.fragment(' <span class="sa-badge sa-warn">selection of {{ n }} record(s) cleared: the filters '
                                'changed</span>', n=f"{self._cleared:,}")
         self.status.value = text
@@ -890,21 +913,33 @@ class TriagePanel:
                      parents_first=parents_first)
         self.plan = p
         self._parents_first = parents_first
-        self._plan_key = (action, direction, target) + ((couple_to,) if action == "set-up-coupling" else ())
+        self._plan_key = self._key(action, direction)  # after plan(): classifying may bump the revision
         self._pending = None
         self.confirm_box.layout.display = "none"
         self.preview_html.value = _plan_html(p)
         blocked = p.targets.get("prediction", pd.Series(dtype=object)).fillna("").str.contains("fix the parent first")
         self.parents_first_btn.layout.display = None if blocked.any() and not parents_first else "none"
         self.parents_first_btn.description = f"Fix the parents first ({int(blocked.sum()):,} blocked)"
-        self.run_btn.description = f"Run {_caption(action)}" + ("…" if action in act.DESTRUCTIVE else "")
+        self.run_btn.description = f"Run {_caption(action)}" + ("…" if self._asks(p) else "")
         self.run_btn.disabled = False
         return p
 
     def _on_run(self) -> None:
         if self._action is None:
             raise SyncAnalysisError("Choose an action first (the buttons above preview it).")
-        self.run(self._action, self.direction_w.value if self._action in _DIRECTED else None)
+        direction = self.direction_w.value if self._action in _DIRECTED else None
+        if self.plan is None or self._plan_key != self._key(self._action, direction):
+            # the button runs only what the user has seen: something changed since, so show it first
+            self.preview(self._action, direction, parents_first=self._parents_first)
+            self.message.value = ('<div class="sa-note">The selection, its records or the options changed since '
+                                  "the preview: this is the new preview. Run again to apply it.</div>")
+            return
+        self.run(self._action, direction)
+
+    def _key(self, action: str, direction: str | None) -> tuple:
+        """What a plan was made for: the action, its options, its selection and the workspace revision."""
+        key = (action, direction, self.action_selection(action), self.ws.revision)
+        return key + ((self.couple_to_w.value.strip() or None,) if action == "set-up-coupling" else ())
 
     def run(self, action: str, direction: str | None = None, confirm: bool = False) -> Any:
         """Run ``action`` on the selection: the previewed plan if it still fits, else a fresh one.
@@ -921,18 +956,31 @@ class TriagePanel:
         direction = direction if action in _DIRECTED else None
         if direction is None and action in _DIRECTED:
             direction = self.direction_w.value
-        key = (action, direction, self.action_selection(action))
-        if action == "set-up-coupling":
-            key += (self.couple_to_w.value.strip(),)
-        p = self.plan if self.plan is not None and getattr(self, "_plan_key", None) == key else None
+        p = self.plan if self.plan is not None and self._plan_key == self._key(action, direction) else None
         if p is None:
-            p = self.preview(action, direction, parents_first=getattr(self, "_parents_first", False))
-        if action in act.DESTRUCTIVE and not confirm:
+            p = self.preview(action, direction, parents_first=self._parents_first)
+        if self._asks(p) and not confirm:
             self._pending = (action, direction)
-            self.confirm_html.value = _confirm_html(p)
+            self.confirm_html.value = _confirm_html(p, outside=self._outside(p))
             self.confirm_box.layout.display = None
             return None
         return self._execute(p)
+
+    def _outside(self, p: Any) -> int:
+        """How many of the plan's targets the list does not show (Retry All / Find for Deleted act company-wide)."""
+        if p.action not in act.WHOLE_COMPANY or not len(p.targets):
+            return 0
+        listed, params, _ = self._listed()
+        keys = p.targets[["environment", "company", "table_id", "integration_id"]].astype({"integration_id": str})
+        with registered(self.ws.con, keys, "targets") as name:
+            return self.ws.con.execute(
+                f"SELECT count(*) FROM {name} t ANTI JOIN ({listed}) l ON l.environment = t.environment AND "
+                "l.company = t.company AND l.table_id = t.table_id AND CAST(l.integration_id AS VARCHAR) = "
+                "t.integration_id", params).fetchall()[0][0]
+
+    def _asks(self, p: Any) -> bool:
+        """Whether Run asks first: a destructive action, or one that reaches records the list does not show."""
+        return p.action in act.DESTRUCTIVE or self._outside(p) > 0
 
     def confirm(self) -> Any:
         """Run the action waiting for confirmation."""
@@ -978,23 +1026,43 @@ class TriagePanel:
             b.button_style = ""
         self.reload()
         self._refresh_audit()
+        if self.on_run is not None:
+            self.on_run(result)
         return result
 
     def reload(self) -> None:
         """Re-read the workspace (after an action or a twin run): counts, facets, the page, the enablement.
 
-        The selection is kept; a preview is dropped (its plan may no longer fit).
+        A preview is dropped (its plan may no longer fit). "All matching" stays the filter; chosen records
+        the list no longer shows (an action moved them out of the filters) are unselected, and the status
+        says how many, so nothing selected is out of sight.
         """
         ensure_signatures(self.ws)
         sel = self.filters
         self._index_version = self._base_version = self._count_version = None
         self._count()
+        self._clear_preview()
+        if self._chosen and not self._all:
+            listed, params, _ = self._listed()
+            chosen = pd.DataFrame(sorted(self._chosen), columns=["environment", "company", "table_id", "integration_id"])
+            with registered(self.ws.con, chosen, "chosen") as name:
+                kept = self.ws.con.execute(
+                    f"SELECT c.* FROM {name} c SEMI JOIN ({listed}) l ON l.environment = c.environment AND "
+                    "l.company = c.company AND l.table_id = c.table_id AND "
+                    "CAST(l.integration_id AS VARCHAR) = c.integration_id", params).fetchall()
+            gone = len(self._chosen) - len(kept)
+            if gone:
+                self._chosen = {(str(e), str(c), int(t), str(i)) for e, c, t, i in kept}
+                self._cleared = gone
+                self._cleared_why = "no longer in the list"
         self._refresh_facets(sel)
         self._offset = min(self._offset, (self.pages - 1) * self.page_size)
         self._render_page()
         self._show_status()
         self._update_enablement()
         self._refresh_audit()
+        if self.log_panel is not None:  # the open Synchronization Log shows the record as it is now
+            self.log_panel.refresh()
 
     def show_records(self, keys: list[tuple[str, str, int, str]], label: str) -> int:
         """List exactly ``keys`` (all other filters cleared; the list says so) and return how many still exist."""
@@ -1061,11 +1129,11 @@ class TriagePanel:
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
             path = Path("exports") / f"triage-{what}-{stamp}.xlsx"
         if what == "list":
-            out = ex.export_records(self.ws, self.filters, path, language=language)
+            out = ex.export_records(self.ws, self.filters, path, language=language, order_by=self._order)
         elif what == "selection":
             if not self.selected_count:
                 raise SyncAnalysisError("Nothing is selected: tick records or select all matching, then export.")
-            out = ex.export_records(self.ws, self.value, path, language=language)
+            out = ex.export_records(self.ws, self.value, path, language=language, order_by=self._order)
         elif what == "preview":
             if self.plan is None:
                 raise SyncAnalysisError("No preview to export: preview an action first.")
@@ -1124,11 +1192,12 @@ AUDIT_WIDTHS = {"action_id": "4%", "at": "13%", "who": "8%", "caption": "10%", "
                 "direction": "8%", "selection": "11%"}
 AUDIT_HEADERS = {"action_id": "#", "at": "at (UTC)", "caption": "action", "dry_run": "dry run", "no_op": "no-op"}
 PLAN_COLUMNS = ["mapping_name", "bc_record_id", "crm_description", "state", "role", "status", "outcome", "prediction",
-                "winner", "fields"]
+                "destroyed", "winner", "fields"]
 PLAN_HEADERS = {"mapping_name": "Mapping", "bc_record_id": "BC record", "crm_description": "Coupled To",
                 "state": "State", "role": "Role", "status": "Status", "outcome": "What will happen",
-                "prediction": "Predicted outcome", "winner": "Wins", "fields": "Overwritten"}
+                "prediction": "Predicted outcome", "destroyed": "Deleted", "winner": "Wins", "fields": "Overwritten"}
 PREVIEW_ROWS = 50
+DESTROYED_NAMES = 2000  # names listed in a destructive preview's box (the export of the preview lists all)
 
 
 def _cause_title(cause: Any) -> str:
@@ -1161,7 +1230,8 @@ def _plan_html(p: Any) -> str:
     destructive = p.action in act.DESTRUCTIVE
     # columns with nothing to say for this plan (who wins, when nothing is overwritten) are left out
     cols = [c for c in PLAN_COLUMNS if c in targets.columns and not targets[c].isna().all()]
-    table = h.table(targets, columns=cols, headers=PLAN_HEADERS, clip_width=400 if destructive else 120, wrap=True,
+    # wrapped, not cut: outcomes and predictions are read in full (up to 400 characters)
+    table = h.table(targets, columns=cols, headers=PLAN_HEADERS, clip_width=400, wrap=True,
                     empty="No coupled record matches.")
     more = (f'<div class="sa-note">Showing {PREVIEW_ROWS:,} of {len(p.targets):,} targets (refused and failing '
             "again first).</div>" if len(p.targets) > PREVIEW_ROWS else "")
@@ -1171,9 +1241,11 @@ def _plan_html(p: Any) -> str:
         warn = h.fragment(
             '<div class="sa-destroys"><b>{{ caption }} deletes, and this cannot be undone from here:</b> '
             '{% for k, n in destroys.items() %}{{ "{:,}".format(n) }} {{ k }}(s){{ ", " if not loop.last }}'
-            '{% endfor %}.<br>{{ names | join("; ") }}{% if more %} … and {{ "{:,}".format(more) }} more{% endif %}'
-            "</div>", caption=p.caption, destroys=p.destroys, names=names.head(20).tolist(),
-            more=max(0, len(names) - 20))
+            '{% endfor %}.<br>{{ names[:20] | join("; ") }}{% if names | length > 20 %}<details><summary>All '
+            '{{ "{:,}".format(total) }} deleted records</summary><div class="sa-names">{{ names | join("; ") }}'
+            '{% if total > names | length %} … and {{ "{:,}".format(total - names | length) }} more (export the '
+            "preview for all of them){% endif %}</div></details>{% endif %}</div>",
+            caption=p.caption, destroys=p.destroys, names=names.head(DESTROYED_NAMES).tolist(), total=len(names))
     predicted = ""
     if p.predicted:
         predicted = h.fragment('<div class="sa-predict"><b>Predicted outcome:</b> {% for k, n in items %}'
@@ -1185,9 +1257,21 @@ def _plan_html(p: Any) -> str:
             f"{h.badges(p.counts, classes={'refused': 'sa-warn', 'will_change': change_class})}{predicted}{table}{more}")
 
 
-def _confirm_html(p: Any) -> str:
-    """The confirmation of a destructive plan: what it deletes, in which app, how many (escaped)."""
+def _confirm_html(p: Any, *, outside: int = 0) -> str:
+    """The confirmation of a plan, escaped.
+
+    A destructive plan says what it deletes, in which app and how many; a company-wide one how many of its
+    targets (``outside``) the list does not show.
+    """
+    if p.action not in act.DESTRUCTIVE:
+        return h.fragment(
+            '<div class="sa-confirm"><b>{{ caption }}</b> runs on the whole company, as in BC, not only on the list: '
+            "{{ n }} record(s) will change, {{ outside }} of its {{ total }} target(s) are not in the list "
+            "({{ scope }}). Confirm to run it, or cancel.</div>",
+            caption=p.caption, n=f"{p.counts['will_change']:,}", outside=f"{outside:,}", total=f"{len(p.targets):,}",
+            scope=p.scope)
     destroys = p.destroys
+    names = p.targets["destroyed"].dropna().astype(str) if "destroyed" in p.targets.columns else pd.Series([], dtype=str)
     if not destroys:  # Restore Records re-creates the missing side: it changes, it does not delete
         return h.fragment(
             '<div class="sa-confirm"><b>{{ caption }}</b> cannot be undone from here: it will change {{ n }} '
@@ -1196,8 +1280,12 @@ def _confirm_html(p: Any) -> str:
     return h.fragment(
         '<div class="sa-confirm"><b>{{ caption }}</b> cannot be undone from here: it will delete '
         '{% for k, n in destroys.items() %}{{ "{:,}".format(n) }} {{ k }}(s){{ " and " if not loop.last }}{% endfor %}'
-        "{% if records %} and their couplings{% endif %} ({{ scope }}). Confirm to run it, or cancel.</div>",
-        caption=p.caption, destroys=destroys, records=any(k != "coupling" for k in destroys), scope=p.scope)
+        "{% if records %} and their couplings{% endif %} ({{ scope }}; selection: {{ selection }}), such as "
+        '{{ names | join("; ") }}{% if more %} and {{ "{:,}".format(more) }} more{% endif %}. Confirm to run it, '
+        "or cancel.</div>",
+        caption=p.caption, destroys=destroys, records=any(k != "coupling" for k in destroys), scope=p.scope,
+        selection=p.selection.describe() if p.selection is not None else "the whole company",
+        names=names.head(5).tolist(), more=max(0, len(names) - 5))
 
 
 def _result_html(result: Any) -> str:
