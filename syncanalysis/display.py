@@ -292,7 +292,8 @@ def table(frame: pd.DataFrame | pd.Series, *, percent: Collection[str] | None = 
     width = f" max-width: {int(wrap)}ch;" if wrap else ""
     styler = Styler(cells, cell_ids=False)
     styler.format(str, escape=None)  # the cells are escaped HTML already; whatever styler.format.escape says
-    styler.relabel_index(headers, axis="columns")
+    # relabel_index formats each label with str.format: braces (a BC GUID "{...}" as a header) are doubled
+    styler.relabel_index([x.replace("{", "{{").replace("}", "}}") for x in headers], axis="columns")
     styler.hide(axis="index")
     styler.set_table_styles([
         {"selector": "", "props": "border-collapse: collapse; table-layout: auto; width: auto; margin-left: 0;"},

@@ -180,3 +180,9 @@ def test_mixed_object_columns() -> None:
 
 def test_repr_html_renders(frame: pd.DataFrame) -> None:
     assert table(frame)._repr_html_().count("<table") == 1
+
+
+def test_headers_with_braces_are_shown_as_they_are() -> None:
+    frame = pd.DataFrame({"Dataverse Contact: {76477D41-B367}": [1], "{}": [2], "x{0}y": [3]})
+    html = table(frame).to_html()
+    assert ">Dataverse Contact: {76477D41-B367}</th>" in html and ">{}</th>" in html and ">x{0}y</th>" in html
