@@ -26,7 +26,7 @@ test: $(STAMP)
 
 # Without notebooks and browser tests.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q tests --ignore=tests/e2e
+	$(BIN)/pytest -q tests --ignore=tests/e2e -m "not notebooks"
 	$(BIN)/pytest -q --doctest-modules syncanalysis -p no:cacheprovider
 
 lab: $(STAMP)
@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_diagnose.py
 	$(BIN)/python benchmarks/bench_actions.py
 	$(BIN)/python benchmarks/bench_panel.py
+	$(BIN)/python benchmarks/bench_export.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -192,13 +192,16 @@ def test_cli_finding_selects_what_the_diagnosis_found(path, base, capsys, monkey
     with Workspace(path) as ws:
         ws.con.execute("UPDATE couplings SET crm_description = 'TESTSP client' WHERE bc_record_id IN "
                        "(SELECT unnest(?))", [base.rids["blocked"]])
+    # by rank, before anything ran: 2 is parent-aaaaaa with its 5 records, 1 the other one with none
+    assert cli(["act", "retry", "--workspace", str(path), "--finding", "2", "--dry-run"]) == 0
+    assert "5 will change" in capsys.readouterr().out
+    assert cli(["act", "retry", "--workspace", str(path), "--finding", "1", "--dry-run"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
     assert cli(["act", "retry", "--workspace", str(path), "--finding", "parent-aaaaaa"]) == 0
     assert "5 changed" in capsys.readouterr().out
     with Workspace(path) as ws:
         params = json.loads(ws.sql("SELECT parameters FROM actions")["parameters"].iloc[0])
     assert params["selection"]["finding"] == "parent-aaaaaa" and "keys" not in params["selection"]
-    assert cli(["act", "retry", "--workspace", str(path), "--finding", "1", "--dry-run"]) == 0
-    assert "nothing to do" in capsys.readouterr().out  # rank 1 is the other finding
     assert cli(["act", "retry", "--workspace", str(path), "--finding", "NOPE"]) == 2
     err = capsys.readouterr().err
     assert "No finding 'NOPE'" in err and "parent-aaaaaa (PARENT_NOT_COUPLED)" in err
