@@ -122,7 +122,7 @@ def format_top_fixes(findings: list, workspace: str | None = None) -> str:
     if not fixes:
         return "Top fixes: nothing is blocking records now."
     names = {v: k for k, v in CAPTIONS.items()}
-    lines = ["Top fixes (what to fix first; records blocked now):"]
+    lines = ["Top fixes (what to fix first; records blocked now, each counted under its first fix):"]
     for i, t in enumerate(fixes, 1):
         lines.append(f"{i}. {t.cause}{f' ({t.mapping})' if t.mapping else ''}: {t.blocked:,} records blocked now")
         lines.append(f"   Fix: {t.fix}.")

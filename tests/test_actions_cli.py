@@ -209,6 +209,20 @@ def test_cli_finding_selects_what_the_diagnosis_found(path, base, capsys, monkey
     assert "about the job queue" in capsys.readouterr().err
 
 
+def test_cli_whole_company_action_of_a_finding_runs_on_its_company(path, capsys, monkeypatch):
+    import syncanalysis.analysis.findings as findings
+
+    keys = Selection(environment=ENV, company=COMPANY, keys=(("x", "y", 18, "00000000-0000-0000-0000-000000000001"),),
+                     finding="connection-dddddd")
+    fake = [SimpleNamespace(id="connection-dddddd", code="CONNECTION_DISABLED", mapping=None, title="disabled",
+                            selection=keys)]
+    monkeypatch.setattr(findings, "diagnose", lambda ws, **kw: fake)
+    # Retry All takes no keys in BC: the finding's records are counted, the company is what it runs on
+    assert cli(["act", "retry-all", "--workspace", str(path), "--finding", "connection-dddddd", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Retry All" in out and f"{ENV} / {COMPANY}" in out
+
+
 def test_cli_errors_are_clear(path, tmp_path, capsys):
     assert cli(["act", "retry", "--workspace", str(path), "--table", "Spaceships"]) == 2
     assert "--table 'Spaceships' is neither a mapping" in capsys.readouterr().err

@@ -84,8 +84,12 @@ def test_top_fixes_are_at_most_five_causes_blocking_records_now(findings, base_d
     by_id = {f.id: f for f in findings}
     for t in fixes:
         f = by_id[t.finding]
-        assert f.status == "now" and t.blocked == f.now > 0 and t.fix and f.code not in SYMPTOMS
-    assert fixes[0].cause == "Resolve Update Conflicts is blank" and "Send Update to Integration" in fixes[0].fix
+        assert f.status == "now" and 0 < t.blocked <= f.now and t.fix and f.code not in SYMPTOMS
+    # each record blocked now is counted once, under the first fix that blocks it
+    behind = set().union(*(by_id[t.finding].now_keys for t in fixes))
+    assert sum(t.blocked for t in fixes) == len(behind) and fixes[0].blocked == by_id[fixes[0].finding].now
+    assert fixes[0].cause == "Resolve Update Conflicts is blank"
+    assert "'Send data update to integration table' (BC wins)" in fixes[0].fix  # page 5335's caption
     text = format_top_fixes(findings, "ws.duckdb")
     assert text.startswith("Top fixes") and f"--finding {fixes[0].finding}" in text
     assert len([ln for ln in text.splitlines() if re.match(r"^\d\. ", ln)]) == len(fixes)
@@ -194,6 +198,15 @@ def test_conflicts_fail_a_retry_again_and_a_synchronize_of_one_record_settles_th
     several = act.plan(ws, "synchronize", conflicts, direction="to-dataverse")
     refused = several.targets[several.targets["status"] == "refused"]
     assert len(refused) and refused["prediction"].isna().all()
+    # on loaded history (a plan file for the admin) the same Synchronize is planned, and predicted as BC runs it
+    planned = act.plan(ws, "synchronize", conflicts, direction="to-dataverse", backend="plan").targets
+    planned = planned[planned["status"] == "change"]
+    assert len(planned) > 1 and planned["prediction"].str.startswith("will be left out: changed in both apps").all()
+    # records coupled to a deleted row: the blank Resolve Deletion Conflicts decides
+    deleted = act.plan(ws, "retry-all", None).targets
+    deleted = deleted[(deleted["status"] == "change") & (deleted["cause"] == "deleted")]
+    assert len(deleted) and deleted["prediction"].str.startswith(
+        "will fail again: coupled to a deleted record and Resolve Deletion Conflicts is blank").all()
     # once the mapping says which app wins, the next run settles the conflicts a Retry puts back
     ws.con.execute("UPDATE mappings SET update_conflict_resolution = 'Send Update to Integration' "
                    "WHERE name = ?", [changing["mapping_name"].iloc[0]])

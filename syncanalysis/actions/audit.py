@@ -57,7 +57,7 @@ def describe_selection(text: Any) -> str:
         parts.append(f"{n if n is not None else len(data['keys']):,} chosen record(s)")
     if finding:
         parts.append(f"finding {finding}")
-    return ", ".join(parts) or "all coupled records"
+    return ", ".join(parts) or "the whole company"  # Retry All / Find for Deleted: what BC runs them on
 
 
 def write_audit(con: duckdb.DuckDBPyConnection, *, plan: Any, who: str, dry_run: bool, outcome: pd.DataFrame,

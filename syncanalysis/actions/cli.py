@@ -201,6 +201,8 @@ def selection_from_args(ws: Workspace, args: argparse.Namespace) -> Selection | 
     if args.finding:
         # exactly the finding's records; further filters narrow them
         sel = _finding_selection(ws, args.finding, args.environment, args.company)
+        if args.action in WHOLE_COMPANY:  # BC runs Retry All / Find for Deleted on a company: the finding's
+            return Selection(environment=sel.environment, company=sel.company)
         sel = sel.replace(**filters)
     else:
         sel = Selection(**filters)

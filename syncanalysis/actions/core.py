@@ -309,9 +309,11 @@ _PARENT_CAUSES = frozenset({"not-coupled", "currency", "uom"})
 def predict(ws: Workspace, targets: pd.DataFrame, action: str) -> pd.Series:
     """The predicted outcome of Retry / Retry All / Synchronize per target that will change.
 
-    From the latest error's cause (its signature) and the dependency graph: a record whose error names a
-    parent that is still not coupled (or itself failing) *will fail again* until the parent is fixed; an
-    update conflict fails a Retry again and is settled by Synchronize (a forced update); a data or setup
+    From the latest error's cause (its signature), the dependency graph and the mapping's settings: a record
+    whose error names a parent that is still not coupled (or coupled to a deleted record) *will fail again*
+    until the parent is fixed; an update conflict fails a Retry again unless Resolve Update Conflicts is set
+    now, and is settled by a Synchronize of that one record (a forced update; BC leaves it out of a
+    Synchronize of several); a deleted record follows Resolve Deletion Conflicts; a data or setup
     cause *may fail again* (loaded history cannot tell whether someone fixed it since); a transient error,
     or a parent coupled since, *should synchronize*. Each text starts with its kind and a colon. ``None``
     for targets that will not change or actions this does not apply to.
@@ -335,45 +337,61 @@ def predict(ws: Workspace, targets: pd.DataFrame, action: str) -> pd.Series:
     keys = pd.MultiIndex.from_frame(targets[["environment", "company"]].assign(latest_parent=parent))
     pstate = pd.Series(state.reindex(keys).to_numpy(dtype=object) if len(state) else None, index=targets.index)
     has_parent = change & parent.notna() & cause.isin(_PARENT_CAUSES)
-    blocked = has_parent & pstate.ne("ok")
-    label = pstate.astype(object).where(pstate.notna(), "not coupled").map({"not coupled": "is still not coupled", "failed": "is itself failing",
-                                              "skipped": "is itself skipped", "broken": "is coupled to a deleted record"})
+    # BC's lookup needs the parent coupled, not synchronized: a failing or skipped parent coupling is enough
+    blocked = has_parent & (pstate.isna() | pstate.eq("broken"))
+    label = pstate.astype(object).where(pstate.notna(), "not coupled").map(
+        {"not coupled": "is still not coupled", "broken": "is coupled to a deleted record"})
     out[blocked] = "will fail again: " + parent[blocked].astype(str) + " " + label[blocked].astype(str) \
         + " (fix the parent first)"
     out[has_parent & ~blocked] = "should synchronize: " + parent[has_parent & ~blocked].astype(str) + " is coupled now"
     rest = change & ~has_parent
     conflict = rest & cause.eq("conflict")
     if action == "synchronize":
-        out[conflict] = "should synchronize: the chosen side overwrites the other (a forced update settles the conflict)"
+        # one record: BC asks who wins and forces it; several: BC leaves out those changed on both sides
+        out[conflict] = ("should synchronize: the chosen side overwrites the other (a forced update settles the "
+                         "conflict)" if int(change.sum()) == 1 else
+                         "will be left out: changed in both apps, and BC's Synchronize of several records skips "
+                         "such records (synchronize it alone, or set Resolve Update Conflicts and Retry)")
     elif conflict.any():
         # a Retry settles a conflict only when the mapping now says which app wins (spec §6.3 step 6)
-        rule = _update_rules(ws, targets.loc[conflict])
+        rule = _mapping_rules(ws, targets.loc[conflict], "update_conflict_resolution")
         settled = conflict & rule.reindex(targets.index).notna()
         out[settled] = "should synchronize: Resolve Update Conflicts is '" + rule[settled[settled].index] \
             + "' now, the next run settles the conflict"
         out[conflict & ~settled] = ("will fail again: changed in both apps and Resolve Update Conflicts is blank; set "
                                     "it on the mapping first, or Synchronize one record choosing the winning side")
     rest &= ~conflict
+    deleted = rest & cause.eq("deleted")
+    if deleted.any():  # spec §6.3 step 3: the mapping's Resolve Deletion Conflicts decides
+        rule = _mapping_rules(ws, targets.loc[deleted], "deletion_conflict_resolution")
+        settled = deleted & rule.reindex(targets.index).notna()
+        out[settled] = "should synchronize: Resolve Deletion Conflicts is '" + rule[settled[settled].index] \
+            + "' now, the next run settles it"
+        out[deleted & ~settled] = ("will fail again: coupled to a deleted record and Resolve Deletion Conflicts is "
+                                   "blank; use Restore Records or Delete Records, or set it on the mapping")
+        rest &= ~deleted
     persistent = rest & (cause.isin(_PERSISTENT) | cause.isin(_PARENT_CAUSES))
-    titles = cause[persistent].map(lambda c: cause_info(c).title.lower())
+    titles = cause[persistent].map({c: cause_info(c).title.lower() for c in cause[persistent].unique()})
     out[persistent] = "may fail again: " + titles.astype(str) + np.where(
         cause[persistent].isin(_PARENT_CAUSES), " (its parent must be coupled first)",
         " (unless the data or setup was fixed since its last error)")
-    transient = rest & cause.notna() & cause.map(lambda c: bool(c) and cause_info(c).transient)
+    transient = rest & cause.isin([c for c in cause.dropna().unique() if c and cause_info(c).transient])
     out[transient] = "should synchronize: its last error was transient"
     out[change & out.isna()] = np.where(cause[change & out.isna()].isna(), "should synchronize (no error recorded)",
                                         "unknown: its last error's cause does not tell")
     return out
 
 
-def _update_rules(ws: Workspace, targets: pd.DataFrame) -> pd.Series:
-    """Per target (by index), its mapping's Resolve Update Conflicts when one is set, else missing."""
+def _mapping_rules(ws: Workspace, targets: pd.DataFrame, setting: str) -> pd.Series:
+    """Per target (by index), its mapping's ``setting`` (a conflict resolution) when one is set, else missing."""
+    if setting not in ("update_conflict_resolution", "deletion_conflict_resolution"):
+        raise ValueError(f"not a conflict setting: {setting!r}")
     pairs = targets[["environment", "company", "mapping_name"]].drop_duplicates()
     with registered(ws.con, pairs, "predict_rules") as name:
         rules = ws.con.execute(
-            f"SELECT p.*, m.update_conflict_resolution AS rule FROM {name} p JOIN mappings m "
+            f"SELECT p.*, m.{setting} AS rule FROM {name} p JOIN mappings m "
             "ON m.environment = p.environment AND m.company = p.company AND m.name = p.mapping_name "
-            "WHERE coalesce(m.update_conflict_resolution, 'None') NOT IN ('None', '')").df()
+            f"WHERE coalesce(m.{setting}, 'None') NOT IN ('None', '')").df()
     index = pd.MultiIndex.from_frame(targets[["environment", "company", "mapping_name"]])
     found = rules.set_index(["environment", "company", "mapping_name"])["rule"]
     return pd.Series(found.reindex(index).to_numpy(dtype=object), index=targets.index).dropna()

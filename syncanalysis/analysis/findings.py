@@ -94,11 +94,13 @@ class Finding:
     per_day: float = 0.0
     #: the BC record ids behind the finding (internal: for counting their errors)
     record_ids: Any = field(default=None, repr=False, compare=False)
+    now_keys: Any = field(default=None, repr=False, compare=False)  # the keys counted in ``now``
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (selection as a dict, times as ISO text)."""
-        out = dataclasses.asdict(dataclasses.replace(self, record_ids=None))
+        out = dataclasses.asdict(dataclasses.replace(self, record_ids=None, now_keys=None))
         out.pop("record_ids")
+        out.pop("now_keys")
         out["selection"] = self.selection.to_dict() if self.selection else None
         for k in ("start", "end"):
             out[k] = pd.Timestamp(out[k]).isoformat() if out[k] is not None else None
@@ -125,7 +127,11 @@ def _ts(value: Any) -> dt.datetime | None:
 # ------------------------------------------------------------------------------------------------
 def diagnose(ws: Workspace, *, environment: str | None = None, company: str | None = None,
              progress: bool = False) -> list[Finding]:
-    """Diagnose the history of ``ws`` and return the findings, most severe and earliest first.
+    """Diagnose the history of ``ws`` and return the findings, what to fix first first.
+
+    One finding per root cause; those happening now (records still failing of their cause, or the job
+    queue still stopped) before those that are over, then causes before symptoms, most records blocked
+    now, most errors per day.
 
     Parameters
     ----------
@@ -147,7 +153,7 @@ def diagnose(ws: Workspace, *, environment: str | None = None, company: str | No
                  for m in [f.mapping, *f.evidence.get("per_mapping", {}), *f.evidence.get("children", {})]}
     findings = [f for f in findings if f.code != "HIGH_FAILURE_RATE"
                 or (f.environment, f.company, f.mapping) not in explained]
-    findings = _one_per_cause(_merge_transient(findings))
+    findings = _within_parents(_one_per_cause(_merge_transient(findings)))
     _measure(ctx, findings)
     findings.sort(key=_rank)
     _name(findings)
@@ -228,8 +234,35 @@ def _one_per_cause(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if id(f) not in merged_away] + out
 
 
+def _within_parents(findings: list[Finding]) -> list[Finding]:
+    """Steady failures, retries or a burst whose records all are the children of one parent finding: that one.
+
+    The parents not coupled are the root cause; the same records again under another code would count
+    them twice (what is merged is listed in the parent finding's ``evidence["merged"]``).
+    """
+    parents = [f for f in findings if f.code == "PARENT_NOT_COUPLED" and f.selection is not None
+               and f.selection.keys]
+    if not parents:
+        return findings
+    keys = {id(p): set(p.selection.keys) for p in parents}
+    out = []
+    for f in findings:
+        home = None
+        if (f.code in ("RETRY_WITHOUT_FIX", "CHRONIC_ERRORS", "ERROR_BURST") and f.selection is not None
+                and f.selection.keys and f.evidence.get("cause")):
+            home = next((p for p in parents if (p.environment, p.company) == (f.environment, f.company)
+                         and p.evidence.get("cause") == f.evidence["cause"]
+                         and keys[id(p)].issuperset(f.selection.keys)), None)
+        if home is None:
+            out.append(f)
+        else:
+            merged = home.evidence.setdefault("merged", {})
+            merged[f.code] = merged.get(f.code, 0) + f.affected
+    return out
+
+
 def _measure(ctx: _Context, findings: list[Finding]) -> None:
-    """Set each finding's ``now`` (its records still not synchronized), ``per_day`` and ``status``.
+    """Set each finding's ``now`` (its records still failing of its cause), ``per_day`` and ``status``.
 
     Also ``evidence["share_of_errors"]``: the share of all errors of the history that are its records'
     errors of its cause (of any cause when it names none).
@@ -239,27 +272,42 @@ def _measure(ctx: _Context, findings: list[Finding]) -> None:
     total = len(e)
     recent_from = pd.Timestamp(end) - pd.Timedelta(days=7) if end is not None else None
     recent = (e["logged_at"] >= recent_from) if recent_from is not None else pd.Series(False, index=e.index)
-    by_record = e[["environment", "company", "record_id", "cause"]].assign(errors=1, recent=recent.astype(int)) \
+    per_record = e[["environment", "company", "record_id", "cause"]].assign(errors=1, recent=recent.astype(int)) \
         .groupby(["environment", "company", "record_id", "cause"], sort=False)[["errors", "recent"]].sum() \
         .reset_index()
-    states = ctx.couplings.set_index(["environment", "company", "table_id", "integration_id"])["state"]
+    # the couplings not synchronized now, each with the cause of its record's latest error ("" for none): a
+    # finding blocks now the records still failing of its own cause, not those failing since for another
+    latest = (e.sort_values(["logged_at", "error_no"], kind="stable")
+              .drop_duplicates(["environment", "company", "record_id"], keep="last")
+              .set_index(["environment", "company", "record_id"])["cause"])
+    failing = ctx.couplings[ctx.couplings["state"] != "ok"]
+    by_record = pd.MultiIndex.from_frame(failing[["environment", "company", "bc_record_id"]])
+    failing_cause = pd.Series(latest.reindex(by_record).fillna("").to_numpy(dtype=object),
+                              index=pd.MultiIndex.from_frame(failing[["environment", "company", "table_id",
+                                                                      "integration_id"]]))
     for f in findings:
         sel = f.selection
         if sel is not None and sel.keys is not None:
-            idx = pd.MultiIndex.from_tuples(sel.keys, names=states.index.names) if sel.keys else None
-            f.now = int((states.reindex(idx) != "ok").sum()) if idx is not None else 0
+            cause = f.evidence.get("cause") if f.code != "HIGH_FAILURE_RATE" else None
+            now = failing_cause.reindex(pd.MultiIndex.from_tuples(sel.keys, names=failing_cause.index.names)) \
+                if sel.keys else pd.Series(dtype=object)
+            hit = now.notna() if cause is None else now.eq(cause)
+            f.now = int(hit.sum())
+            f.now_keys = frozenset(now.index[hit.to_numpy()])
         elif sel is not None and f.code in ("SKIPPED_BACKLOG", "BROKEN_COUPLINGS"):
             f.now = f.affected  # a state now, by definition
         if f.record_ids:
             cause = f.evidence.get("cause") if f.code != "HIGH_FAILURE_RATE" else None
-            r = by_record[(by_record["environment"] == f.environment) & (by_record["company"] == f.company)
-                          & by_record["record_id"].isin(f.record_ids)]
+            r = per_record[(per_record["environment"] == f.environment) & (per_record["company"] == f.company)
+                           & per_record["record_id"].isin(f.record_ids)]
             if cause is not None:
                 r = r[r["cause"] == cause]
             f.per_day = round(float(r["recent"].sum()) / 7, 1)
             if total:
                 f.evidence["share_of_errors"] = round(float(r["errors"].sum()) / total, 4)
-        f.status = "now" if f.now > 0 or f.ongoing else "over"
+        # a finding about records is happening now while some of them still fail of its cause; one about the
+        # job queue (no records) while its window is open
+        f.status = "now" if (f.now > 0 if sel is not None and sel.keys is not None else f.ongoing) else "over"
 
 
 def _rank(f: Finding) -> tuple:
@@ -315,20 +363,24 @@ class TopFix:
     action: str | None
     mapping: str | None
 
-    def text(self) -> str:
-        """The line as plain text."""
-        after = f" Then run {self.action}." if self.action else ""
-        scope_ = f" ({self.mapping})" if self.mapping else ""
-        return f"{self.cause}{scope_}: {self.blocked:,} records blocked now. Fix: {self.fix}.{after} [{self.finding}]"
-
 
 def top_fixes(findings: list[Finding], limit: int = 5) -> list[TopFix]:
-    """At most ``limit`` causes to fix first: findings happening now that block records, in rank order."""
+    """At most ``limit`` causes to fix first: findings happening now that block records, in rank order.
+
+    A record blocked by two findings (a burst of a cause and the parents behind it) is counted under the
+    first; a finding that blocks no record beyond those of the fixes above it is left out.
+    """
     out = []
+    counted: set = set()
     for f in findings:
         # (getattr: findings made elsewhere, e.g. loaded from JSON, may lack the ranking fields)
         if getattr(f, "status", "") != "now" or f.code in _SYMPTOM_RANK or getattr(f, "now", 0) <= 0:
             continue
+        keys = getattr(f, "now_keys", None)
+        blocked = len(keys - counted) if keys is not None else f.now
+        if blocked <= 0:
+            continue
+        counted |= keys or set()
         cause = f.evidence.get("cause")
         label = cause_info(cause).title if cause else f.code.replace("_", " ").capitalize()
         fix = cause_info(cause).action if cause else f.remedy
@@ -343,16 +395,16 @@ def top_fixes(findings: list[Finding], limit: int = 5) -> list[TopFix]:
             fix = f"On the {f.mapping} Integration Table Mapping, set {_RULE_FIX[f.code]}"
         if f.action and fix.endswith(f"then {f.action}"):  # the action is said once, after the fix
             fix = fix[: -len(f"then {f.action}")].rstrip(" ,")
-        out.append(TopFix(f.id, label, f.now, fix, f.action, f.mapping))
+        out.append(TopFix(f.id, label, blocked, fix, f.action, f.mapping))
         if len(out) == limit:
             break
     return out
 
 
-# the fix of a blank mapping setting, in the option values of page 5335 (spec §4.1)
-_RULE_FIX = {"NO_CONFLICT_RULE": "Resolve Update Conflicts to Send Update to Integration (BC wins) or Get Update "
-                                 "from Integration (Dataverse wins)",
-             "NO_DELETION_RULE": "Resolve Deletion Conflicts to Restore Records or Remove Coupling"}
+# the fix of a blank mapping setting, in the captions page 5335 shows for its options
+_RULE_FIX = {"NO_CONFLICT_RULE": "Resolve Update Conflicts to 'Send data update to integration table' (BC wins) or "
+                                 "'Get data update from integration table' (Dataverse wins)",
+             "NO_DELETION_RULE": "Resolve Deletion Conflicts to 'Restore records' or 'Delete coupling'"}
 
 
 def _merge_transient(findings: list[Finding]) -> list[Finding]:
@@ -399,7 +451,7 @@ def _union(findings: list[Finding]) -> Selection | None:
 
 def findings_frame(findings: list[Finding]) -> pd.DataFrame:
     """One row per finding (selection and evidence as dicts), for display and export."""
-    cols = [f.name for f in dataclasses.fields(Finding)]
+    cols = [f.name for f in dataclasses.fields(Finding) if f.name not in ("record_ids", "now_keys")]
     return pd.DataFrame([f.to_dict() for f in findings], columns=cols)
 
 
