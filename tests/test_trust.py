@@ -238,6 +238,15 @@ def test_destructive_previews_name_what_they_delete_in_full_and_not_in_green(ws:
     confirm = _text(panel.confirm_html.value)
     assert f"delete {n:,} Business Central record(s) and their couplings" in confirm
     assert str(markupsafe.escape(destroyed.iloc[0])) in panel.confirm_html.value and "selection:" in confirm
+    # the coupling-only actions on the same broken records: which record stays, and the coupling BC deletes
+    remove = act.plan(ws, "remove-coupling", f.selection).targets
+    remove = remove[remove["status"] == "change"]
+    assert len(remove) and not remove["destroyed"].str.contains("both records stay").any()
+    assert (remove["destroyed"] == "the coupling of " + remove["bc_record_id"] + " (the Business Central record "
+            "stays)").where(remove["bc_record_exists"], True).all()
+    restore = act.plan(ws, "restore-records", f.selection).targets
+    restore = restore[restore["status"] == "change"]
+    assert len(restore) and restore["destroyed"].str.endswith("to its deleted counterpart (a new one is made)").all()
 
 
 # -- after a run, and the audit trail ----------------------------------------------------------------

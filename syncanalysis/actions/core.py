@@ -229,7 +229,10 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
     elif action == "remove-coupling":
         outcome[:] = np.where(~bc_ex & ~dv_ex, "will delete the coupling row (neither record exists)",
                               "will remove the coupling")
-        destroyed[:] = "the coupling (both records stay)"
+        # the coupling row only: the records (those that still exist) stay as they are
+        destroyed[:] = "the coupling of " + _names(t) + np.where(
+            bc_ex & dv_ex, " (both records stay)", np.where(bc_ex, " (the Business Central record stays)", np.where(
+                dv_ex, " (the Dataverse row stays)", " (neither record exists)")))
     elif action == "restore-records":
         # the one-off job writes the missing side: a one-way mapping cannot write the other one
         cannot = enabled & ((bc_ex & (md == _FROM)) | (dv_ex & (md == _TO)))
@@ -243,6 +246,8 @@ def classify(targets: pd.DataFrame, action: str, direction: str | None,
         outcome[ok & dv_ex] = ("will re-create the Business Central record from Dataverse (a new record with the next "
                                "number of its No. Series) and couple it")
         winner[ok & bc_ex], winner[ok & dv_ex] = "Business Central", "Dataverse"
+        # BC deletes the coupling row first, then couples the re-created record
+        destroyed[ok] = "the coupling of " + _names(t)[ok] + " to its deleted counterpart (a new one is made)"
         fields[ok & bc_ex] = "all fields mapped to Dataverse"
         fields[ok & dv_ex] = "all fields mapped from Dataverse"
     elif action == "delete-records":
@@ -380,6 +385,13 @@ def predict(ws: Workspace, targets: pd.DataFrame, action: str) -> pd.Series:
     out[change & out.isna()] = np.where(cause[change & out.isna()].isna(), "should synchronize (no error recorded)",
                                         "unknown: its last error's cause does not tell")
     return out
+
+
+def _names(t: pd.DataFrame) -> np.ndarray:
+    """Each target's record as a reader knows it: BC's Description, else the Dataverse row's name."""
+    bc_name = t["bc_record_id"].astype(object)
+    return bc_name.where(bc_name.notna(), t["crm_description"].astype(object)).fillna("(no name)").astype(str) \
+        .to_numpy(dtype=object)
 
 
 def _mapping_rules(ws: Workspace, targets: pd.DataFrame, setting: str) -> pd.Series:
