@@ -306,8 +306,9 @@ def _measure(ctx: _Context, findings: list[Finding]) -> None:
             if total:
                 f.evidence["share_of_errors"] = round(float(r["errors"].sum()) / total, 4)
         # a finding about records is happening now while some of them still fail of its cause; one about the
-        # job queue (no records) while its window is open
-        f.status = "now" if (f.now > 0 if sel is not None and sel.keys is not None else f.ongoing) else "over"
+        # job queue (no records) or a mapping's failure rate while its window is open
+        about_records = sel is not None and sel.keys is not None and f.code != "HIGH_FAILURE_RATE"
+        f.status = "now" if (f.now > 0 if about_records else f.ongoing or f.now > 0) else "over"
 
 
 def _rank(f: Finding) -> tuple:
@@ -572,6 +573,8 @@ def _stops(ctx: _Context) -> list[Finding]:
                         & (e["cause"] == "permission") & (e["logged_at"] >= p.start - pd.Timedelta(hours=2))
                         & (e["logged_at"] <= p.end), "record_id"]
             sel, n, ids, uncoupled = ctx.resolve(p.environment, p.company, hit)
+            if uncoupled:  # never coupled: on the errors page only, not in the triage
+                evidence["uncoupled"] = uncoupled
             out.append(Finding(
                 "CONNECTION_DISABLED", "critical",
                 f"Synchronization stopped for {p.minutes / 60:.0f} h after a privilege error: BC disabled the "
@@ -656,7 +659,8 @@ def _parents(ctx: _Context) -> list[Finding]:
              "children": {str(k): int(v) for k, v in per_child.items()},
              "parent_mapping": mapping.iat[0] if len(mapping) else None, "errors": int(grp["errors"].sum()),
              "still_blocking": still, "fix_order": int(grp["fix_order"].min()), "cause": cause,
-             "examples": grp.sort_values("blocked_records", ascending=False)["parent_record_id"].head(5).tolist()},
+             "examples": grp.sort_values("blocked_records", ascending=False)["parent_record_id"].head(5).tolist(),
+             **({"uncoupled": uncoupled} if uncoupled else {})},
             f"Couple or synchronize {'the parent' if one else f'the {table} records'} first (Set Up Coupling or "
             f"Synchronize{where}), then Retry the {child} records. {info.remedy}",
             # the children of every mapping (one parent: exactly its children; several: their cause)
@@ -759,7 +763,8 @@ def _episodes(ctx: _Context) -> list[Finding]:
                 env, comp, mapping, _ts(rest["logged_at"].min()), _ts(rest["logged_at"].max()),
                 _recent(rest["logged_at"].max(), end_of_history), n,
                 {"cause": cause, "signature": group, "per_week": round(weekly, 1),
-                 "examples": errs["text"].drop_duplicates().head(3).tolist()},
+                 "examples": errs["text"].drop_duplicates().head(3).tolist(),
+                 **({"uncoupled": uncoupled} if uncoupled else {})},
                 info.remedy, _runnable(info), sel, record_ids=ids))
     return out
 
@@ -1064,13 +1069,15 @@ def _job_health(ctx: _Context) -> list[Finding]:
     out = []
     for r in h.itertuples():
         if r.processed and r.processed >= 100 and (r.failed_share or 0) >= 0.1:
-            sel, n, ids, _ = ctx.resolve(r.environment, r.company, e.loc[
-                (e["environment"] == r.environment) & (e["company"] == r.company)
-                & (e["mapping_name"] == r.mapping_name), "record_id"])
+            mine = e[(e["environment"] == r.environment) & (e["company"] == r.company)
+                     & (e["mapping_name"] == r.mapping_name)]
+            sel, n, ids, _ = ctx.resolve(r.environment, r.company, mine["record_id"])
             out.append(Finding(
                 "HIGH_FAILURE_RATE", "medium",
                 f"{r.mapping_name} failed {r.failed_share:.0%} of the {int(r.processed):,} records it processed",
-                r.environment, r.company, r.mapping_name, _ts(r.first_run), _ts(r.last_run), True,
+                r.environment, r.company, r.mapping_name, _ts(r.first_run), _ts(r.last_run),
+                # going on while the mapping still logs errors (its failing records may not be coupled)
+                _recent(mine["logged_at"].max() if len(mine) else None, ctx.history_end),
                 n if sel is not None else int(r.failed),
                 {"failed": int(r.failed), "processed": int(r.processed), "failed_share": round(r.failed_share, 4)},
                 "Most failures repeat: see the cause and backlog findings of this mapping.",
