@@ -530,20 +530,18 @@ class _Context:
         if not named:
             return None, 0, ids, 0
         index = self._coupling_index()
-        found = [k for r in named for k in index.get((env, comp, r), ())]
-        keys = tuple(sorted(found))
-        return Selection(environment=env, company=comp, keys=keys), len(keys), named, \
-            sum((env, comp, r) not in index for r in named)
+        hits = [index[(env, comp, r)] for r in named if (env, comp, r) in index]
+        rows = np.concatenate(hits) if hits else np.array([], dtype=np.int64)
+        c = self.couplings
+        keys = tuple(sorted(zip(c["environment"].to_numpy(dtype=object)[rows], c["company"].to_numpy(dtype=object)[rows],
+                                c["table_id"].to_numpy()[rows].astype(int).tolist(),
+                                c["integration_id"].to_numpy(dtype=object)[rows])))
+        return Selection(environment=env, company=comp, keys=keys), len(keys), named, len(named) - len(hits)
 
-    def _coupling_index(self) -> dict[tuple[str, str, str], list[tuple[str, str, int, str]]]:
-        """Coupling keys per (environment, company, BC record id), built once (a finding's records are looked up)."""
+    def _coupling_index(self) -> dict[tuple[str, str, str], np.ndarray]:
+        """Rows of :attr:`couplings` per (environment, company, BC record id), grouped once by pandas."""
         if self._index is None:
-            c = self.couplings
-            index: dict[tuple[str, str, str], list[tuple[str, str, int, str]]] = {}
-            for e, k, r, t, i in zip(c["environment"], c["company"], c["bc_record_id"], c["table_id"],
-                                     c["integration_id"]):
-                index.setdefault((e, k, r), []).append((str(e), str(k), int(t), str(i)))
-            self._index = index
+            self._index = self.couplings.groupby(["environment", "company", "bc_record_id"], sort=False).indices
         return self._index
 
 
