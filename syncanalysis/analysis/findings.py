@@ -997,6 +997,7 @@ def _backlog(ctx: _Context) -> list[Finding]:
         SELECT environment, company, mapping_name AS mapping, count(*) FILTER (state = 'skipped') AS skipped,
                min(coalesce(failed_on, latest_error_on)) FILTER (state = 'skipped') AS skipped_since,
                count(*) FILTER (state = 'broken') AS broken,
+               count(*) FILTER (state = 'broken' AND skipped) AS broken_skipped,
                count(*) FILTER (bc_record_exists IS false) AS bc_gone,
                count(*) FILTER (crm_record_exists IS false) AS crm_gone, count(*) AS couplings
         FROM ({sql}) GROUP BY ALL ORDER BY skipped DESC, broken DESC, mapping""", params).df()
@@ -1007,12 +1008,16 @@ def _backlog(ctx: _Context) -> list[Finding]:
         top = lambda col, d=d: ", ".join(f"{r.mapping} {getattr(r, col):,}" for r in d[d[col] > 0].itertuples())  # noqa: E731
         only = lambda col, d=d: str(d.loc[d[col] > 0, "mapping"].iat[0]) if (d[col] > 0).sum() == 1 else None  # noqa: E731
         if skipped:
-            # since the oldest failure that left a coupling skipped (as page 5333's Failed On shows it)
+            # since the oldest failure that left a coupling skipped (as page 5333's Failed On shows it); BC's
+            # Skipped flag also marks broken couplings, counted under BROKEN_COUPLINGS (states are exclusive)
+            also = int(d["broken_skipped"].sum())
+            also_text = f"; {also:,} more skipped ones are broken (their other record is deleted)" if also else ""
             out.append(Finding(
                 "SKIPPED_BACKLOG", "high" if skipped >= 100 else "medium",
-                f"{skipped:,} couplings are skipped (excluded from synchronization): {top('skipped')}",
+                f"{skipped:,} couplings are skipped (excluded from synchronization): {top('skipped')}{also_text}",
                 env, comp, only("skipped"), _ts(d["skipped_since"].min()), end, True, skipped,
-                {"skipped": skipped, "couplings": couplings, "share": round(skipped / couplings, 4) if couplings else 0,
+                {"skipped": skipped, "skipped_and_broken": also, "couplings": couplings,
+                 "share": round(skipped / couplings, 4) if couplings else 0,
                  "per_mapping": {str(r.mapping): int(r.skipped) for r in d[d["skipped"] > 0].itertuples()}},
                 "BC stops synchronizing a record after the same error twice. Fix the causes (see the other "
                 "findings), then Retry them (or Retry All); Retry alone only repeats the failure.",
