@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
+from .analysis.causes import cause_info
 from .sql import scope
 
 ELLIPSIS = "\u2026"
@@ -181,6 +182,13 @@ def _looks_like_causes(keys: Sequence[Any]) -> bool:
     return len(keys) > 0 and all(k in CAUSE_COLORS for k in keys)
 
 
+def cause_label(key: Any) -> str:
+    """A cause code as a reader knows it: its title (``conflict`` -> "Update conflict: both sides changed")."""
+    if key == OTHER or not isinstance(key, str) or key not in CAUSE_COLORS:
+        return str(key)
+    return cause_info(key).title
+
+
 def _legend(ax: Any, handles: list, labels: list[str], title: str | None = None) -> None:
     ax.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
               fontsize=8, title_fontsize=9)
@@ -235,7 +243,8 @@ def cause_pareto(totals: pd.DataFrame, *, top: int = 12, title: str = "Errors by
         The chart.
     """
     n = 0 if _is_empty(totals, "key", "errors") else min(totals["key"].nunique(), top + 1)
-    longest = 0 if not n else min(int(totals["key"].astype(str).str.len().max()), label_width)
+    # room for the labels (a cause's title is longer than its code)
+    longest = 0 if not n else min(max(len(cause_label(k)) for k in totals["key"].dropna().unique()), label_width)
     by_cause = n > 0 and "cause" in totals.columns and not (totals["cause"].astype(str) == totals["key"].astype(str)).all()
     fig = _figure(7.0 + 0.07 * longest + (1.8 if by_cause else 0.0), max(3.0, 1.9 + 0.34 * n))
     if not n:
@@ -261,7 +270,10 @@ def cause_pareto(totals: pd.DataFrame, *, top: int = 12, title: str = "Errors by
     ax = fig.add_subplot()
     pos = np.arange(len(df))
     ax.barh(pos, df["errors"], color=colors, edgecolor="white", linewidth=0.5, height=0.7)
-    ax.set_yticks(pos, [truncate(k, label_width) for k in df["key"]], fontsize=8)
+    # causes by their titles, not their codes
+    names = [cause_label(k) for k in df["key"]] if "cause" not in totals.columns and _looks_like_causes(keys) \
+        else [str(k) for k in df["key"]]
+    ax.set_yticks(pos, [truncate(k, label_width) for k in names], fontsize=8)
     ax.set_ylim(len(df) - 0.5, -0.5)
     ax.set_xlim(0, float(df["errors"].max()) * 1.3 or 1.0)  # room for the labels at the bar ends
     for i, (errors, share) in enumerate(zip(df["errors"], cum)):
@@ -276,7 +288,8 @@ def cause_pareto(totals: pd.DataFrame, *, top: int = 12, title: str = "Errors by
     ax.grid(axis="x", alpha=0.3)
     if by_cause:
         causes = list(dict.fromkeys(df["cause"]))
-        _legend(ax, [Patch(color=cause_color(c)) for c in causes], [truncate(c, 28) for c in causes], "cause")
+        _legend(ax, [Patch(color=cause_color(c)) for c in causes], [truncate(cause_label(c), 44) for c in causes],
+                "cause")
     note = "at each bar: errors \u00b7 cumulative share of all errors"
     _title(ax, title, note + ("; above the dashed line: 80 % of the errors" if cut < len(df) - 1 else ""))
     return _done(fig, save)
@@ -349,7 +362,7 @@ def trends_by_cause(frame: pd.DataFrame, *, freq: str = "day", top: int = 8, val
     ax.set_ylabel(f"{value.capitalize()} per {freq}")
     ax.grid(axis="y", alpha=0.3)
     ax.margins(x=0.01)
-    _legend(ax, handles, [truncate(k, 40) for k in wide.columns], legend_title)
+    _legend(ax, handles, [truncate(cause_label(k), 40) for k in wide.columns], legend_title)
     _title(ax, title)
     return _done(fig, save)
 
@@ -732,7 +745,7 @@ def backlog_over_time(frame: pd.DataFrame, *, title: str = "Skipped backlog per 
     ax = fig.add_subplot()
     colors = key_colors(keys, causes=causes) if len(keys) > 1 or causes else [_PALETTE[0]]
     for key, color in zip(keys, colors):
-        ax.plot(wide.index, wide[key], color=color, linewidth=1.6, label=truncate(key, 40))
+        ax.plot(wide.index, wide[key], color=color, linewidth=1.6, label=truncate(cause_label(key), 40))
     _date_axis(ax)
     _thousands(ax)
     ax.set_ylabel("Skipped records (end of day)")
@@ -798,7 +811,7 @@ def resolution_times(summary: pd.DataFrame, *, top: int = 12,
                title="bar", loc="outside lower left", ncols=2, frameon=False, fontsize=8, title_fontsize=9)
     if by_cause:
         causes = list(dict.fromkeys(df["cause"]))
-        fig.legend(handles=[Patch(color=cause_color(c), label=truncate(c, 28)) for c in causes],
+        fig.legend(handles=[Patch(color=cause_color(c), label=truncate(cause_label(c), 36)) for c in causes],
                    title="cause (median bar)", loc="outside lower right", ncols=min(len(causes), 4), frameon=False,
                    fontsize=8, title_fontsize=9)
     _title(ax, title)

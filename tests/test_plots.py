@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from syncanalysis import plots as P
 from syncanalysis.analysis import backlog as B
 from syncanalysis.analysis import trends as T
+from syncanalysis.analysis.causes import cause_info
 from syncanalysis.twin.scenario import ScenarioConfig, Simulation
 from syncanalysis.twin.state import publish
 from syncanalysis.workspace import Workspace
@@ -94,9 +95,10 @@ def test_cause_pareto(ws: Workspace) -> None:
     assert ax.get_xlabel().startswith("Errors")
     labels = [t.get_text() for t in ax.get_yticklabels()]
     totals = T.error_totals(ws, by="cause")
-    assert labels[0] == totals["key"].iloc[0]
+    # causes by title, not code
+    assert labels[0] == cause_info(totals["key"].iloc[0]).title and totals["key"].iloc[0] not in labels
     # the same cause has the same colour in every chart; the bar labels name the colours: no legend
-    assert to_hex(ax.patches[0].get_facecolor()) == P.cause_color(labels[0])
+    assert to_hex(ax.patches[0].get_facecolor()) == P.cause_color(totals["key"].iloc[0])
     assert not _legends(fig)
     # the cumulative share is written at each bar and agrees with error_totals
     notes = _bar_notes(fig)
@@ -117,7 +119,8 @@ def test_cause_pareto(ws: Workspace) -> None:
     assert legend is not None and legend.get_title().get_text() == "cause"
     top5 = sig.groupby("key").agg(errors=("errors", "sum"), cause=("cause", "first"))
     top5 = top5.reset_index().sort_values(["errors", "key"], ascending=[False, True]).head(5)
-    assert set(_legend_texts(fig)) == set(top5["cause"]) | {P.OTHER}
+    assert set(_legend_texts(fig)) == {P.truncate(P.cause_label(c), 44) for c in top5["cause"]} | {P.OTHER}
+    assert not set(top5["cause"]) & set(_legend_texts(fig))  # titles, not codes
     shown = {to_hex(b.get_facecolor()) for b in fig.axes[0].patches}
     assert {to_hex(h.get_facecolor()) for h in legend.legend_handles} == shown  # every colour explained
 
@@ -149,7 +152,8 @@ def test_trends_heatmap_and_novelty(ws: Workspace) -> None:
     assert_readable(fig)
     assert _labelled(fig) and fig.axes[0].get_legend() is not None
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert set(legend) <= set(daily["key"]) | {P.OTHER}
+    assert set(legend) <= {P.truncate(P.cause_label(k), 40) for k in daily["key"]} | {P.OTHER}
+    assert not set(legend) & set(daily["key"])  # causes by title
     assert fig.axes[0].get_legend().get_title().get_text() == "cause"
     fig = P.trends_by_cause(T.errors_over_time(ws, by="mapping", freq="week"), freq="week", legend_title="mapping")
     assert_readable(fig, title="Errors per week by mapping")
@@ -197,7 +201,7 @@ def test_durations_and_backlog(ws: Workspace) -> None:
     titles = {lg.get_title().get_text() for lg in _legends(fig)}
     assert titles == {"bar", "cause (median bar)"}
     shown = summary.dropna(subset=["median_hours"]).sort_values("episodes", ascending=False).head(12)
-    assert set(shown["cause"]) <= set(_legend_texts(fig))
+    assert {P.truncate(P.cause_label(c), 36) for c in shown["cause"]} <= set(_legend_texts(fig))
 
 
 def test_every_legend_has_a_title(ws: Workspace) -> None:

@@ -1177,9 +1177,9 @@ class TriagePanel:
         trail = act.audit_trail(self.ws, limit=AUDIT_ROWS)
         self.audit_pick_w.options = [(f"#{int(a)} {c}", int(a)) for a, c in zip(trail["action_id"], trail["caption"])]
         cols = [c for c in AUDIT_COLUMNS if c in trail.columns]
-        self.audit_html.value = h.table(trail, columns=cols, headers=AUDIT_HEADERS, max_rows=AUDIT_ROWS, clip_width=60,
-                                        widths=[AUDIT_WIDTHS.get(c, "6%") for c in cols],
-                                        empty="No actions recorded in this workspace yet.")
+        # wrapped and sized to the content: who, when and on what are read in full
+        self.audit_html.value = h.table(trail, columns=cols, headers=AUDIT_HEADERS, max_rows=AUDIT_ROWS, clip_width=300,
+                                        wrap=True, empty="No actions recorded in this workspace yet.")
 
 
 TOP_N_ROWS = 2_000  # pages within the first rows are top-N queries; deeper ones read the list index
@@ -1188,8 +1188,6 @@ _PARENTS_FIRST = {"retry", "synchronize"}  # actions whose plan can take the err
 AUDIT_ROWS = 20
 AUDIT_COLUMNS = ["action_id", "at", "who", "caption", "backend", "dry_run", "targets", "changed", "planned", "no_op",
                  "refused", "failed", "direction", "selection"]
-AUDIT_WIDTHS = {"action_id": "4%", "at": "13%", "who": "8%", "caption": "10%", "backend": "5%", "dry_run": "5%",
-                "direction": "8%", "selection": "11%"}
 AUDIT_HEADERS = {"action_id": "#", "at": "at (UTC)", "caption": "action", "dry_run": "dry run", "no_op": "no-op"}
 PLAN_COLUMNS = ["mapping_name", "bc_record_id", "crm_description", "state", "role", "status", "outcome", "prediction",
                 "destroyed", "winner", "fields"]
