@@ -357,24 +357,18 @@ def predict(ws: Workspace, targets: pd.DataFrame, action: str) -> pd.Series:
                          "conflict)" if int(change.sum()) == 1 else
                          "will be left out: changed in both apps, and BC's Synchronize of several records skips "
                          "such records (synchronize it alone, or set Resolve Update Conflicts and Retry)")
-    elif conflict.any():
-        # a Retry settles a conflict only when the mapping now says which app wins (spec §6.3 step 6)
-        rule = _mapping_rules(ws, targets.loc[conflict], "update_conflict_resolution")
-        settled = conflict & rule.reindex(targets.index).notna()
-        out[settled] = "should synchronize: Resolve Update Conflicts is '" + rule[settled[settled].index] \
-            + "' now, the next run settles the conflict"
-        out[conflict & ~settled] = ("will fail again: changed in both apps and Resolve Update Conflicts is blank; set "
-                                    "it on the mapping first, or Synchronize one record choosing the winning side")
+    else:  # a Retry settles a conflict only when the mapping now says which app wins (spec §6.3 step 6)
+        _by_rule(ws, targets, out, conflict, "update_conflict_resolution", "Resolve Update Conflicts",
+                 "the next run settles the conflict",
+                 "will fail again: changed in both apps and Resolve Update Conflicts is blank; set it on the mapping "
+                 "first, or Synchronize one record choosing the winning side")
     rest &= ~conflict
-    deleted = rest & cause.eq("deleted")
-    if deleted.any():  # spec §6.3 step 3: the mapping's Resolve Deletion Conflicts decides
-        rule = _mapping_rules(ws, targets.loc[deleted], "deletion_conflict_resolution")
-        settled = deleted & rule.reindex(targets.index).notna()
-        out[settled] = "should synchronize: Resolve Deletion Conflicts is '" + rule[settled[settled].index] \
-            + "' now, the next run settles it"
-        out[deleted & ~settled] = ("will fail again: coupled to a deleted record and Resolve Deletion Conflicts is "
-                                   "blank; use Restore Records or Delete Records, or set it on the mapping")
-        rest &= ~deleted
+    deleted = rest & cause.eq("deleted")  # spec §6.3 step 3: the mapping's Resolve Deletion Conflicts decides
+    _by_rule(ws, targets, out, deleted, "deletion_conflict_resolution", "Resolve Deletion Conflicts",
+             "the next run settles it",
+             "will fail again: coupled to a deleted record and Resolve Deletion Conflicts is blank; use Restore "
+             "Records or Delete Records, or set it on the mapping")
+    rest &= ~deleted
     persistent = rest & (cause.isin(_PERSISTENT) | cause.isin(_PARENT_CAUSES))
     titles = cause[persistent].map({c: cause_info(c).title.lower() for c in cause[persistent].unique()})
     out[persistent] = "may fail again: " + titles.astype(str) + np.where(
@@ -392,6 +386,17 @@ def _names(t: pd.DataFrame) -> np.ndarray:
     bc_name = t["bc_record_id"].astype(object)
     return bc_name.where(bc_name.notna(), t["crm_description"].astype(object)).fillna("(no name)").astype(str) \
         .to_numpy(dtype=object)
+
+
+def _by_rule(ws: Workspace, targets: pd.DataFrame, out: pd.Series, mask: pd.Series, setting: str, caption: str,
+             settles: str, blank: str) -> None:
+    """Predict ``mask``'s targets by their mapping's conflict ``setting``: settled when it is set, else ``blank``."""
+    if not mask.any():
+        return
+    rule = _mapping_rules(ws, targets.loc[mask], setting)
+    settled = mask & rule.reindex(targets.index).notna()
+    out[settled] = f"should synchronize: {caption} is '" + rule[settled[settled].index] + f"' now, {settles}"
+    out[mask & ~settled] = blank
 
 
 def _mapping_rules(ws: Workspace, targets: pd.DataFrame, setting: str) -> pd.Series:

@@ -970,13 +970,20 @@ class TriagePanel:
         """How many of the plan's targets the list does not show (Retry All / Find for Deleted act company-wide)."""
         if p.action not in act.WHOLE_COMPANY or not len(p.targets):
             return 0
-        listed, params, _ = self._listed()
         keys = p.targets[["environment", "company", "table_id", "integration_id"]].astype({"integration_id": str})
-        with registered(self.ws.con, keys, "targets") as name:
+        return self._against_list(keys, "ANTI", "count(*)")[0][0]
+
+    def _against_list(self, keys: pd.DataFrame, join: str, select: str = "k.*") -> list[tuple]:
+        """``select`` over the rows of ``keys`` the list shows (``join="SEMI"``) or does not show (``"ANTI"``).
+
+        ``keys`` has environment, company, table_id and integration_id (as text).
+        """
+        listed, params, _ = self._listed()
+        with registered(self.ws.con, keys, "keys") as name:
             return self.ws.con.execute(
-                f"SELECT count(*) FROM {name} t ANTI JOIN ({listed}) l ON l.environment = t.environment AND "
-                "l.company = t.company AND l.table_id = t.table_id AND CAST(l.integration_id AS VARCHAR) = "
-                "t.integration_id", params).fetchall()[0][0]
+                f"SELECT {select} FROM {name} k {join} JOIN ({listed}) l ON l.environment = k.environment AND "
+                "l.company = k.company AND l.table_id = k.table_id AND CAST(l.integration_id AS VARCHAR) = "
+                "k.integration_id", params).fetchall()
 
     def _asks(self, p: Any) -> bool:
         """Whether Run asks first: a destructive action, or one that reaches records the list does not show."""
@@ -1043,13 +1050,8 @@ class TriagePanel:
         self._count()
         self._clear_preview()
         if self._chosen and not self._all:
-            listed, params, _ = self._listed()
             chosen = pd.DataFrame(sorted(self._chosen), columns=["environment", "company", "table_id", "integration_id"])
-            with registered(self.ws.con, chosen, "chosen") as name:
-                kept = self.ws.con.execute(
-                    f"SELECT c.* FROM {name} c SEMI JOIN ({listed}) l ON l.environment = c.environment AND "
-                    "l.company = c.company AND l.table_id = c.table_id AND "
-                    "CAST(l.integration_id AS VARCHAR) = c.integration_id", params).fetchall()
+            kept = self._against_list(chosen, "SEMI")
             gone = len(self._chosen) - len(kept)
             if gone:
                 self._chosen = {(str(e), str(c), int(t), str(i)) for e, c, t, i in kept}
