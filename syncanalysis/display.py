@@ -21,7 +21,6 @@ True
 
 from __future__ import annotations
 
-import html as stdhtml
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
+
+from . import html as h
 
 __all__ = ["humanise", "table"]
 
@@ -85,14 +86,6 @@ class _Column:
 
     cells: pd.Series
     kind: str
-
-
-def _escape(text: pd.Series) -> pd.Series:
-    """HTML-escape a Series of str (vectorised), then make its line breaks ``<br>``."""
-    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")):
-        text = text.str.replace(char, entity, regex=False)
-    return text.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False) \
-        .str.replace("\n", "<br>", regex=False)
 
 
 def _scalar(value: Any) -> str:
@@ -198,7 +191,7 @@ def _column(values: pd.Series, name: Any, percent: bool) -> _Column:
         text, shown = values.dropna().astype(str), "text"
     else:
         text, shown = values[~missing].map(_scalar), "text"
-    cells = _escape(text.astype(object).reindex(values.index).fillna("").astype(str))
+    cells = h.escape_lines(text.astype(object).reindex(values.index).fillna("").astype(str))
     if shown == "text":  # wrapped in a block that keeps the line breaks and wraps long lines
         cells = ('<div class="sa-cell">' + cells + "</div>").where(cells != "", "")
     return _Column(cells=cells, kind=shown)
@@ -280,7 +273,7 @@ def table(frame: pd.DataFrame | pd.Series, *, percent: Collection[str] | None = 
         header = labels[name] if name in labels else humanise(name)
         if col.kind == "time" and "UTC" not in header:
             header += _DATETIME_SUFFIX
-        headers.append(stdhtml.escape(header))
+        headers.append(str(h.escape(header)))
         if col.kind == "number":
             styles[i] = [{"selector": "th", "props": "text-align: right;"},
                          {"selector": "td", "props": "text-align: right; white-space: nowrap;"}]

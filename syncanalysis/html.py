@@ -57,6 +57,23 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+escape = markupsafe.escape  # one cell's text as HTML
+
+
+def escape_lines(text: pd.Series) -> pd.Series:
+    r"""Texts as HTML (vectorised, for whole columns): escaped as :data:`escape` does, line breaks as ``<br>``.
+
+    Examples
+    --------
+    >>> escape_lines(pd.Series(["a < b", "x\r\ny"])).tolist()
+    ['a &lt; b', 'x<br>y']
+    """
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;")):
+        text = text.str.replace(char, entity, regex=False)
+    return text.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False) \
+        .str.replace("\n", "<br>", regex=False)
+
+
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("syncanalysis", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=False)

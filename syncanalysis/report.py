@@ -4,9 +4,9 @@
 :mod:`syncanalysis.plots` (embedded as base64 PNG), the top error signatures with example messages,
 the time to resolution per signature and the skipped backlog, in one section per environment and
 company. The file references nothing outside itself (no scripts, stylesheets, fonts or images from
-the network), so it can be mailed or attached to a ticket. Every text that comes from the data (error
-messages, record ids, finding titles and evidence) is escaped with :func:`html.escape`: error texts
-can contain markup.
+the network), so it can be mailed or attached to a ticket. It is rendered from a jinja2 template with
+autoescaping (:mod:`syncanalysis.html`), so every text that comes from the data (error messages, record
+ids, finding titles and evidence) is escaped: error texts can contain markup.
 """
 
 from __future__ import annotations

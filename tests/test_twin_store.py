@@ -78,6 +78,23 @@ def test_text_columns_keep_none_and_unicode():
     assert back.tolist() == arr.tolist()
 
 
+def test_a_text_column_changed_in_place_is_encoded_again_and_the_workspace_owns_the_encodings():
+    # the encodings kept between saves are checked against the values: an array edited in place (as an
+    # action edits the twin's columns) must not be stored with its old text
+    arr = np.array(["C00010", "C00020", None], dtype=object)
+    kept: store.Encodings = {}
+    first = store._Encoder(kept)
+    assert store._Decoder(first.buffers).array(first.array(arr)).tolist() == ["C00010", "C00020", None]
+    arr[1] = "Société"
+    again = store._Encoder(kept)
+    assert store._Decoder(again.buffers).array(again.array(arr)).tolist() == ["C00010", "Société", None]
+    sim = _sim()
+    ws = Workspace()
+    publish(ws, sim, scenario="t")
+    assert ws.memo("twin-encodings", None, lambda: None, across_writes=True), "the store's encodings live in the workspace"
+    assert not store.__dict__.get("_TEXT_CACHE"), "no module-wide cache"
+
+
 def test_the_workspace_keeps_its_twin_while_the_stored_one_is_unchanged_and_drops_it_on_a_rollback():
     sim = _sim()
     ws = Workspace()

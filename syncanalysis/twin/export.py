@@ -82,18 +82,18 @@ def canonical_frames(sim: Simulation, *, since_job: int = 0,
         live = ~np.isin(job_idx, list(purged))
         job_idx, src, dst, text, family, at, numbers = (a[live] for a in (job_idx, src, dst, text, family, at, numbers))
     src_s, dst_s = pd.Series(src, dtype=object), pd.Series(dst, dtype=object)
-    src_parts = src_s.str.split(": ", n=1, expand=True).reindex(columns=[0, 1])
-    dst_parts = dst_s.str.split(": ", n=1, expand=True).reindex(columns=[0, 1])
+    src_table, src_key = bc.split_record_ids(src_s)
+    dst_table, dst_key = bc.split_record_ids(dst_s)
     errors = pd.DataFrame({
         "error_no": numbers,
         "job_id": job_ids[job_idx] if len(job_idx) else np.empty(0, object),
         "logged_at": _ts(at),
         "source_record_id": src_s,
         "destination_record_id": dst_s,
-        "source_table": src_parts[0],
-        "source_key": src_parts[1],
-        "destination_table": dst_parts[0].where(dst_s != ""),
-        "destination_key": dst_parts[1].where(dst_s != ""),
+        "source_table": src_table,
+        "source_key": src_key,
+        "destination_table": dst_table,
+        "destination_key": dst_key,
         "message": [s[:MESSAGE_LEN] for s in text],
         "error_message": text,
         "exception_detail": [CALL_STACKS[f] for f in family],

@@ -120,7 +120,7 @@ def _save(load: Load, sim: Simulation, scenario: str) -> int:
     # The twin as data (twin.store: JSON and raw arrays, read back into its own classes only). Arrays are
     # stored by content: after an action that un-skips 100,000 couplings only the Skipped arrays are new,
     # not the 60 MB of the whole twin.
-    blob, buffers = store.dumps(sim)
+    blob, buffers = store.dumps(sim, load.workspace.memo("twin-encodings", None, dict, across_writes=True))
     digests = [hashlib.sha1(b).hexdigest() for b in buffers]  # noqa: S324 - content identity, not security
     scope = [w.environment, w.company]
     old = load.con.execute("SELECT revision FROM twin_state WHERE environment = ? AND company = ?", scope).fetchall()

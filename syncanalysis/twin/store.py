@@ -28,12 +28,13 @@ CLASSES: dict[str, type] = {c.__name__: c for c in (
 _NUMERIC = set("biufcU?")  # numpy kinds stored as raw bytes (U: fixed-width text, e.g. GUID columns)
 # id(array) -> (weak reference, its values, their encoding): a twin is stored after every action, and most of
 # its text columns (keys, names) did not change since; comparing the values is far cheaper than encoding them
-_TEXT_CACHE: dict[int, tuple[weakref.ref, list, tuple[bytes, bytes, bytes]]] = {}
+Encodings = dict[int, tuple[weakref.ref, list, tuple[bytes, bytes, bytes]]]
 
 
 class _Encoder:
-    def __init__(self) -> None:
+    def __init__(self, encodings: Encodings | None = None) -> None:
         self.buffers: list[bytes] = []
+        self.encodings: Encodings = {} if encodings is None else encodings
         self.memo: dict[int, int] = {}
 
     def buffer(self, data: bytes) -> int:
@@ -46,7 +47,7 @@ class _Encoder:
             return {"$a": self.buffer(a.tobytes()), "dtype": a.dtype.str, "shape": list(a.shape)}
         if a.dtype == object:
             flat = a.ravel().tolist()
-            hit = _TEXT_CACHE.get(id(a))
+            hit = self.encodings.get(id(a))
             if hit is not None and hit[0]() is a and hit[1] == flat:
                 data, offsets, missing = hit[2]
             elif all(v is None or isinstance(v, str) for v in flat):
@@ -56,10 +57,10 @@ class _Encoder:
                 data = "".join(filled).encode("utf-8")
                 offsets = np.concatenate([np.zeros(1, np.int64), ends]).tobytes()
                 missing = np.fromiter((v is None for v in flat), bool, len(flat)).tobytes()
-                if len(_TEXT_CACHE) > 4096:  # forget arrays that are gone
-                    for key in [k for k, (ref, _, _) in _TEXT_CACHE.items() if ref() is None]:
-                        del _TEXT_CACHE[key]
-                _TEXT_CACHE[id(a)] = (weakref.ref(a), flat, (data, offsets, missing))
+                if len(self.encodings) > 4096:  # forget arrays that are gone
+                    for key in [k for k, (ref, _, _) in self.encodings.items() if ref() is None]:
+                        del self.encodings[key]
+                self.encodings[id(a)] = (weakref.ref(a), flat, (data, offsets, missing))
             else:
                 return {"$objects": [self.value(v) for v in flat], "shape": list(a.shape)}
             return {"$text": self.buffer(data), "offsets": self.buffer(offsets), "none": self.buffer(missing),
@@ -157,9 +158,12 @@ class _Decoder:
         raise TwinError(f"The stored twin has a value this version cannot read: {sorted(v)[:3]}.")
 
 
-def dumps(sim: Any) -> tuple[bytes, list[bytes]]:
-    """The twin as ``(document, buffers)``: UTF-8 JSON and the raw bytes it refers to by position."""
-    enc = _Encoder()
+def dumps(sim: Any, encodings: Encodings | None = None) -> tuple[bytes, list[bytes]]:
+    """The twin as ``(document, buffers)``: UTF-8 JSON and the raw bytes it refers to by position.
+
+    ``encodings`` keeps the text arrays' encodings for the next call (the caller owns it, e.g. a workspace).
+    """
+    enc = _Encoder(encodings)
     doc = {"format": FORMAT, "root": enc.value(sim)}
     return json.dumps(doc, separators=(",", ":")).encode("utf-8"), enc.buffers
 

@@ -265,9 +265,10 @@ class Dashboard:
                                layout=w.Layout(align_items="center")))
         self.findings_box.children = rows
         self.top_fixes_html.value = top_fixes_html(shown)
-        self.findings_note.value = (f'<div class="sa-note">{len(shown)} of {len(self.findings)} finding(s) under '
-                                    "these filters: what is happening now first, then what is over; within each, "
-                                    "the most records blocked now first.</div>")
+        self.findings_note.value = h.fragment(
+            '<div class="sa-note">{{ n }} of {{ total }} finding(s) under these filters: what is happening now first, '
+            'then what is over; within each, the most records blocked now first.</div>',
+            n=len(shown), total=len(self.findings))
 
     def open_finding(self, index: int) -> TriagePanel:
         """Open the triage panel below with finding ``index`` (of the shown list) preselected.

@@ -1233,8 +1233,9 @@ def _plan_html(p: Any) -> str:
     # wrapped, not cut: outcomes and predictions are read in full (up to 400 characters)
     table = h.table(targets, columns=cols, headers=PLAN_HEADERS, clip_width=400, wrap=True,
                     empty="No coupled record matches.")
-    more = (f'<div class="sa-note">Showing {PREVIEW_ROWS:,} of {len(p.targets):,} targets (refused and failing '
-            "again first).</div>" if len(p.targets) > PREVIEW_ROWS else "")
+    more = h.fragment('<div class="sa-note">Showing {{ n }} of {{ total }} targets (refused and failing again '
+                      "first).</div>", n=f"{PREVIEW_ROWS:,}", total=f"{len(p.targets):,}") \
+        if len(p.targets) > PREVIEW_ROWS else ""
     warn = ""
     if destructive and p.destroys:
         names = p.targets["destroyed"].dropna().astype(str)
