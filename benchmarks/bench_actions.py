@@ -1,7 +1,7 @@
 """Benchmark the resolution actions: a bulk Retry of 100,000 selected couplings against a per-row loop.
 
 Set-up (not timed): a scale-10 twin (~230k couplings, 14 days) published into a workspace, with exactly
-100,000 couplings marked Skipped. Then, each on its own copy of the workspace file:
+100,000 couplings (both records present) marked Skipped. Then, each on its own copy of the workspace file:
 
 * bulk: ``actions.run(ws, "retry", Selection(state="skipped"))`` - the selection resolved in SQL,
   enablement vectorised, the twin's rows mapped by one hash lookup, one audit row, one publish;
@@ -30,7 +30,7 @@ from syncanalysis import Workspace
 from syncanalysis import actions as act
 from syncanalysis.actions import backends
 from syncanalysis.analysis.records import Selection
-from syncanalysis.twin.model import BC
+from syncanalysis.twin.model import BC, DV
 from syncanalysis.twin.scenario import ScenarioConfig, Simulation
 from syncanalysis.twin.state import load_twin, publish
 
@@ -38,7 +38,10 @@ N = 100_000
 
 
 def build(folder: Path, scale: float, days: int) -> Path:
-    """Simulate, publish, then mark exactly N couplings (BC record present) Skipped and publish again."""
+    """Simulate, publish, then mark exactly N couplings (both records present) Skipped and publish again.
+
+    Both records: a coupling whose other record is gone is in state "broken", not "skipped".
+    """
     path = folder / "base.duckdb"
     t = time.perf_counter()
     sim = Simulation(ScenarioConfig(days=days, scale=scale, seed=3))
@@ -49,7 +52,7 @@ def build(folder: Path, scale: float, days: int) -> Path:
     need = N
     for name in ("CONTACT", "CUSTOMER", "ITEM-PRODUCT", "VENDOR"):
         tb = w.table(name)
-        rows = np.flatnonzero(tb.coupled & tb.exists[BC])[:need]
+        rows = np.flatnonzero(tb.coupled & tb.exists[BC] & tb.exists[DV])[:need]
         tb.skipped[rows] = True
         need -= len(rows)
         if need <= 0:

@@ -95,6 +95,20 @@ def test_a_text_column_changed_in_place_is_encoded_again_and_the_workspace_owns_
     assert not store.__dict__.get("_TEXT_CACHE"), "no module-wide cache"
 
 
+def test_a_twin_read_back_keeps_its_text_encodings_until_a_column_changes():
+    doc, buffers = store.dumps(_sim())
+    kept: store.Encodings = {}
+    back = store.loads(doc, buffers, kept)
+    assert kept, "the text arrays read are remembered with the bytes they were read from"
+    assert store.dumps(back, kept) == (doc, buffers)  # saved unchanged: the same document and bytes
+    name, table = next(iter(back.world.tables.items()))
+    attr = next(k for k, a in vars(table).items() if isinstance(a, np.ndarray) and a.dtype == object
+                and id(a) in kept and len(a) and isinstance(a[0], str))
+    getattr(table, attr)[0] += " (changed)"  # edited in place, as actions edit the twin
+    again = store.loads(*store.dumps(back, kept))
+    assert getattr(again.world.tables[name], attr)[0].endswith(" (changed)")
+
+
 def test_the_workspace_keeps_its_twin_while_the_stored_one_is_unchanged_and_drops_it_on_a_rollback():
     sim = _sim()
     ws = Workspace()

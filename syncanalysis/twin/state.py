@@ -94,7 +94,12 @@ def _read(ws: Workspace, key: tuple[str, str]) -> Simulation:
     if missing:
         raise TwinError(f"The stored twin of {key[0]}/{key[1]} lacks {len(missing)} of its buffers; rebuild the "
                         "workspace (`syncanalysis demo`, or `syncanalysis simulate --workspace FILE`).")
-    return store.loads(blob, [stored[d] for d in digests or []])
+    return store.loads(blob, [stored[d] for d in digests or []], _encodings(ws))
+
+
+def _encodings(ws: Workspace) -> store.Encodings:
+    """The encodings of the text arrays this workspace read or stored last (kept until a rollback)."""
+    return ws.memo("twin-encodings", None, dict, across_writes=True)
 
 
 def forget_twin(ws: Workspace, environment: str | None = None, company: str | None = None) -> None:
@@ -120,7 +125,7 @@ def _save(load: Load, sim: Simulation, scenario: str) -> int:
     # The twin as data (twin.store: JSON and raw arrays, read back into its own classes only). Arrays are
     # stored by content: after an action that un-skips 100,000 couplings only the Skipped arrays are new,
     # not the 60 MB of the whole twin.
-    blob, buffers = store.dumps(sim, load.workspace.memo("twin-encodings", None, dict, across_writes=True))
+    blob, buffers = store.dumps(sim, _encodings(load.workspace))
     digests = [hashlib.sha1(b).hexdigest() for b in buffers]  # noqa: S324 - content identity, not security
     scope = [w.environment, w.company]
     old = load.con.execute("SELECT revision FROM twin_state WHERE environment = ? AND company = ?", scope).fetchall()

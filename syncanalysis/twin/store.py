@@ -102,9 +102,10 @@ class _Encoder:
 
 
 class _Decoder:
-    def __init__(self, buffers: list[bytes | bytearray]) -> None:
+    def __init__(self, buffers: list[bytes | bytearray], encodings: Encodings | None = None) -> None:
         self.buffers = buffers
         self.memo: dict[int, Any] = {}
+        self.encodings = encodings
 
     def array(self, d: dict[str, Any]) -> np.ndarray:
         shape = tuple(d["shape"])
@@ -112,13 +113,17 @@ class _Decoder:
             # a writable copy: the twin changes its arrays in place
             return np.frombuffer(bytearray(self.buffers[d["$a"]]), dtype=np.dtype(d["dtype"])).reshape(shape)
         if "$text" in d:
-            text = bytes(self.buffers[d["$text"]]).decode("utf-8")
-            offsets = np.frombuffer(bytes(self.buffers[d["offsets"]]), dtype=np.int64).tolist()
-            missing = np.frombuffer(bytes(self.buffers[d["none"]]), dtype=bool)
+            data, ends, nones = (bytes(self.buffers[d[k]]) for k in ("$text", "offsets", "none"))
+            text = data.decode("utf-8")
+            offsets = np.frombuffer(ends, dtype=np.int64).tolist()
+            missing = np.frombuffer(nones, dtype=bool)
             out = np.empty(len(missing), dtype=object)
             out[:] = [text[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
             out[missing] = None
-            return out.reshape(shape)
+            out = out.reshape(shape)
+            if self.encodings is not None:  # what it was read from is its encoding until it changes
+                self.encodings[id(out)] = (weakref.ref(out), out.ravel().tolist(), (data, ends, nones))
+            return out
         out = np.empty(len(d["$objects"]), dtype=object)
         out[:] = [self.value(v) for v in d["$objects"]]
         return out.reshape(shape)
@@ -168,8 +173,11 @@ def dumps(sim: Any, encodings: Encodings | None = None) -> tuple[bytes, list[byt
     return json.dumps(doc, separators=(",", ":")).encode("utf-8"), enc.buffers
 
 
-def loads(document: bytes, buffers: list[bytes | bytearray]) -> Any:
-    """Read a twin written by :func:`dumps`; anything that is not such a document is refused."""
+def loads(document: bytes, buffers: list[bytes | bytearray], encodings: Encodings | None = None) -> Any:
+    """Read a twin written by :func:`dumps`; anything that is not such a document is refused.
+
+    ``encodings`` (as for :func:`dumps`) gets the text arrays' stored bytes: saving them unchanged encodes nothing.
+    """
     try:
         doc = json.loads(bytes(document).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -180,7 +188,7 @@ def loads(document: bytes, buffers: list[bytes | bytearray]) -> Any:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise TwinError(f"The stored twin has format {doc.get('format') if isinstance(doc, dict) else None!r}; "
                         f"this syncanalysis reads {FORMAT!r}. Rebuild the workspace (`syncanalysis demo`).")
-    return _Decoder(buffers).value(doc["root"])
+    return _Decoder(buffers, encodings).value(doc["root"])
 
 
 __all__ = ["CLASSES", "FORMAT", "dumps", "loads"]
