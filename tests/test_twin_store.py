@@ -88,6 +88,8 @@ def test_a_text_column_changed_in_place_is_encoded_again_and_the_workspace_owns_
     arr[1] = "Société"
     again = store._Encoder(kept)
     assert store._Decoder(again.buffers).array(again.array(arr)).tolist() == ["C00010", "Société", None]
+    del arr
+    assert not kept, "an array's encoding goes with the array (a long session keeps no old twins' texts)"
     sim = _sim()
     ws = Workspace()
     publish(ws, sim, scenario="t")

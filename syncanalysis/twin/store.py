@@ -31,6 +31,17 @@ _NUMERIC = set("biufcU?")  # numpy kinds stored as raw bytes (U: fixed-width tex
 Encodings = dict[int, tuple[weakref.ref, list, tuple[bytes, bytes, bytes]]]
 
 
+def _remember(encodings: Encodings, a: np.ndarray, flat: list, encoded: tuple[bytes, bytes, bytes]) -> None:
+    """Keep ``a``'s encoding while ``a`` lives (the entry goes with the array: a long session keeps no old twins)."""
+    key = id(a)
+
+    def gone(ref: weakref.ref, key: int = key) -> None:
+        if encodings.get(key, (None,))[0] is ref:  # not a newer array that took the same id
+            del encodings[key]
+
+    encodings[key] = (weakref.ref(a, gone), flat, encoded)
+
+
 class _Encoder:
     def __init__(self, encodings: Encodings | None = None) -> None:
         self.buffers: list[bytes] = []
@@ -57,10 +68,7 @@ class _Encoder:
                 data = "".join(filled).encode("utf-8")
                 offsets = np.concatenate([np.zeros(1, np.int64), ends]).tobytes()
                 missing = np.fromiter((v is None for v in flat), bool, len(flat)).tobytes()
-                if len(self.encodings) > 4096:  # forget arrays that are gone
-                    for key in [k for k, (ref, _, _) in self.encodings.items() if ref() is None]:
-                        del self.encodings[key]
-                self.encodings[id(a)] = (weakref.ref(a), flat, (data, offsets, missing))
+                _remember(self.encodings, a, flat, (data, offsets, missing))
             else:
                 return {"$objects": [self.value(v) for v in flat], "shape": list(a.shape)}
             return {"$text": self.buffer(data), "offsets": self.buffer(offsets), "none": self.buffer(missing),
@@ -122,7 +130,7 @@ class _Decoder:
             out[missing] = None
             out = out.reshape(shape)
             if self.encodings is not None:  # what it was read from is its encoding until it changes
-                self.encodings[id(out)] = (weakref.ref(out), out.ravel().tolist(), (data, ends, nones))
+                _remember(self.encodings, out, out.ravel().tolist(), (data, ends, nones))
             return out
         out = np.empty(len(d["$objects"]), dtype=object)
         out[:] = [self.value(v) for v in d["$objects"]]
