@@ -232,6 +232,33 @@ def test_one_stray_byte_in_a_utf8_file_is_refused_not_read_as_windows_1252(tmp_p
     assert set(ws.sql("SELECT coupled_to FROM skipped_records")["coupled_to"].str[:16]) == {"Société Générale"}
 
 
+def test_a_windows_1252_csv_plain_ascii_in_its_first_megabyte_is_read_as_windows_1252(tmp_path):
+    # Excel's "CSV" is Windows-1252; a long export can be plain ASCII until a customer called Société
+    # (and a ’ that only Windows-1252, not Latin-1, has) appears after the first megabyte
+    from syncanalysis.sources import UnreadableFileError
+
+    head = ["Table ID,Table Name,Description,Record Exists,Coupled To,Coupled Record Exists,Error Message,Failed On"]
+    plain = [f"18,Customer,C{i},Yes,Contoso {i},Yes,The field Name is too long,11/20/2026 8:00:00 AM"
+             for i in range(16_000)]
+    late = ["18,Customer,C99999,Yes,Société Générale,Yes,L’adresse est trop longue,11/20/2026 8:00:00 AM"]
+    data = ("\r\n".join(head + plain + late) + "\r\n").encode("cp1252")
+    assert len(data) > (1 << 20) + 1000 and data.index(b"\xe9") > 1 << 20
+    path = tmp_path / "Coupled Data Synchronization Errors.csv"
+    path.write_bytes(data)
+    ws = Workspace()
+    load_files(ws, [path], environment="E", company="C", progress=False)
+    got = ws.sql("SELECT coupled_to, error_message FROM skipped_records WHERE description = 'C99999'")
+    assert got.iloc[0].tolist() == ["Société Générale", "L’adresse est trop longue"]
+    assert ws.count("skipped_records") == 16_001
+    # the same late byte in a file with UTF-8 text in it is a stray byte, refused (and nothing written)
+    mixed = data.replace(b"Contoso 5,", "Contoso 5 – Société,".encode(), 1)
+    path.write_bytes(mixed)
+    ws = Workspace()
+    with pytest.raises(UnreadableFileError, match="UTF-8 but has a byte that is not"):
+        load_files(ws, [path], environment="E", company="C", progress=False)
+    assert ws.count("skipped_records") == 0
+
+
 @pytest.mark.parametrize("cut", [12, 40, 71], ids=["inside-a-quoted-message", "after-a-separator", "inside-a-date"])
 def test_a_csv_cut_off_in_its_last_row_is_refused_and_changes_nothing(tmp_path, cut):
     from syncanalysis.sources import UnreadableFileError
@@ -388,7 +415,7 @@ def test_a_stray_byte_after_the_first_megabyte_is_refused_naming_its_line(tmp_pa
     path = tmp_path / "Integration Synch. Job Errors.csv"
     path.write_bytes(data[:at] + b"\xe9" + data[at:])  # a Windows-1252 byte deep inside a UTF-8 file
     ws = Workspace()
-    with pytest.raises(UnreadableFileError, match="cannot be read.*Line: 11001"):
+    with pytest.raises(UnreadableFileError, match=r"row 11001: the file is UTF-8 but has a byte that is not \(0xE9"):
         load_files(ws, [path], environment="E", company="C", progress=False)
     assert ws.count("job_errors") == 0
 

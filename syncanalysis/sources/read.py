@@ -360,7 +360,14 @@ def read_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> list[Par
     try:
         con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {src.read_csv_sql()}")
     except duckdb.Error as exc:
-        raise _csv_error(path, src.delim, exc) from exc
+        if "Invalid unicode" not in str(exc) or src.source != path:
+            raise _csv_error(path, src.delim, exc) from exc
+        # plain ASCII in the first megabyte, then a Windows-1252 letter: read the whole file as Windows-1252
+        src.source, src.compressed = _as_windows_1252(path, compressed, temp), False
+        try:
+            con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {src.read_csv_sql()}")
+        except duckdb.Error as again:
+            raise _csv_error(path, src.delim, again) from again
     temp.objects.append(("TABLE", table))
     h, n = src.header_row, src.width
     # _row = the row number in the file (the header's row + data row index), for error messages
@@ -368,6 +375,15 @@ def read_text(path: Path, head: bytes, compressed: bool, temp: Temp) -> list[Par
     nrows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     return [Part(path, None, src.headers + [""] * (n - len(src.headers)), h + 1, view, src.sample[:SAMPLE_ROWS],
                  nrows)]
+
+
+def _as_windows_1252(path: Path, compressed: bool, temp: Temp) -> Path:
+    """A UTF-8 copy of a CSV that is not UTF-8 after its first megabyte: refused if it has UTF-8 text too."""
+    raw = gzip.decompress(path.read_bytes()) if compressed else path.read_bytes()
+    text, _ = _decode_sample(path, raw, complete=True)  # the whole file decides, as its first megabyte did
+    source = temp.file(".csv")
+    source.write_bytes(text.encode("utf-8"))
+    return source
 
 
 def _csv_error(path: Path, delim: str, exc: duckdb.Error) -> UnreadableFileError:
