@@ -116,6 +116,23 @@ def test_pages_send_only_their_rows_and_follow_the_order(ws: Workspace) -> None:
     assert h.esc(panel.page_rows["bc_record_id"].iloc[0]) in panel.row_html[0].value
 
 
+def test_sorting_by_cause_follows_the_titles_the_list_shows_in_the_panel_and_in_records(ws: Workspace) -> None:
+    from syncanalysis.analysis.causes import cause_info
+
+    every = Selection(state="skipped")
+    panel = TriagePanel(ws, every, page_size=100_000)
+    panel.sort_by("cause", descending=False)
+    titles = [cause_info(c).title.casefold() for c in panel.page_rows["cause"].dropna()]
+    assert len(set(titles)) >= 3, "the twin's skipped records have several causes"
+    assert titles == sorted(titles)  # by title, not by code
+    codes = list(panel.page_rows["cause"].dropna())
+    assert codes != sorted(codes), "this twin's causes sort differently by code, so the test can tell"
+    listed = records(ws, every, order_by="cause", limit=None)["cause"].dropna().tolist()
+    assert listed == codes  # the export and records() use the same order
+    down = records(ws, every, order_by="-cause", limit=None)["cause"].dropna().tolist()
+    assert [cause_info(c).title.casefold() for c in down] == sorted(titles, reverse=True)
+
+
 def test_selection_is_kept_by_key_across_sorting_and_paging(ws: Workspace) -> None:
     panel = TriagePanel(ws, Selection(state="skipped"), page_size=10)
     panel.next_page()

@@ -21,8 +21,9 @@ import pandas as pd
 
 from ..errors import SchemaError
 from ..schema import FIDELITY_PAGE
-from ..sql import COUPLING_STATES, scope
+from ..sql import COUPLING_STATES, lit, scope
 from ..workspace import Workspace
+from .causes import CAUSES
 from .signatures import error_text_sql
 
 STATES = COUPLING_STATES
@@ -306,14 +307,32 @@ def records(ws: Workspace, sel: Selection | None = None, *, order_by: str = "-la
         The page; ``limit=None`` returns every row.
     """
     sql, params = records_relation(ws, sel)
-    col = order_by.lstrip("-")
-    allowed = {"failed_on", "latest_error_on", "bc_record_id", "mapping_name", "state", "signature", "cause",
-               "crm_description", "error_no", "table_id"}
-    if col not in allowed:
-        raise SchemaError(f"Cannot order records by {col!r}; use one of {sorted(allowed)}.")
-    order = f'"{col}" {"DESC" if order_by.startswith("-") else "ASC"} NULLS LAST, ' + ", ".join(KEY)
     page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
-    return ws.con.execute(f"SELECT * FROM ({sql}) ORDER BY {order}{page}", params).df()
+    return ws.con.execute(f"SELECT * FROM ({sql}) ORDER BY {order_sql(order_by)}{page}", params).df()
+
+
+ORDERABLE = ("failed_on", "latest_error_on", "bc_record_id", "mapping_name", "state", "signature", "cause",
+             "crm_description", "error_no", "table_id")
+
+
+def order_sql(order_by: str) -> str:
+    """The ORDER BY of records by a column (``-`` prefix: descending), NULLs last, then the key.
+
+    Causes are ordered by their titles, as the list and the exports show them, not by their codes.
+
+    Examples
+    --------
+    >>> order_sql("-error_no")
+    '"error_no" DESC NULLS LAST, environment, company, table_id, integration_id'
+    """
+    col = order_by.lstrip("-")
+    if col not in ORDERABLE:
+        raise SchemaError(f"Cannot order records by {col!r}; use one of {sorted(ORDERABLE)}.")
+    expr = f'"{col}"'
+    if col == "cause":
+        by_title = sorted(CAUSES, key=lambda code: CAUSES[code].title.casefold())
+        expr = f"list_position([{', '.join(lit(c) for c in by_title)}], cause)"
+    return f'{expr} {"DESC" if order_by.startswith("-") else "ASC"} NULLS LAST, ' + ", ".join(KEY)
 
 
 def count_records(ws: Workspace, sel: Selection | None = None) -> int:

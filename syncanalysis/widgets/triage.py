@@ -23,7 +23,7 @@ from IPython.display import display
 from .. import actions as act
 from .. import html as h
 from ..analysis.causes import cause_info
-from ..analysis.records import STATES, Selection, records, records_relation
+from ..analysis.records import STATES, Selection, order_sql, records, records_relation
 from ..analysis.signatures import ensure_signatures, error_text_sql
 from ..errors import SyncAnalysisError
 from ..sql import registered
@@ -627,10 +627,7 @@ class TriagePanel:
         col = self._order.lstrip("-")
         if col not in {c for _, c in SORTS}:
             raise SyncAnalysisError(f"Cannot sort the list by {col!r}; use one of {[c for _, c in SORTS]}.")
-        direction = "DESC" if self._order.startswith("-") else "ASC"
-        # the same order as records(): the column, NULLs last, then the key
-        order = f'"{col}" {direction} NULLS LAST, environment, company, table_id, integration_id'
-        return sql, [v for _, v in where], order
+        return sql, [v for _, v in where], order_sql(self._order)  # the same order as records()
 
     def _count(self) -> int:
         """How many records the filters match (counted once per filter and workspace version)."""
